@@ -48,7 +48,7 @@ class AOIGrid:
         out = []
         for part in parts:
             xy = np.asarray(part.coords, dtype=np.float64)[:, :2]
-            cols, rows = inverse * (xy[:, 0], xy[:, 1])
+            cols, rows = inverse @ (xy[:, 0], xy[:, 1])
             out.append(np.column_stack([cols, rows]))
         return out
 

@@ -1,0 +1,1 @@
+"""Prefect flows of railwatch: composition only (the steps live in tasks/ and railwatch/)."""

@@ -1,0 +1,283 @@
+"""The counts store (SQLite by default, PostgreSQL in production) through SQLAlchemy.
+
+Three tables: the scene registry (what was found and how far it got), one row per
+(AOI, scene, track, detector version), and one row per (AOI, scene, detector version) with
+totals and the surge flag. Writes are upserts on those keys, so reruns never duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from railwatch.errors import ConfigError, StorageError
+from railwatch.models import ClipRef, SceneCount, SceneRef
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SceneRow(Base):
+    """The scene registry: one row per (AOI, source, scene)."""
+
+    __tablename__ = "scenes"
+    __table_args__ = (UniqueConstraint("aoi_id", "source", "scene_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aoi_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(128))
+    scene_id: Mapped[str] = mapped_column(String(256))
+    acquired: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    published: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cloud_cover: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="discovered")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    scene_ref: Mapped[dict[str, Any]] = mapped_column(JSON)
+    image_key: Mapped[str | None] = mapped_column(String(512))
+    mask_key: Mapped[str | None] = mapped_column(String(512))
+    valid_fraction: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrackCountRow(Base):
+    __tablename__ = "track_counts"
+    __table_args__ = (UniqueConstraint("aoi_id", "source", "scene_id", "track_id", "detector_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aoi_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(128))
+    scene_id: Mapped[str] = mapped_column(String(256))
+    track_id: Mapped[str] = mapped_column(String(128))
+    detector_version: Mapped[str] = mapped_column(String(32))
+    acquired: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    length_m: Mapped[float] = mapped_column(Float)
+    occupied_m: Mapped[float] = mapped_column(Float)
+    cars: Mapped[int] = mapped_column(Integer)
+    cars_low: Mapped[int] = mapped_column(Integer)
+    cars_high: Mapped[int] = mapped_column(Integer)
+    valid_fraction: Mapped[float] = mapped_column(Float)
+
+
+class SceneCountRow(Base):
+    __tablename__ = "scene_counts"
+    __table_args__ = (UniqueConstraint("aoi_id", "source", "scene_id", "detector_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aoi_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(128))
+    scene_id: Mapped[str] = mapped_column(String(256))
+    detector_version: Mapped[str] = mapped_column(String(32))
+    acquired: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    occupied_m: Mapped[float] = mapped_column(Float)
+    cars: Mapped[int] = mapped_column(Integer)
+    cars_low: Mapped[int] = mapped_column(Integer)
+    cars_high: Mapped[int] = mapped_column(Integer)
+    valid_fraction: Mapped[float] = mapped_column(Float)
+    shift_dx_m: Mapped[float] = mapped_column(Float)
+    shift_dy_m: Mapped[float] = mapped_column(Float)
+    flags: Mapped[str] = mapped_column(Text, default="")
+    image_key: Mapped[str] = mapped_column(String(512))
+    mask_key: Mapped[str] = mapped_column(String(512))
+    surge: Mapped[bool] = mapped_column(Boolean, default=False)
+    surge_ratio: Mapped[float | None] = mapped_column(Float)
+    baseline_cars: Mapped[float | None] = mapped_column(Float)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything railwatch stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class CountsStore:
+    """Reads and upserts railwatch's tables."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        try:
+            self.engine = engine or create_engine(url, future=True)
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise ConfigError(f"database URL {url!r} is not usable: {exc}") from exc
+        try:
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open the counts database {url!r}: {exc.__class__.__name__}: "
+                              f"{str(exc).splitlines()[0]}") from exc
+
+    def _upsert(self, session: Session, table: Any, rows: Sequence[dict[str, Any]],
+                keys: Sequence[str]) -> None:
+        if not rows:
+            return
+        dialect = self.engine.dialect.name
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+        if insert is None:
+            raise ConfigError(f"database dialect {dialect!r} is not supported; use SQLite or PostgreSQL")
+        stmt = insert(table)
+        update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
+
+    # --- scene registry -------------------------------------------------------------------
+
+    def register_scenes(self, aoi_id: str, scenes: Iterable[SceneRef]) -> None:
+        """Record discovered scenes; a scene already known keeps its status and history."""
+        rows = [
+            {"aoi_id": aoi_id, "source": s.source, "scene_id": s.scene_id, "acquired": s.acquired,
+             "published": s.published, "cloud_cover": s.cloud_cover, "status": "discovered",
+             "attempts": 0, "scene_ref": json.loads(s.model_dump_json()), "updated_at": _now()}
+            for s in scenes
+        ]
+        if not rows:
+            return
+        dialect = self.engine.dialect.name
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        with self._session() as session:
+            stmt = insert(SceneRow.__table__).on_conflict_do_nothing(
+                index_elements=["aoi_id", "source", "scene_id"]
+            )
+            session.execute(stmt, rows)
+
+    def scene_status(self, aoi_id: str) -> dict[tuple[str, str], str]:
+        with self._session() as session:
+            rows = session.execute(
+                select(SceneRow.source, SceneRow.scene_id, SceneRow.status).where(
+                    SceneRow.aoi_id == aoi_id
+                )
+            )
+            return {(r.source, r.scene_id): r.status for r in rows}
+
+    def mark_scene(self, aoi_id: str, source: str, scene_id: str, status: str,
+                   error: str | None = None, clip: ClipRef | None = None) -> None:
+        """Advance a scene's status; a failure counts an attempt and keeps the reason."""
+        with self._session() as session:
+            row = session.scalars(select(SceneRow).where(
+                SceneRow.aoi_id == aoi_id, SceneRow.source == source, SceneRow.scene_id == scene_id
+            )).one()
+            row.status = status
+            row.updated_at = _now()
+            if status == "failed":
+                row.attempts += 1
+                row.last_error = error
+            if clip is not None:
+                row.image_key, row.mask_key = clip.image_key, clip.mask_key
+                row.valid_fraction = clip.valid_fraction
+            if status == "detected":
+                row.last_error = None
+
+    def measured_clips(self, aoi_id: str) -> list[ClipRef]:
+        """Clips of an AOI that have stored profiles (the history of its background model)."""
+        with self._session() as session:
+            rows = session.scalars(select(SceneRow).where(
+                SceneRow.aoi_id == aoi_id, SceneRow.status.in_(("measured", "detected"))
+            ))
+            return [
+                ClipRef(aoi_id=aoi_id, scene=SceneRef.model_validate(r.scene_ref),
+                        image_key=r.image_key or "", mask_key=r.mask_key or "",
+                        valid_fraction=r.valid_fraction or 0.0)
+                for r in rows
+            ]
+
+    def last_acquired(self, aoi_id: str) -> datetime | None:
+        """The newest acquisition time registered for an AOI (the watch flow's high-water mark)."""
+        with self._session() as session:
+            rows = session.scalars(select(SceneRow.acquired).where(SceneRow.aoi_id == aoi_id))
+            times = [_as_utc(t) for t in rows]
+            return max(times) if times else None
+
+    # --- counts ---------------------------------------------------------------------------
+
+    def upsert_counts(self, counts: Sequence[SceneCount]) -> None:
+        scene_rows, track_rows = [], []
+        for c in counts:
+            key = {"aoi_id": c.aoi_id, "source": c.source, "scene_id": c.scene_id,
+                   "detector_version": c.detector_version}
+            scene_rows.append({
+                **key, "acquired": c.acquired, "occupied_m": c.occupied_m, "cars": c.cars,
+                "cars_low": c.cars_low, "cars_high": c.cars_high,
+                "valid_fraction": c.valid_fraction, "shift_dx_m": c.shift_m[0],
+                "shift_dy_m": c.shift_m[1], "flags": ",".join(c.flags),
+                "image_key": c.image_key, "mask_key": c.mask_key,
+            })
+            track_rows.extend({**key, **t.model_dump(), "acquired": c.acquired} for t in c.tracks)
+        with self._session() as session:
+            self._upsert(session, SceneCountRow.__table__, scene_rows,
+                         ["aoi_id", "source", "scene_id", "detector_version"])
+            self._upsert(session, TrackCountRow.__table__, track_rows,
+                         ["aoi_id", "source", "scene_id", "track_id", "detector_version"])
+
+    def scene_counts(self, aoi_id: str, detector_version: str | None = None) -> list[SceneCountRow]:
+        """All scene totals of an AOI, oldest first."""
+        with self._session() as session:
+            query = select(SceneCountRow).where(SceneCountRow.aoi_id == aoi_id)
+            if detector_version:
+                query = query.where(SceneCountRow.detector_version == detector_version)
+            rows = list(session.scalars(query.order_by(SceneCountRow.acquired, SceneCountRow.scene_id)))
+            for r in rows:
+                r.acquired = _as_utc(r.acquired)
+            session.expunge_all()
+            return rows
+
+    def track_counts(self, aoi_id: str, scene_id: str) -> list[TrackCountRow]:
+        with self._session() as session:
+            rows = list(session.scalars(select(TrackCountRow).where(
+                TrackCountRow.aoi_id == aoi_id, TrackCountRow.scene_id == scene_id
+            ).order_by(TrackCountRow.track_id)))
+            session.expunge_all()
+            return rows
+
+    def set_surge_flags(self, aoi_id: str, detector_version: str,
+                        flags: dict[str, tuple[bool, float | None, float | None]]) -> None:
+        """Write (surge, ratio, baseline) per scene id."""
+        with self._session() as session:
+            for row in session.scalars(select(SceneCountRow).where(
+                SceneCountRow.aoi_id == aoi_id, SceneCountRow.detector_version == detector_version
+            )):
+                if row.scene_id in flags:
+                    row.surge, row.surge_ratio, row.baseline_cars = flags[row.scene_id]
+
+    def _session(self) -> _SessionScope:
+        return _SessionScope(self.engine)
+
+
+class _SessionScope:
+    """A session that commits on success, rolls back on error and turns DB errors into ours."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.session = Session(engine, expire_on_commit=False)
+
+    def __enter__(self) -> Session:
+        return self.session
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.session.commit()
+            else:
+                self.session.rollback()
+        except SQLAlchemyError as err:
+            raise StorageError(f"counts database write failed: {err}") from err
+        finally:
+            self.session.close()

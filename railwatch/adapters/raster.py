@@ -1,0 +1,143 @@
+"""Raster I/O at the edge: read only an AOI's window of a scene onto the AOI grid, write COGs.
+
+Every read goes through `read_on_grid`, so the pipeline's clips and the `detect` CLI see the
+same pixels for the same scene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.features import geometry_mask
+from rasterio.io import MemoryFile
+from rasterio.vrt import WarpedVRT
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+
+from railwatch.errors import SceneError
+from railwatch.grid import AOIGrid, project
+
+MaskKind = Literal["udm2", "scl", "binary"]
+
+# GDAL settings for cloud-optimised reads: no directory listing on open, merged range requests.
+COG_READ_OPTIONS: dict[str, Any] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_MAX_RAW_BLOCK_CACHE_SIZE": str(256 * 1024 * 1024),
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
+    "VSI_CACHE": "TRUE",
+}
+# Sentinel-2 scene classification values that are usable ground (veg, bare, water, unclassified, snow).
+SCL_USABLE = (4, 5, 6, 7, 11)
+
+
+@contextmanager
+def gdal_env(**extra: Any) -> Iterator[None]:
+    """A rasterio environment tuned for COGs (extra options override the defaults)."""
+    with rasterio.Env(**{**COG_READ_OPTIONS, **extra}):
+        yield
+
+
+def read_on_grid(
+    path: str,
+    grid: AOIGrid,
+    bands: Sequence[int] | None = None,
+    resampling: Resampling = Resampling.bilinear,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read `bands` of a raster reprojected onto `grid`; only the tiles under the grid are fetched.
+
+    Returns (data (bands, H, W) in the source dtype, has_data (H, W) bool).
+    """
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: the raster has no CRS; it cannot be placed on the map")
+            indexes = list(bands) if bands else list(range(1, src.count + 1))
+            if max(indexes) > src.count:
+                raise SceneError(
+                    f"{path}: has {src.count} band(s) but band {max(indexes)} was asked for"
+                )
+            nodata = src.nodata
+            with WarpedVRT(
+                src,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=resampling,
+                src_nodata=nodata,
+                nodata=nodata if nodata is not None else 0,
+                add_alpha=nodata is None,
+            ) as vrt:
+                data = vrt.read(indexes)
+                if nodata is None:
+                    has_data = vrt.read(vrt.count) > 0
+                else:
+                    has_data = ~np.all(data == nodata, axis=0)
+    except RasterioError as exc:
+        raise SceneError(f"{path}: cannot read the raster ({exc})") from exc
+    return data, has_data
+
+
+def usable_mask(mask: np.ndarray, kind: MaskKind) -> np.ndarray:
+    """Clear-and-usable pixels from a mask asset's first band(s)."""
+    first = mask[0]
+    if kind == "scl":
+        return np.isin(first, SCL_USABLE)
+    return first == 1
+
+
+def polygon_pixels(grid: AOIGrid, polygon_lonlat: Any) -> np.ndarray:
+    """True for grid pixels whose centre is inside the polygon."""
+    projected = project(polygon_lonlat, grid.crs)
+    return ~geometry_mask([projected], out_shape=(grid.height, grid.width), transform=grid.transform)
+
+
+def encode_cog(
+    data: np.ndarray,
+    grid: AOIGrid,
+    nodata: float | None = None,
+    descriptions: Sequence[str] | None = None,
+) -> bytes:
+    """A Cloud-Optimized GeoTIFF of `data` (bands, H, W) on `grid`, as bytes."""
+    profile = {
+        "driver": "GTiff",
+        "dtype": data.dtype.name,
+        "count": data.shape[0],
+        "height": grid.height,
+        "width": grid.width,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+    }
+    cog = cog_profiles.get("deflate")
+    cog.update(blockxsize=256, blockysize=256, predictor=2)
+    with MemoryFile() as src_mem:
+        with src_mem.open(**profile) as dst:
+            dst.write(data)
+            if descriptions:
+                for i, name in enumerate(descriptions, start=1):
+                    dst.set_band_description(i, name)
+        with src_mem.open() as src, MemoryFile() as out_mem:
+            cog_translate(
+                src,
+                out_mem.name,
+                cog,
+                in_memory=True,
+                quiet=True,
+                overview_resampling="average",
+            )
+            return bytes(out_mem.read())
+
+
+def decode_raster(data: bytes) -> np.ndarray:
+    """All bands of a GeoTIFF held in memory."""
+    with MemoryFile(data) as mem, mem.open() as src:
+        return np.asarray(src.read())

@@ -1,0 +1,207 @@
+"""The `railwatch` command line. `main(argv) -> int` wraps the typer app so errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from railwatch.errors import RailwatchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
+console = Console(stderr=True)
+out = Console()
+
+DEMO_AOI = "tumangang"
+DEMO_START, DEMO_END = date(2023, 9, 1), date(2023, 10, 10)
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Prefect defaults that suit an offline machine (set before prefect is imported)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        yield progress
+
+
+def _run_flow(name: str, **params: Any) -> Any:
+    """Run a flow in-process with a progress bar per stage."""
+    from railwatch.progress import listening
+
+    if name == "backfill":
+        from flows.backfill import backfill as flow_fn
+    else:
+        from flows.watch import watch as flow_fn
+    with _progress() as progress:
+        bars: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage == "done":
+                return
+            if stage not in bars:
+                bars[stage] = progress.add_task(f"{stage} (Dask batches)", total=total)
+            progress.update(bars[stage], completed=done, total=total)
+
+        with listening(on_progress):
+            return flow_fn(**params)
+
+
+def _show_counts(aoi_id: str, plot: bool = True) -> None:
+    from railwatch.adapters.counts import CountsStore
+    from railwatch.aoi import load_registry, select_aois
+    from railwatch.core import DETECTOR_VERSION
+    from railwatch.report import counts_table, headline, plot_counts
+    from railwatch.settings import get_settings
+
+    settings = get_settings()
+    (aoi,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
+    rows = CountsStore(settings.db_url).scene_counts(aoi.id, DETECTOR_VERSION)
+    out.print(counts_table(aoi, rows))
+    line = headline(aoi, rows)
+    if line:
+        out.print(f"[bold red]{line}[/]")
+    if plot and rows:
+        path = plot_counts(aoi, rows, settings.home / "reports" / f"{aoi.id}-cars.png")
+        out.print(f"plot:   {path}")
+
+
+@app.command()
+def simulate(
+    aoi: Annotated[Path, typer.Option(help="AOI file to simulate scenes over.")] = Path(
+        "aois/tumangang.geojson"),
+    start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")] = str(DEMO_START),
+    end: Annotated[str, typer.Option(help="Last date, inclusive.")] = str(DEMO_END),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same pixels).")] = 2023,
+    workers: Annotated[int, typer.Option(help="Rendering processes.")] = 2,
+) -> None:
+    """Publish simulated PlanetScope-like scenes + STAC items over an AOI (the demo's catalog)."""
+    from railwatch.aoi import load_aoi
+    from railwatch.settings import get_settings
+    from railwatch.simulate import publish_season
+
+    settings = get_settings()
+    area = load_aoi(aoi, settings.max_aoi_km2)
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    folder = settings.simulator_dir / area.id
+    with _progress() as progress:
+        bar = progress.add_task("simulating scenes", total=(last - first).days + 1)
+        scenes = publish_season(area, folder, first, last, seed=seed, workers=workers,
+                                on_scene=lambda _s: progress.advance(bar))
+    out.print(f"{len(scenes)} scene(s) over {area.id} in the STAC collection {folder / 'collection.json'}")
+
+
+@app.command(name="backfill")
+def backfill_cmd(
+    start: Annotated[str, typer.Option(help="First acquisition date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last acquisition date, inclusive.")],
+    aoi: Annotated[list[str] | None, typer.Option(help="AOI id (repeatable); all by default.")] = None,
+    force: Annotated[bool, typer.Option(help="Reprocess scenes already done.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
+) -> None:
+    """Process every scene over the AOIs in a date range (resumable: done scenes are skipped)."""
+    _quiet_prefect(verbose)
+    summary = _run_flow("backfill", start=date.fromisoformat(start), end=date.fromisoformat(end),
+                        aoi_ids=aoi or None, force=force)
+    _print_summary(summary)
+
+
+@app.command(name="watch")
+def watch_cmd(
+    aoi: Annotated[list[str] | None, typer.Option(help="AOI id (repeatable); all by default.")] = None,
+    lookback_days: Annotated[int, typer.Option(help="How far back to look for new scenes.")] = 14,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
+) -> None:
+    """Process scenes that are new since the last poll."""
+    _quiet_prefect(verbose)
+    _print_summary(_run_flow("watch", aoi_ids=aoi or None, lookback_days=lookback_days))
+
+
+@app.command()
+def counts(aoi: Annotated[str, typer.Option(help="AOI id.")] = DEMO_AOI) -> None:
+    """Print the stored counts of an AOI and write its plot."""
+    _show_counts(aoi)
+
+
+@app.command()
+def demo(
+    workers: Annotated[int, typer.Option(help="Dask workers and rendering processes.")] = 2,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
+) -> None:
+    """Simulate the Sept–Oct 2023 Tumangang season and run it through the whole pipeline."""
+    _quiet_prefect(verbose)
+    os.environ.setdefault("RAILWATCH_DASK_WORKERS", str(workers))
+    from railwatch.settings import get_settings
+
+    settings = get_settings()
+    if settings.catalogs != ["simulator"]:
+        raise RailwatchError("the demo reads the built-in simulator; unset RAILWATCH_CATALOGS")
+    wall = time.perf_counter()
+    console.rule("[bold]railwatch demo: Tumangang rail facility, 2023-09-01 … 2023-10-10")
+    simulate(aoi=settings.aoi_dir / f"{DEMO_AOI}.geojson", start=str(DEMO_START),
+             end=str(DEMO_END), seed=2023, workers=workers)
+    simulated = time.perf_counter() - wall
+    summary = _run_flow("backfill", start=DEMO_START, end=DEMO_END, aoi_ids=[DEMO_AOI])
+    _show_counts(DEMO_AOI)
+    from railwatch.adapters.store import open_store
+
+    out.print(f"clips:  {open_store(settings.store_url).uri(DEMO_AOI)}/YYYY/MM/DD/<scene>/")
+    out.print(f"counts: {settings.db_url} (tables scene_counts, track_counts, scenes)")
+    _print_summary(summary, simulated=simulated, wall=time.perf_counter() - wall)
+
+
+def _print_summary(summary: Any, simulated: float | None = None, wall: float | None = None) -> None:
+    n = max(summary.processed, 1)
+    split = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
+    per_scene = ", ".join(f"{k} {v / n * 1000:.0f} ms" for k, v in summary.scene_seconds.items())
+    out.print(f"scenes: {summary.found} found, {summary.skipped_done} already done, "
+              f"{summary.processed} processed, {len(summary.failed)} failed")
+    for aoi_id, scene_id, reason in summary.failed:
+        out.print(f"  [red]failed[/] {aoi_id}/{scene_id}: {reason}")
+    out.print(f"stages (wall): {split}")
+    if summary.processed:
+        out.print(f"per scene (worker time): {per_scene}")
+    if wall is not None:
+        sim = f" (simulation {simulated:.1f}s)" if simulated is not None else ""
+        out.print(f"[bold]demo wall time {wall:.1f}s{sim}[/]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command, turn railwatch errors into a one-line message and exit 2."""
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+    except RailwatchError as exc:
+        console.print(f"railwatch: error: {exc}", markup=False, highlight=False)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("railwatch: aborted")
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Surge flags from a count series: far above the robust baseline AND above the historical max.
+
+Each scene is judged only against earlier, reliable, unflagged scenes, so a backfill computes
+the same flags as the live runs did, and a long surge does not raise its own baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SurgeParams:
+    """Thresholds of the surge test (per AOI overrides come from the AOI file)."""
+
+    window_days: int = 60  # trailing window of the median/MAD baseline
+    lookback_days: int = 5 * 365  # window of the historical maximum
+    min_history: int = 5  # fewer reliable earlier scenes: no flag unless a historical max is known
+    z_threshold: float = 4.0
+    ratio_threshold: float = 1.5  # cars / historical maximum
+    min_valid_fraction: float = 0.6  # low-coverage scenes never raise a flag
+    mad_floor_cars: float = 2.0  # counts are integers with ±1–2 cars of noise
+
+
+@dataclass(frozen=True)
+class SurgeFlag:
+    surge: bool
+    ratio: float | None  # cars / max(earlier reliable counts, known historical max)
+    baseline: float | None  # trailing median of earlier reliable counts
+    robust_z: float | None
+
+
+def flag_surges(
+    times: Sequence[datetime],
+    cars: Sequence[float],
+    valid_fractions: Sequence[float],
+    history_max: float | None = None,
+    params: SurgeParams | None = None,
+) -> list[SurgeFlag]:
+    """One flag per scene; `times` must be sorted ascending."""
+    p = params or SurgeParams()
+    counts = np.asarray(cars, dtype=float)
+    reliable = np.asarray(valid_fractions, dtype=float) >= p.min_valid_fraction
+    flagged = np.zeros(len(counts), dtype=bool)
+    out: list[SurgeFlag] = []
+    for i, when in enumerate(times):
+        earlier = [j for j in range(i) if reliable[j] and not flagged[j] and times[j] < when]
+        recent = np.array([j for j in earlier if when - times[j] <= timedelta(days=p.window_days)],
+                          dtype=int)
+        lookback = [j for j in earlier if when - times[j] <= timedelta(days=p.lookback_days)]
+        baseline = float(np.median(counts[recent])) if recent.size else None
+        peaks = [float(counts[j]) for j in lookback]
+        if history_max is not None:
+            peaks.append(float(history_max))
+        peak = max(peaks) if peaks else None
+        ratio = counts[i] / peak if peak else None
+        z = None
+        if baseline is not None:
+            mad = float(np.median(np.abs(counts[recent] - baseline)))
+            z = (counts[i] - baseline) / max(1.4826 * mad, p.mad_floor_cars)
+        enough = recent.size >= p.min_history or history_max is not None
+        surge = bool(
+            reliable[i]
+            and enough
+            and ratio is not None
+            and ratio >= p.ratio_threshold
+            and (z is None or z >= p.z_threshold)
+        )
+        flagged[i] = surge
+        out.append(SurgeFlag(surge, None if ratio is None else float(ratio), baseline,
+                             None if z is None else float(z)))
+    return out

@@ -1,0 +1,101 @@
+"""Pydantic models passed between tasks: what a catalog found, what a clip made, what was measured."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from railwatch.adapters.raster import MaskKind
+
+
+class SceneRef(BaseModel):
+    """One scene a catalog found over an AOI, with everything needed to read it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(description="Catalog source name, e.g. 'simulator' or 'stac:sentinel-2-l2a'.")
+    scene_id: str
+    acquired: datetime
+    published: datetime | None = None
+    cloud_cover: float | None = None
+    image_href: str
+    image_bands: tuple[int, ...] = Field(description="1-based band indexes: blue, green, red, nir.")
+    mask_href: str | None = None
+    mask_kind: MaskKind | None = None
+    item_href: str | None = None
+
+
+class ClipRef(BaseModel):
+    """Where the clip of one (AOI, scene) lives in the store, and what it covers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    aoi_id: str
+    scene: SceneRef
+    image_key: str
+    mask_key: str
+    valid_fraction: float = Field(description="Clear, covered fraction of the AOI polygon.")
+    seconds: float = 0.0
+
+
+class MeasuredScene(BaseModel):
+    """A clip after registration to the AOI reference and profile extraction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    clip: ClipRef
+    profile_key: str
+    shift_px: tuple[float, float]
+    registration_confidence: float
+    seconds: float = 0.0
+
+
+class TrackCount(BaseModel):
+    """The measurement of one track in one scene."""
+
+    model_config = ConfigDict(frozen=True)
+
+    track_id: str
+    length_m: float
+    occupied_m: float
+    cars: int
+    cars_low: int
+    cars_high: int
+    valid_fraction: float
+
+
+class SceneCount(BaseModel):
+    """The measurement of one scene: per-track counts and the totals."""
+
+    model_config = ConfigDict(frozen=True)
+
+    aoi_id: str
+    source: str
+    scene_id: str
+    acquired: datetime
+    detector_version: str
+    tracks: tuple[TrackCount, ...]
+    occupied_m: float
+    cars: int
+    cars_low: int
+    cars_high: int
+    valid_fraction: float
+    shift_m: tuple[float, float]
+    flags: tuple[str, ...]
+    image_key: str
+    mask_key: str
+    seconds: float = 0.0
+
+
+class RunSummary(BaseModel):
+    """What one flow run did, for the CLI, artifacts and the closing table."""
+
+    aois: list[str] = Field(default_factory=list)
+    found: int = 0
+    processed: int = 0
+    skipped_done: int = 0
+    failed: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, scene, reason)
+    flagged: list[tuple[str, str]] = Field(default_factory=list)  # (aoi, scene)
+    seconds: dict[str, float] = Field(default_factory=dict)  # wall time per stage
+    scene_seconds: dict[str, float] = Field(default_factory=dict)  # summed task time per stage

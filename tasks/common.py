@@ -1,0 +1,31 @@
+"""What every railwatch task shares: the retry rule and the failure record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from railwatch.errors import TransientError
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only infrastructure failures; bad input is reported, never retried."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+class FailedScene(BaseModel):
+    """A scene that could not be processed, and why (kept in the scene registry)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    aoi_id: str
+    source: str
+    scene_id: str
+    reason: str

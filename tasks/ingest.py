@@ -1,0 +1,32 @@
+"""Clip a batch of scenes of one AOI into the store (one Dask task carries several scenes)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from railwatch.adapters.store import open_store
+from railwatch.aoi import AOI
+from railwatch.errors import InvalidInput
+from railwatch.grid import AOIGrid
+from railwatch.ingest import clip_scene
+from railwatch.models import ClipRef, SceneRef
+from tasks.common import FailedScene, retry_transient
+
+
+@task(name="clip-scenes", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
+      retry_condition_fn=retry_transient)
+def clip_scenes(aoi: AOI, grid: AOIGrid, scenes: list[SceneRef], store_url: str
+                ) -> list[ClipRef | FailedScene]:
+    """Clip each scene; a scene with bad data is reported as failed, the others go on."""
+    logger = get_run_logger()
+    store = open_store(store_url)
+    out: list[ClipRef | FailedScene] = []
+    for scene in scenes:
+        try:
+            out.append(clip_scene(scene, aoi, grid, store))
+        except InvalidInput as exc:
+            logger.error("scene %s failed: %s", scene.scene_id, exc)
+            out.append(FailedScene(aoi_id=aoi.id, source=scene.source, scene_id=scene.scene_id,
+                                   reason=str(exc)))
+    return out
