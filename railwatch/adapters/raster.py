@@ -58,7 +58,10 @@ def read_on_grid(
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
-                raise SceneError(f"{path}: the raster has no CRS; it cannot be placed on the map")
+                raise SceneError(
+                    f"{path}: the raster has no georeferencing (CRS); "
+                    "it is truncated or not a georeferenced image"
+                )
             indexes = list(bands) if bands else list(range(1, src.count + 1))
             if max(indexes) > src.count:
                 raise SceneError(

@@ -1,0 +1,124 @@
+"""Clipping a scene onto its AOI grid: exact pixels, the mask, deterministic keys, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rio_cogeo.cogeo import cog_validate
+
+from railwatch.adapters.raster import decode_raster
+from railwatch.adapters.store import LocalStore
+from railwatch.aoi import load_aoi
+from railwatch.errors import SceneError
+from railwatch.grid import AOIGrid, aoi_grid
+from railwatch.ingest import clip_scene
+from railwatch.models import SceneRef
+
+REPO = Path(__file__).resolve().parents[1]
+MakeTiff = Callable[..., Path]
+
+
+@pytest.fixture
+def make_tiff(tmp_path: Path) -> MakeTiff:
+    """Write a GeoTIFF with given data, transform and CRS."""
+
+    def make(name: str, data: np.ndarray, transform: Affine, crs: str = "EPSG:32652",
+             nodata: float | None = 0) -> Path:
+        path = tmp_path / name
+        with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                           count=data.shape[0], dtype=data.dtype.name, crs=crs,
+                           transform=transform, nodata=nodata, tiled=True, blockxsize=256,
+                           blockysize=256) as dst:
+            dst.write(data)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def grid() -> AOIGrid:
+    return aoi_grid(load_aoi(REPO / "aois" / "tumangang.geojson"))
+
+
+def scene_ref(image: Path, mask: Path | None = None, bands: tuple[int, ...] = (1, 2, 3, 4)) -> SceneRef:
+    return SceneRef(source="simulator", scene_id="20230905_013412_43_24a3",
+                    acquired=datetime(2023, 9, 5, 1, 34, tzinfo=UTC), image_href=str(image),
+                    image_bands=bands, mask_href=str(mask) if mask else None,
+                    mask_kind="udm2" if mask else None)
+
+
+def test_aligned_scene_clips_pixel_exact_with_mask(make_tiff: MakeTiff, grid: AOIGrid,
+                                                   tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    pad = 40  # the scene is larger than the grid on every side, offset by whole pixels
+    h, w = grid.height + 2 * pad, grid.width + 2 * pad
+    data = rng.integers(100, 5000, size=(4, h, w)).astype("uint16")
+    origin = grid.transform * (-pad, -pad)
+    transform = Affine(3.0, 0, origin[0], 0, -3.0, origin[1])
+    udm2 = np.zeros((8, h, w), dtype="uint8")
+    udm2[0] = 1
+    udm2[0, pad + 10: pad + 60, pad + 100: pad + 200] = 0  # a cloud
+    image_path = make_tiff("scene.tif", data, transform)
+    mask_path = make_tiff("udm2.tif", udm2, transform, nodata=None)
+    aoi = load_aoi(REPO / "aois" / "tumangang.geojson")
+    store = LocalStore(tmp_path / "store")
+
+    clip = clip_scene(scene_ref(image_path, mask_path), aoi, grid, store)
+
+    assert clip.image_key == "tumangang/2023/09/05/simulator-20230905_013412_43_24a3/image.tif"
+    image = decode_raster(store.get_bytes(clip.image_key))
+    mask = decode_raster(store.get_bytes(clip.mask_key))[0]
+    np.testing.assert_array_equal(image, data[:, pad: pad + grid.height, pad: pad + grid.width])
+    assert mask[10:60, 100:200].max() == 0 and mask.sum() == mask.size - 50 * 100
+    assert 0.9 < clip.valid_fraction < 1.0
+    assert cog_validate(store.gdal_path(clip.image_key), quiet=True)[0]
+    with rasterio.open(store.gdal_path(clip.image_key)) as src:
+        assert src.crs.to_string() == grid.crs and src.transform == grid.transform
+
+    before = (tmp_path / "store" / clip.image_key).stat().st_mtime_ns
+    clip_scene(scene_ref(image_path, mask_path), aoi, grid, store)  # rerun: nothing rewritten
+    assert (tmp_path / "store" / clip.image_key).stat().st_mtime_ns == before
+
+
+def test_scene_in_another_crs_is_reprojected_onto_the_grid(make_tiff: MakeTiff, grid: AOIGrid,
+                                                           tmp_path: Path) -> None:
+    data = np.full((3, 400, 500), 1234, dtype="uint16")  # a 3-band lon/lat scene over the yard
+    path = make_tiff("ll.tif", data, Affine(0.0001, 0, 130.58, 0, -0.0001, 42.435), crs="EPSG:4326")
+    aoi = load_aoi(REPO / "aois" / "tumangang.geojson")
+    clip = clip_scene(scene_ref(path, bands=(1, 2, 3)), aoi, grid, LocalStore(tmp_path / "s"))
+    image = decode_raster(LocalStore(tmp_path / "s").get_bytes(clip.image_key))
+    assert image.shape == (3, grid.height, grid.width)
+    assert clip.valid_fraction == 1.0 and (image == 1234).all()
+
+
+def test_bad_scenes_fail_clearly(make_tiff: MakeTiff, grid: AOIGrid, tmp_path: Path) -> None:
+    aoi = load_aoi(REPO / "aois" / "tumangang.geojson")
+    store = LocalStore(tmp_path / "store")
+    far = make_tiff("far.tif", np.ones((4, 50, 50), dtype="uint16"),
+                    Affine(3.0, 0, 500000, 0, -3.0, 4600000))
+    with pytest.raises(SceneError, match="does not overlap AOI tumangang"):
+        clip_scene(scene_ref(far), aoi, grid, store)
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(far.read_bytes()[:300])
+    with pytest.raises(SceneError, match="truncated or not a georeferenced image"):
+        clip_scene(scene_ref(corrupt), aoi, grid, store)
+    rng = np.random.default_rng(2)
+    big = make_tiff("big.tif", rng.integers(1, 5000, (4, 1024, 1024)).astype("uint16"),
+                    grid.transform * Affine.translation(-100, -100))
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(big.read_bytes()[: big.stat().st_size // 2])
+    with pytest.raises(SceneError, match="cannot read the raster"):
+        clip_scene(scene_ref(cut), aoi, grid, store)
+    (tmp_path / "text.tif").write_text("not a tiff")
+    with pytest.raises(SceneError, match="cannot read the raster"):
+        clip_scene(scene_ref(tmp_path / "text.tif"), aoi, grid, store)
+    two_bands = make_tiff("two.tif", np.ones((2, 50, 50), dtype="uint16"), grid.transform)
+    with pytest.raises(SceneError, match="has 2 band"):
+        clip_scene(scene_ref(two_bands), aoi, grid, store)
+    assert not list(store.list())  # nothing half-written

@@ -1,0 +1,53 @@
+"""Surge flags on series with known surges, gaps and cloudy days."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from railwatch.core.surge import SurgeParams, flag_surges
+
+
+def series(counts: list[float]) -> list[datetime]:
+    return [datetime(2023, 9, 1, tzinfo=UTC) + timedelta(days=i) for i in range(len(counts))]
+
+
+def test_quiet_series_raises_nothing() -> None:
+    rng = np.random.default_rng(0)
+    counts = list(rng.integers(5, 21, size=60))
+    flags = flag_surges(series(counts), counts, [1.0] * 60, history_max=20)
+    assert not any(f.surge for f in flags)
+
+
+def test_surge_is_flagged_and_does_not_raise_its_own_baseline() -> None:
+    counts = [10, 12, 8, 15, 9, 11, 13, 10, 12, 14] + [35, 45, 60, 73, 70] + [11, 9, 12]
+    flags = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20)
+    assert [f.surge for f in flags] == [False] * 10 + [True] * 5 + [False] * 3
+    assert flags[13].ratio is not None and abs(flags[13].ratio - 73 / 20) < 1e-9
+    assert flags[14].baseline == flags[10].baseline  # surge scenes stay out of the baseline
+
+
+def test_cloudy_scene_never_flags_and_empty_day_is_not_a_surge() -> None:
+    counts = [10, 12, 8, 15, 9, 11, 0, 80, 12]
+    valid = [1.0] * 9
+    valid[7] = 0.3  # a cloud-covered day with a spurious high count
+    flags = flag_surges(series(counts), counts, valid, history_max=20)
+    assert not any(f.surge for f in flags)
+
+
+def test_without_history_max_needs_enough_history() -> None:
+    counts = [10, 30, 12, 11, 9, 10, 12, 60]
+    flags = flag_surges(series(counts), counts, [1.0] * 8, params=SurgeParams(min_history=5))
+    assert not flags[1].surge  # one earlier scene is not a baseline
+    assert flags[7].surge and flags[7].ratio == 2.0  # the unflagged 30 is the max so far
+
+
+def test_gaps_only_use_scenes_inside_the_window() -> None:
+    counts = [50] * 6 + [12] * 6
+    times = series(counts[:6]) + [t + timedelta(days=200) for t in series(counts[6:])]
+    counts.append(40)
+    times.append(times[-1] + timedelta(days=1))
+    flags = flag_surges(times, counts, [1.0] * len(counts), params=SurgeParams(window_days=60))
+    assert flags[-1].baseline == 12  # the old 50s are outside the 60-day window
+    assert not flags[-1].surge  # ...but still inside the 5-year max: 40 < 1.5 × 50
