@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture, as_completed
-from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import DaskTaskRunner
 
 from railwatch.adapters.catalog import open_catalog
 from railwatch.adapters.counts import CountsStore
@@ -32,7 +32,7 @@ from tasks.store import store_counts
 T = TypeVar("T")
 
 
-def dask_task_runner(settings: Settings | None = None) -> DaskTaskRunner:
+def dask_task_runner(settings: Settings | None = None) -> Any:
     """An external Dask scheduler if configured, else a LocalCluster of worker processes."""
     settings = settings or get_settings()
     if settings.dask_address:
@@ -106,7 +106,7 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     ready = {a: build_reference.submit(by_id[a], grids[a], [c for c in clips if c.aoi_id == a],
                                        store_url) for a in todo if todo[a]}
     measure_futures = [
-        measure_clips.submit(by_id[a], grids[a], batch, store_url, wait_for=[ready[a]])
+        measure_clips.submit(by_id[a], grids[a], batch, store_url)
         for a in ready if ready[a].result()
         for batch in chunks([c for c in clips if c.aoi_id == a], settings.batch_size)
     ]

@@ -44,12 +44,11 @@ def _progress() -> Iterator[Progress]:
 
 def _run_flow(name: str, **params: Any) -> Any:
     """Run a flow in-process with a progress bar per stage."""
+    from flows.backfill import backfill
+    from flows.watch import watch
     from railwatch.progress import listening
 
-    if name == "backfill":
-        from flows.backfill import backfill as flow_fn
-    else:
-        from flows.watch import watch as flow_fn
+    flow_fn: Any = backfill if name == "backfill" else watch
     with _progress() as progress:
         bars: dict[str, Any] = {}
 

@@ -55,7 +55,7 @@ class AOIGrid:
 
 def utm_crs_for(lon: float, lat: float) -> str:
     """The WGS 84 / UTM zone CRS (EPSG code) containing a point."""
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
 
 

@@ -12,7 +12,13 @@ import time
 import numpy as np
 from rasterio.enums import Resampling
 
-from railwatch.adapters.raster import encode_cog, gdal_env, polygon_pixels, read_on_grid, usable_mask
+from railwatch.adapters.raster import (
+    encode_cog,
+    gdal_env,
+    polygon_pixels,
+    read_on_grid,
+    usable_mask,
+)
 from railwatch.adapters.store import ObjectStore
 from railwatch.aoi import AOI
 from railwatch.errors import SceneError

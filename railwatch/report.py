@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -49,17 +50,23 @@ def plot_counts(aoi: AOI, rows: Sequence[SceneCountRow], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+
+    def when(r: SceneCountRow) -> float:
+        return float(mdates.date2num(r.acquired))  # type: ignore[no-untyped-call]
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(11, 4.8), dpi=110)
     good = [r for r in rows if r.valid_fraction >= 0.6]
     poor = [r for r in rows if r.valid_fraction < 0.6]
-    for subset, kwargs in [(good, {"fmt": "o", "color": "#1f4e79", "label": "cars (90% interval)"}),
-                           (poor, {"fmt": "o", "color": "#9a9a9a", "mfc": "white",
-                                   "label": "low coverage (cloud)"})]:
+    styles: list[tuple[list[SceneCountRow], dict[str, Any]]] = [
+        (good, {"fmt": "o", "color": "#1f4e79", "label": "cars (90% interval)"}),
+        (poor, {"fmt": "o", "color": "#9a9a9a", "mfc": "white", "label": "low coverage (cloud)"}),
+    ]
+    for subset, kwargs in styles:
         if subset:
-            ax.errorbar([r.acquired for r in subset], [r.cars for r in subset],
+            ax.errorbar([when(r) for r in subset], [r.cars for r in subset],
                         yerr=[[r.cars - r.cars_low for r in subset],
                               [r.cars_high - r.cars for r in subset]],
                         capsize=2, lw=1, ms=5, **kwargs)
@@ -69,17 +76,19 @@ def plot_counts(aoi: AOI, rows: Sequence[SceneCountRow], path: Path) -> Path:
                    label=f"historical max ({history_max} cars)")
     surges = [r for r in rows if r.surge]
     for i, r in enumerate(surges):
-        ax.axvline(r.acquired, color="#d62728", alpha=0.18, lw=6,
+        ax.axvline(when(r), color="#d62728", alpha=0.18, lw=6,
                    label="surge flagged" if i == 0 else None)
     if surges:
         peak = max(surges, key=lambda r: r.cars)
         ax.annotate(f"{peak.cars} cars, {peak.surge_ratio or 0:.1f}× max",
-                    (peak.acquired, peak.cars), xytext=(-120, 8), textcoords="offset points",
+                    (when(peak), peak.cars), xytext=(-120, 8), textcoords="offset points",
                     color="#d62728", fontweight="bold",
                     arrowprops={"arrowstyle": "->", "color": "#d62728"})
     ax.set_title(f"{aoi.label}: rail cars per scene")
     ax.set_ylabel("rail cars")
     ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator())  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()

@@ -50,7 +50,8 @@ def test_shipped_tumangang_loads_with_tracks_and_grid() -> None:
     assert grid.crs == "EPSG:32652" and grid.gsd_m == 3.0
     for track in aoi.tracks:  # every track lies inside the grid
         for part in grid.to_pixels(track.geometry):
-            assert (part >= 0).all() and (part[:, 0] <= grid.width).all() and (part[:, 1] <= grid.height).all()
+            assert (part >= 0).all()
+            assert (part[:, 0] <= grid.width).all() and (part[:, 1] <= grid.height).all()
 
 
 def test_valid_document_keeps_unknown_keys_and_defaults() -> None:
@@ -68,15 +69,17 @@ def test_valid_document_keeps_unknown_keys_and_defaults() -> None:
         ([1, 2], "not a GeoJSON FeatureCollection"),
         ({"type": "Feature"}, "not a GeoJSON FeatureCollection"),
         ({"type": "FeatureCollection", "features": {}}, "'features' must be a list"),
-        ({"type": "FeatureCollection", "features": [BASE["features"][1]]}, "exactly one feature with kind \"aoi\", found 0"),
-        ({"type": "FeatureCollection", "features": [BASE["features"][0], BASE["features"][0], BASE["features"][1]]},
-         "found 2"),
+        ({"type": "FeatureCollection", "features": [BASE["features"][1]]},
+         "exactly one feature with kind \"aoi\", found 0"),
+        ({"type": "FeatureCollection",
+          "features": [BASE["features"][0], BASE["features"][0], BASE["features"][1]]}, "found 2"),
         ({"type": "FeatureCollection", "features": [BASE["features"][0]]}, "no feature with kind \"track\""),
         (doc(f1__properties={"id": "t1"}), "has no properties.kind"),
         (doc(f0__properties__id="Yard One"), "must be a slug"),
         (doc(f0__properties__car_pitch_m=-3), "car_pitch_m must be a number > 0"),
         (doc(f0__properties__car_pitch_m="15"), "car_pitch_m must be a number > 0"),
-        (doc(f0__geometry={"type": "Point", "coordinates": [130.6, 42.4]}), "must be a Polygon or MultiPolygon"),
+        (doc(f0__geometry={"type": "Point", "coordinates": [130.6, 42.4]}),
+         "must be a Polygon or MultiPolygon"),
         (doc(f0__geometry={"type": "Polygon", "coordinates": [[[130.590, 42.412], [130.612, 42.428],
                                                                [130.612, 42.412], [130.590, 42.428],
                                                                [130.590, 42.412]]]}), "Self-intersection"),

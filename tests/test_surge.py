@@ -21,7 +21,7 @@ def test_quiet_series_raises_nothing() -> None:
 
 
 def test_surge_is_flagged_and_does_not_raise_its_own_baseline() -> None:
-    counts = [10, 12, 8, 15, 9, 11, 13, 10, 12, 14] + [35, 45, 60, 73, 70] + [11, 9, 12]
+    counts = [10, 12, 8, 15, 9, 11, 13, 10, 12, 14, 35, 45, 60, 73, 70, 11, 9, 12]
     flags = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20)
     assert [f.surge for f in flags] == [False] * 10 + [True] * 5 + [False] * 3
     assert flags[13].ratio is not None and abs(flags[13].ratio - 73 / 20) < 1e-9

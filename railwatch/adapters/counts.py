@@ -136,7 +136,7 @@ class CountsStore:
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
         if insert is None:
             raise ConfigError(f"database dialect {dialect!r} is not supported; use SQLite or PostgreSQL")
-        stmt = insert(table)
+        stmt: Any = insert(table)
         update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
         session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
 
@@ -155,7 +155,7 @@ class CountsStore:
         dialect = self.engine.dialect.name
         insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
         with self._session() as session:
-            stmt = insert(SceneRow.__table__).on_conflict_do_nothing(
+            stmt = insert(SceneRow.__table__).on_conflict_do_nothing(  # type: ignore[arg-type]
                 index_elements=["aoi_id", "source", "scene_id"]
             )
             session.execute(stmt, rows)
@@ -210,7 +210,8 @@ class CountsStore:
     # --- counts ---------------------------------------------------------------------------
 
     def upsert_counts(self, counts: Sequence[SceneCount]) -> None:
-        scene_rows, track_rows = [], []
+        scene_rows: list[dict[str, Any]] = []
+        track_rows: list[dict[str, Any]] = []
         for c in counts:
             key = {"aoi_id": c.aoi_id, "source": c.source, "scene_id": c.scene_id,
                    "detector_version": c.detector_version}

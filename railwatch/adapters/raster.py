@@ -80,10 +80,8 @@ def read_on_grid(
                 add_alpha=nodata is None,
             ) as vrt:
                 data = vrt.read(indexes)
-                if nodata is None:
-                    has_data = vrt.read(vrt.count) > 0
-                else:
-                    has_data = ~np.all(data == nodata, axis=0)
+                alpha = vrt.read(vrt.count) if nodata is None else None
+            has_data = alpha > 0 if alpha is not None else ~np.all(data == nodata, axis=0)
     except RasterioError as exc:
         raise SceneError(f"{path}: cannot read the raster ({exc})") from exc
     return data, has_data
@@ -92,15 +90,16 @@ def read_on_grid(
 def usable_mask(mask: np.ndarray, kind: MaskKind) -> np.ndarray:
     """Clear-and-usable pixels from a mask asset's first band(s)."""
     first = mask[0]
-    if kind == "scl":
-        return np.isin(first, SCL_USABLE)
-    return first == 1
+    usable: np.ndarray = np.isin(first, SCL_USABLE) if kind == "scl" else first == 1
+    return usable
 
 
 def polygon_pixels(grid: AOIGrid, polygon_lonlat: Any) -> np.ndarray:
     """True for grid pixels whose centre is inside the polygon."""
     projected = project(polygon_lonlat, grid.crs)
-    return ~geometry_mask([projected], out_shape=(grid.height, grid.width), transform=grid.transform)
+    outside: np.ndarray = geometry_mask([projected], out_shape=(grid.height, grid.width),
+                                        transform=grid.transform)
+    return ~outside
 
 
 def encode_cog(
@@ -120,7 +119,7 @@ def encode_cog(
         "transform": grid.transform,
         "nodata": nodata,
     }
-    cog = cog_profiles.get("deflate")
+    cog: dict[str, Any] = dict(cog_profiles.get("deflate"))  # type: ignore[no-untyped-call]
     cog.update(blockxsize=256, blockysize=256, predictor=2)
     with MemoryFile() as src_mem:
         with src_mem.open(**profile) as dst:
@@ -143,4 +142,5 @@ def encode_cog(
 def decode_raster(data: bytes) -> np.ndarray:
     """All bands of a GeoTIFF held in memory."""
     with MemoryFile(data) as mem, mem.open() as src:
-        return np.asarray(src.read())
+        array: np.ndarray = src.read()
+        return array

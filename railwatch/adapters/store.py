@@ -79,7 +79,7 @@ class LocalStore:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, path)
+            Path(tmp).replace(path)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
         return ObjectInfo(key, len(data), digest)

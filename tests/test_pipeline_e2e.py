@@ -1,0 +1,115 @@
+"""End to end, as a user runs it: simulate → `railwatch backfill` (Prefect flow, Dask workers) → counts.
+
+The flow runs in a subprocess exactly like the CLI does (Prefect ephemeral API, a LocalCluster of
+worker processes, a local folder store, SQLite); the test then reads the stored counts and scores
+them against the simulator's truth files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"railwatch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("railwatch-home")
+
+
+@pytest.fixture(scope="module")
+def env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RAILWATCH_HOME": str(home),
+        "RAILWATCH_AOI_DIR": str(REPO / "aois"),
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
+    # a quiet stretch, the empty day, the first loaded days, and the 73-car day
+    run_cli(["simulate", "--start", "2023-09-08", "--end", "2023-09-24"], env)
+    run_cli(["simulate", "--start", "2023-10-05", "--end", "2023-10-05"], env)
+    return run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-01",
+                    "--end", "2023-10-10"], env)
+
+
+def stored(home: Path, table: str) -> list[dict[str, object]]:
+    with sqlite3.connect(home / "counts.db") as con:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY acquired, scene_id")]
+
+
+def truths(home: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {json.loads(p.read_text())["scene_id"]: json.loads(p.read_text())
+            for p in (home / "simulator" / "tumangang").glob("*/truth.json")}
+
+
+def test_counts_match_truth_and_surge_is_flagged(first_run: subprocess.CompletedProcess[str],
+                                                 home: Path) -> None:
+    rows = stored(home, "scene_counts")
+    truth = truths(home)
+    assert len(rows) == len(truth) == 18
+    by_date = {r["acquired"][:10]: r for r in rows}
+    errors = []
+    for r in rows:
+        t = truth[r["scene_id"]]["total"]
+        if r["valid_fraction"] >= 0.9:  # clear scenes: the count must be close to the truth
+            errors.append(abs(r["cars"] - t["cars_clear"]))
+            assert abs(r["cars"] - t["cars_clear"]) <= max(4, 0.15 * t["cars_clear"]), (r, t)
+        if r["valid_fraction"] < 0.9 and "cloud" not in str(r["flags"]):
+            pytest.fail(f"cloudy scene {r['scene_id']} is not flagged as such: {r}")
+    assert sum(errors) / len(errors) <= 3.0
+    empty, peak = by_date["2023-09-14"], by_date["2023-10-05"]
+    assert empty["cars"] <= 3 and not empty["surge"]
+    assert 60 <= peak["cars"] <= 86 and peak["surge"] and peak["surge_ratio"] > 2.5
+    assert by_date["2023-09-22"]["surge"]
+    assert not any(r["surge"] for d, r in by_date.items() if d < "2023-09-22")
+    # per-track rows exist for every scene and add up to the totals
+    tracks = stored(home, "track_counts")
+    assert len(tracks) == len(rows) * 7
+    for r in rows:
+        assert sum(t["cars"] for t in tracks if t["scene_id"] == r["scene_id"]) == r["cars"]
+
+
+def test_clips_are_in_the_store_and_output_says_where(first_run: subprocess.CompletedProcess[str],
+                                                      home: Path) -> None:
+    clips = sorted((home / "store" / "tumangang").rglob("image.tif"))
+    assert len(clips) == 18 and (home / "store" / "tumangang" / "reference" / "composite.tif").is_file()
+    assert "18 processed" in first_run.stdout and "0 failed" in first_run.stdout
+
+
+def test_rerun_is_idempotent(first_run: subprocess.CompletedProcess[str], env: dict[str, str],
+                             home: Path) -> None:
+    before_counts, before_tracks = stored(home, "scene_counts"), stored(home, "track_counts")
+    mtimes = {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")}
+    again = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-01",
+                     "--end", "2023-10-10"], env)
+    assert "18 already done, 0 processed" in again.stdout
+    assert stored(home, "scene_counts") == before_counts
+    assert stored(home, "track_counts") == before_tracks
+    assert {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")} == mtimes
+    forced = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-20",
+                      "--end", "2023-09-24", "--force"], env)  # reprocessing replaces, never adds
+    assert "5 processed" in forced.stdout
+    assert stored(home, "scene_counts") == before_counts
+    assert {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")} == mtimes
