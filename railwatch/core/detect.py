@@ -1,0 +1,56 @@
+"""One image (and optionally a reference) in, one SceneMeasurement out: the `railwatch detect`
+path, which has no AOI history to lean on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from railwatch.core.measure import measure_scene
+from railwatch.core.profiles import extract_profiles
+from railwatch.core.registration import align_to_reference
+from railwatch.core.types import BoolArray, DetectorParams, SceneMeasurement, TrackLine
+
+
+def detect_image(
+    image: npt.NDArray[Any],
+    valid: BoolArray | None,
+    tracks: Sequence[TrackLine],
+    gsd_m: float,
+    car_pitch_m: float,
+    reference: npt.NDArray[Any] | None = None,
+    reference_valid: BoolArray | None = None,
+    params: DetectorParams | None = None,
+    track_lengths_m: Mapping[str, float] | None = None,
+    max_shift_px: float = 6.0,
+) -> SceneMeasurement:
+    """Align the image to the reference (if any), profile both, measure with the reference's
+    profiles as the background, or from the image alone (flag "no_reference")."""
+    p = params or DetectorParams()
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[0] not in (3, 4):
+        raise ValueError(f"image must be (3 or 4 bands, H, W), got shape {image.shape}")
+    mask = np.ones(image.shape[1:], dtype=bool) if valid is None else np.asarray(valid, bool)
+    mask = mask & np.isfinite(image).all(axis=0)
+    alignment = None
+    background = None
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float32)
+        if reference.shape != image.shape:
+            raise ValueError(f"reference {reference.shape} and image {image.shape} differ")
+        ref_mask = (
+            np.ones(image.shape[1:], dtype=bool)
+            if reference_valid is None
+            else np.asarray(reference_valid, bool)
+        ) & np.isfinite(reference).all(axis=0)
+        image, mask, alignment = align_to_reference(
+            image, mask, reference, ref_mask, max_shift_px, p
+        )
+        background = extract_profiles(reference, ref_mask, tracks, gsd_m, params=p)
+    profiles = extract_profiles(image, mask, tracks, gsd_m, params=p)
+    return measure_scene(
+        profiles, background, gsd_m, car_pitch_m, alignment, track_lengths_m, params=p
+    )

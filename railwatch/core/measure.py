@@ -1,0 +1,146 @@
+"""From occupied stretches to counts, intervals, totals and quality flags for one scene."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from railwatch.core.neighbours import explained_mask
+from railwatch.core.occupancy import runs, score_tracks, segments
+from railwatch.core.selfref import background_from_scene
+from railwatch.core.types import (
+    Alignment,
+    BoolArray,
+    DetectorParams,
+    SceneMeasurement,
+    TrackMeasurement,
+    TrackProfile,
+)
+
+
+def _hidden_cars(
+    usable: BoolArray, segs: list[tuple[float, float]], step: float, pitch: float
+) -> float:
+    """Cars that may stand where the track could not be seen: a masked stretch touching a
+    train may be full of cars; any other masked stretch as full as the visible part."""
+    visible = float(usable.sum()) * step
+    occupied = sum(e - s for s, e in segs)
+    rate = occupied / visible if visible > 0 else 0.5
+    hidden = 0.0
+    for a, b in runs(~usable):
+        s0, s1 = a * step, b * step
+        touches = any(abs(e - s0) <= 2 * step or abs(s - s1) <= 2 * step for s, e in segs)
+        hidden += (s1 - s0) / pitch * (1.0 if touches else rate)
+    return hidden
+
+
+def _count(
+    segs: list[tuple[float, float]], pitch: float, gsd_m: float, p: DetectorParams
+) -> tuple[float, float]:
+    """(expected cars, variance) from the occupied segments."""
+    n = sum((e - s + p.coupler_gap_m) / pitch for s, e in segs)
+    end_var = len(segs) * 2.0 * (p.end_sigma_px * gsd_m / pitch) ** 2
+    var = end_var + (n * p.pitch_cv) ** 2 + (n * p.model_cv) ** 2 + 0.3**2
+    return n, var
+
+
+def _interval(n: float, var: float, hidden: float, p: DetectorParams) -> tuple[int, int, int]:
+    cars = round(n)
+    half = p.interval_z * math.sqrt(var)
+    low = max(0, min(cars, math.ceil(n - half)))
+    high = max(cars, math.floor(n + half + hidden))
+    return cars, low, high
+
+
+def measure_scene(
+    profiles: Mapping[str, TrackProfile],
+    background: Mapping[str, TrackProfile] | None,
+    gsd_m: float,
+    car_pitch_m: float,
+    alignment: Alignment | None = None,
+    track_lengths_m: Mapping[str, float] | None = None,
+    params: DetectorParams | None = None,
+) -> SceneMeasurement:
+    """Occupied metres and car counts per track and in total, with an interval and flags.
+
+    `background` None: estimate the empty yard from the scene itself (flag "no_reference").
+    Counts cover the usable part of each track (clear in the image and known in the
+    background); `cars_high` also allows for cars that may stand in the masked part.
+    `track_lengths_m` overrides the reported lengths (e.g. geodesic); segments stay in the
+    profile's metres (the AOI grid, off by the map scale factor only).
+    """
+    p = params or DetectorParams()
+    flags: list[str] = []
+    if background is None:
+        background = background_from_scene(profiles, p)
+        flags.append("no_reference")
+    else:
+        missing = {
+            k: pr for k, pr in profiles.items()
+            if k not in background or background[k].values.shape != pr.values.shape
+        }
+        if missing:
+            background = {**background, **background_from_scene(missing, p)}
+            flags.append("no_reference")
+    scores, inv = score_tracks(profiles, background, p)
+    suppressed = explained_mask(scores, inv, gsd_m, p)
+    tracks: list[TrackMeasurement] = []
+    total_n = total_var = total_hidden = 0.0
+    weighted_valid = weighted_covered = total_len = 0.0
+    for k, prof in profiles.items():
+        length = float(track_lengths_m[k]) if track_lengths_m and k in track_lengths_m else (
+            prof.length_m
+        )
+        score = scores.get(k)
+        usable = score.usable if score is not None else np.zeros(prof.valid.shape, dtype=bool)
+        segs = (
+            segments(score, suppressed[k], inv, car_pitch_m, gsd_m, p) if score is not None else []
+        )
+        n, var = _count(segs, car_pitch_m, gsd_m, p)
+        hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m)
+        cars, low, high = _interval(n, var, hidden, p)
+        valid_fraction = float(usable.mean()) if usable.size else 0.0
+        tracks.append(
+            TrackMeasurement(
+                track_id=k,
+                length_m=length,
+                occupied_m=float(sum(e - s for s, e in segs)),
+                cars=cars,
+                cars_low=low,
+                cars_high=high,
+                valid_fraction=valid_fraction,
+                segments=tuple((float(s), float(e)) for s, e in segs),
+            )
+        )
+        total_n += n
+        total_var += var - (n * p.pitch_cv) ** 2 - (n * p.model_cv) ** 2
+        total_hidden += hidden
+        total_len += length
+        weighted_valid += valid_fraction * length
+        covered = prof.covered_mask
+        weighted_covered += (float(covered.mean()) if covered.size else 0.0) * length
+    # pitch and model errors are shared by all tracks of a scene: they add linearly
+    total_var += (total_n * p.pitch_cv) ** 2 + (total_n * p.model_cv) ** 2
+    cars_sum = sum(t.cars for t in tracks)
+    _, low, high = _interval(total_n, total_var, total_hidden, p)
+    valid_fraction = weighted_valid / total_len if total_len > 0 else 0.0
+    covered_fraction = weighted_covered / total_len if total_len > 0 else 0.0
+    if covered_fraction < p.partial_below:
+        flags.append("partial_coverage")
+    if covered_fraction > 0 and valid_fraction / covered_fraction < p.cloudy_below:
+        flags.append("cloudy")
+    if alignment is not None and alignment.confidence < p.min_registration_confidence:
+        flags.append("low_registration_confidence")
+    shift = alignment.shift_px if alignment is not None else (0.0, 0.0)
+    return SceneMeasurement(
+        tracks=tuple(tracks),
+        occupied_m=float(sum(t.occupied_m for t in tracks)),
+        cars=cars_sum,
+        cars_low=min(low, cars_sum),
+        cars_high=max(high, cars_sum),
+        valid_fraction=valid_fraction,
+        shift_m=(shift[0] * gsd_m, shift[1] * gsd_m),
+        flags=tuple(flags),
+    )

@@ -1,0 +1,261 @@
+"""What a track's neighbours explain: bleed and shadows across sidings 5.3 m apart.
+
+At 3 m GSD a car on one siding reaches the next one in two ways: its roof leaks into the
+neighbour's samples (pixel footprint, PSF: a small fraction of the car's own difference, either
+side) and its shadow falls across the neighbour on the side away from the sun (a darkening of
+the ballast by a scene-wide spectral factor). Both look like a car on the neighbour, and a
+tank car looks just like a shadow. The rules here:
+
+- the shadow's side and spectrum are learnt from the scene (darkening beside strong evidence);
+- a position is EXPLAINED (not a car) when its difference fits "bleed from stronger neighbours
+  + a shadow, only if the sun-side neighbour is occupied" within bounds, UNLESS a car there is
+  needed to explain a shadow on its own anti-sun neighbour (a shadow needs a caster);
+- a loaded track beside a loaded track has a difference far beyond the bleed bound, or of a
+  different colour, so both stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from railwatch.core.occupancy import TrackScore
+from railwatch.core.types import BoolArray, DetectorParams
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class Link:
+    """Track `owner`'s view of track `other`: nearest sample per position, and where it lies."""
+
+    other: str
+    j: Ints  # (S,) nearest sample index on `other`
+    near: BoolArray  # (S,) within reach and usable on both
+    unit: Floats  # (S, 2) unit vector owner sample -> other sample (pixel axes)
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Where car shadows fall in this scene and how dark they are (per band fraction lost)."""
+
+    direction: Floats  # (2,) unit vector towards the shadow side, pixel axes
+    darkening: Floats  # (B,) typical fraction of ballast reflectance lost under a car shadow
+
+
+def m2_of_z(z: float, dof: int) -> float:
+    """Inverse Wilson–Hilferty: the chi-square(dof) value whose z-score is `z`."""
+    k = float(dof)
+    return float(k * (z * np.sqrt(2.0 / (9.0 * k)) + 1.0 - 2.0 / (9.0 * k)) ** 3)
+
+
+def links(
+    scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams
+) -> dict[str, list[Link]]:
+    """Neighbouring-track samples within `neighbour_max_m` of each track's samples."""
+    have = {k: s for k, s in scores.items() if s.positions.shape[0] == s.z.shape[0] > 0}
+    trees = {k: cKDTree(s.positions) for k, s in have.items()}
+    out: dict[str, list[Link]] = {k: [] for k in scores}
+    for k, s in have.items():
+        for other, t in have.items():
+            if other == k:
+                continue
+            dist, j = trees[other].query(s.positions)
+            near = (dist * gsd_m <= params.neighbour_max_m) & s.usable & t.usable[j]
+            if not near.any():
+                continue
+            vec = t.positions[j] - s.positions
+            unit = vec / np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)[:, None]
+            out[k].append(Link(other, j, near, unit))
+    return out
+
+
+def shadow_direction_from_sun(azimuth_deg: float) -> Floats:
+    """Unit vector (pixel axes: +col east, +row south) in which shadows fall on a north-up grid."""
+    az = np.deg2rad(azimuth_deg)
+    return np.array([-np.sin(az), np.cos(az)])
+
+
+def estimate_shadow(
+    scores: Mapping[str, TrackScore],
+    nbrs: Mapping[str, list[Link]],
+    params: DetectorParams,
+    direction: Floats | None = None,
+) -> Shadow | None:
+    """Shadow side and darkening from how the neighbours of strongly loaded samples darken.
+
+    The side is given (from the sun azimuth) or taken as the side of the yard's across-track
+    axis whose neighbours darken more (medians, so loaded neighbours are outvoted). The
+    darkening is the median per-band fraction lost on that side, over shadow-like samples
+    (all bands darker by similar fractions). None when there is no clear shadow.
+    """
+    units, fracs = [], []
+    for k, s in scores.items():
+        strong = s.z >= params.high_z
+        for link in nbrs.get(k, []):
+            sel = strong & link.near
+            if not sel.any():
+                continue
+            t = scores[link.other]
+            b = t.background[link.j[sel]]
+            ok = np.all(b > 0, axis=1)
+            units.append(link.unit[sel][ok])
+            fracs.append(-t.diff[link.j[sel]][ok] / b[ok])
+    if not units:
+        return None
+    unit = np.concatenate(units)
+    frac = np.concatenate(fracs)
+    if unit.shape[0] < params.shadow_min_samples:
+        return None
+    mean = frac.mean(axis=1)
+    if direction is None:
+        # the yard's across-track axis: principal direction of the neighbour offsets
+        _, vecs = np.linalg.eigh(unit.T @ unit)
+        axis = vecs[:, -1]
+        side = unit @ axis
+        plus, minus = mean[side > 0.5], mean[side < -0.5]
+        if plus.size < params.shadow_min_samples // 2 or minus.size < params.shadow_min_samples // 2:
+            return None
+        margin = float(np.median(plus) - np.median(minus))
+        if abs(margin) < params.shadow_min_darkening:
+            return None
+        direction = axis if margin > 0 else -axis
+    direction = np.asarray(direction, dtype=np.float64)
+    on_side = unit @ direction > 0.5
+    ratio = frac.max(axis=1) / np.maximum(frac.min(axis=1), 1e-6)
+    shadow_like = on_side & (frac.min(axis=1) > 0.02) & (ratio < params.shadow_max_band_ratio)
+    if shadow_like.sum() < params.shadow_min_samples // 2:
+        return None
+    darkening = np.median(frac[shadow_like], axis=0)
+    if float(darkening.mean()) < params.shadow_min_darkening:
+        return None
+    return Shadow(direction, np.clip(darkening, 0.0, 1.0))
+
+
+def _box_rss(y: Floats, a: Floats, lo: Floats, hi: Floats) -> Floats:
+    """min |y - a c|² over lo <= c <= hi per row; y (n, B), a (n, B, 2), lo/hi (n, 2).
+
+    A convex quadratic on a box is minimised inside it or on an edge, so the unconstrained
+    solution and the four edge solutions cover every case (zero columns give c = 0).
+    """
+    g = np.einsum("nbi,nbj->nij", a, a)
+    h = np.einsum("nbi,nb->ni", a, y)
+    free_c = np.einsum("nij,nj->ni", np.linalg.pinv(g), h)
+    cands = [free_c]
+    inside = np.all((free_c >= lo) & (free_c <= hi), axis=1)
+    for fixed in (0, 1):
+        other = 1 - fixed
+        for bound in (lo[:, fixed], hi[:, fixed]):
+            c = np.empty_like(h)
+            c[:, fixed] = bound
+            goo = g[:, other, other]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                best = (h[:, other] - g[:, other, fixed] * bound) / goo
+            c[:, other] = np.clip(np.where(goo > 0, best, 0.0), lo[:, other], hi[:, other])
+            cands.append(c)
+    rss = []
+    for n_cand, c in enumerate(cands):
+        r = y - np.einsum("nbi,ni->nb", a, c)
+        ss = np.einsum("nb,nb->n", r, r)
+        rss.append(np.where(inside, ss, np.inf) if n_cand == 0 else ss)
+    return np.asarray(np.min(np.stack(rss), axis=0), dtype=np.float64)
+
+
+def explained_mask(
+    scores: Mapping[str, TrackScore],
+    inv: Floats,
+    gsd_m: float,
+    params: DetectorParams,
+    sun_azimuth_deg: float | None = None,
+) -> dict[str, BoolArray]:
+    """Positions whose difference the neighbouring tracks explain (True = not a car there).
+
+    Occupancy O is chosen to minimise a yard-wide cost: λ per occupied sample (the price of a
+    car, the chi-square at `low_z`) plus, per empty sample, the residual of its difference
+    after what its occupied neighbours explain (bleed; a shadow from the sun-side neighbour,
+    which MUST then be there). Coordinate descent track by track (each sample weighs its own
+    cost and its neighbours'), from "every sample with evidence is a car".
+    """
+    p = params
+    nbrs = links(scores, gsd_m, p)
+    if not any(nbrs.values()):
+        return {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
+    direction = None if sun_azimuth_deg is None else shadow_direction_from_sun(sun_azimuth_deg)
+    ctx = _Context(scores, nbrs, inv, estimate_shadow(scores, nbrs, p, direction), p)
+    evidence = {k: s.usable & (s.z >= p.low_z) for k, s in scores.items()}
+    occupied = {k: e.copy() for k, e in evidence.items()}
+    order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
+    for _ in range(p.neighbour_iterations):
+        changed = False
+        for k in order:
+            idx = np.flatnonzero(evidence[k])
+            if idx.size == 0:
+                continue
+            cost_empty = ctx.empty_cost(k, idx, occupied)
+            cost_car = np.full(idx.size, ctx.lam)
+            for link in nbrs[k]:
+                j = link.j[idx]
+                sel = link.near[idx] & ~occupied[link.other][j]
+                if not sel.any():
+                    continue
+                for hypothesis, cost in ((False, cost_empty), (True, cost_car)):
+                    trial = dict(occupied)
+                    trial[k] = occupied[k].copy()
+                    trial[k][idx[sel]] = hypothesis
+                    cost[sel] += ctx.empty_cost(link.other, j[sel], trial)
+            new = cost_car < cost_empty
+            changed |= bool(np.any(new != occupied[k][idx]))
+            occupied[k][idx] = new
+        if not changed:
+            break
+    return {k: evidence[k] & ~occupied[k] for k in scores}
+
+
+class _Context:
+    """What the cost of an empty sample needs: whitened differences, norms, shadow model."""
+
+    def __init__(
+        self, scores: Mapping[str, TrackScore], nbrs: Mapping[str, list[Link]], inv: Floats,
+        shadow: Shadow | None, params: DetectorParams,
+    ) -> None:  # fmt: skip
+        self.scores, self.nbrs, self.shadow, self.p = scores, nbrs, shadow, params
+        self.white = np.asarray(np.linalg.cholesky(inv).T, dtype=np.float64)  # |W x|² = x'inv x
+        self.lam = m2_of_z(params.low_z, inv.shape[0])
+        self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
+        self.norm2 = {k: np.einsum("nb,nb->n", w, w) for k, w in self.wdiff.items()}
+
+    def empty_cost(self, k: str, idx: Ints, occupied: Mapping[str, BoolArray]) -> Floats:
+        """Residual (chi-square) of samples `idx` of track k if they are empty, given who else
+        is occupied: bleed from stronger occupied neighbours (bounded fraction of theirs), and
+        the shadow of an occupied sun-side neighbour (required, within learnt bounds)."""
+        p = self.p
+        n = idx.size
+        d = self.wdiff[k][idx]
+        bleed = np.zeros_like(d)
+        caster = np.zeros(n, dtype=bool)
+        for link in self.nbrs[k]:
+            j = link.j[idx]
+            # a train has no holes: a neighbour's coupler gap still casts and leaks
+            width = max(round(p.caster_close_m / self.scores[link.other].step_m), 1)
+            closed = ndimage.maximum_filter1d(occupied[link.other], width)
+            occ = link.near[idx] & closed[j]
+            stronger = occ & (self.norm2[link.other][j] > self.norm2[k][idx])
+            bleed[stronger] += self.wdiff[link.other][j][stronger]
+            if self.shadow is not None:
+                caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
+        g = np.zeros_like(d)
+        if self.shadow is not None:
+            g = (-(self.shadow.darkening * self.scores[k].background[idx])) @ self.white.T
+        lo = np.column_stack(
+            [np.full(n, p.neighbour_min_coef), np.where(caster, p.shadow_min_rel, 0.0)]
+        )
+        hi = np.column_stack(
+            [np.full(n, p.neighbour_max_bleed), np.where(caster, p.shadow_max_rel, 0.0)]
+        )
+        return _box_rss(d, np.stack([bleed, g], axis=2), lo, hi)

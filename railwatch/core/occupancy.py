@@ -1,0 +1,176 @@
+"""Which stretches of each track are covered by rolling stock.
+
+Score: the smoothed spectral difference to the background, as a Mahalanobis distance under a
+robust noise covariance pooled over all tracks (most of a yard is empty ballast most of the
+time), turned into a z-score. Segments: hysteresis, closing of coupler-sized gaps, ends moved
+to the half-contrast point, short ones dropped. What neighbouring tracks explain away is
+decided in `neighbours.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from railwatch.core.robust import chi_to_z, robust_covariance
+from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    """Working arrays of one track: usable samples, smoothed difference, z-score."""
+
+    track_id: str
+    step_m: float
+    usable: BoolArray
+    diff: Floats  # (S, B), 0 where not usable
+    z: Floats  # (S,), 0 where not usable
+    positions: Floats  # (S, 2) col/row, may be empty
+    background: Floats  # (S, B) background spectra, 0 where not usable
+
+
+def _smooth(diff: Floats, usable: BoolArray, width: int) -> Floats:
+    """Boxcar along the track that never mixes in unusable samples (normalised convolution)."""
+    if width <= 1:
+        return diff
+    w = usable.astype(np.float64)
+    num = ndimage.uniform_filter1d(diff * w[:, None], width, axis=0, mode="constant")
+    den = ndimage.uniform_filter1d(w, width, mode="constant")
+    out = np.zeros_like(diff)
+    ok = usable & (den > 0)
+    out[ok] = num[ok] / den[ok, None]
+    return out
+
+
+def score_tracks(
+    profiles: Mapping[str, TrackProfile],
+    background: Mapping[str, TrackProfile],
+    params: DetectorParams,
+) -> tuple[dict[str, TrackScore], Floats]:
+    """Per-track scores and the inverse noise covariance they were computed with."""
+    raw: dict[str, tuple[TrackProfile, BoolArray, Floats]] = {}
+    levels = []
+    for k, prof in profiles.items():
+        bg = background.get(k)
+        if bg is None or bg.values.shape != prof.values.shape:
+            continue
+        usable = prof.valid & bg.valid
+        diff = np.zeros(prof.values.shape, dtype=np.float64)
+        diff[usable] = prof.values[usable].astype(np.float64) - bg.values[usable]
+        raw[k] = (prof, usable, diff)
+        levels.append(np.abs(bg.values[bg.valid].astype(np.float64)))
+    bands = next(iter(profiles.values())).values.shape[1] if profiles else 1
+    pooled_levels = np.concatenate(levels) if levels else np.ones((1, bands))
+    level = np.median(pooled_levels, axis=0) if pooled_levels.size else np.ones(bands)
+    floor = params.noise_floor_rel * np.maximum(level, 1e-12)
+    pooled = [d[u] for _, u, d in raw.values() if u.any()]
+    if params.level_correction and pooled:
+        # a residual haze/calibration difference shifts every sample alike; cars are a minority
+        offset = np.median(np.concatenate(pooled), axis=0)
+        for _, usable, diff in raw.values():
+            diff[usable] -= offset
+    smoothed: dict[str, Floats] = {}
+    for k, (prof, usable, diff) in raw.items():
+        width = max(round(params.smooth_m / prof.step_m), 1)
+        smoothed[k] = _smooth(diff, usable, width)
+    rows = [smoothed[k][u] for k, (_, u, _) in raw.items() if u.any()]
+    cov = robust_covariance(np.concatenate(rows), floor) if rows else np.diag(floor ** 2)
+    inv = np.linalg.inv(cov)
+    out: dict[str, TrackScore] = {}
+    for k, (prof, usable, _) in raw.items():
+        d = smoothed[k]
+        z = chi_to_z(np.einsum("ij,jk,ik->i", d, inv, d), d.shape[1])
+        z[~usable] = 0.0
+        level_k = np.where(usable[:, None], background[k].values, 0.0).astype(np.float64)
+        out[k] = TrackScore(k, prof.step_m, usable, d, z, prof.positions, level_k)
+    return out, np.asarray(inv, dtype=np.float64)
+
+
+def runs(mask: BoolArray) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of the True runs of a 1-D mask (stop exclusive)."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(m))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _projection(diff: Floats, inv: Floats, vec: Floats) -> Floats:
+    """How much of `vec` each row of diff holds (1 = all of it), in the noise metric."""
+    norm = float(vec @ inv @ vec)
+    if norm <= 0:
+        return np.zeros(diff.shape[0])
+    return np.asarray(diff @ inv @ vec / norm, dtype=np.float64)
+
+
+def _refine_end(
+    proj: Floats, usable: BoolArray, edge: int, inside: int, step: int, limit: int
+) -> float:
+    """Sub-sample position (in samples, edges at k, k+1, ...) of the half-contrast crossing near
+    segment end `edge` (first sample of the segment going from `inside` outwards by `step`)."""
+    n = len(proj)
+    # walk outwards while the sample is still more than half covered
+    k = edge
+    moved = 0
+    while 0 <= k + step < n and usable[k + step] and proj[k + step] >= 0.5 and moved < limit:
+        k += step
+        moved += 1
+    # or inwards while the end sample is less than half covered
+    while k != inside and proj[k] < 0.5 and moved > -limit:
+        k -= step
+        moved -= 1
+    outer = k + step
+    if not (0 <= outer < n) or not usable[outer]:
+        # the segment runs into a masked stretch or the track end: stop at the sample boundary
+        return float(k + (1 if step > 0 else 0))
+    a, b = proj[k], proj[outer]
+    frac = 0.5 if a == b else float(np.clip((a - 0.5) / (a - b), 0.0, 1.0))
+    # crossing lies `frac` of a step beyond the centre of sample k
+    centre = k + 0.5 + step * frac
+    return float(centre)
+
+
+def segments(
+    score: TrackScore, suppressed: BoolArray, inv: Floats, car_pitch_m: float,
+    gsd_m: float, params: DetectorParams,
+) -> list[tuple[float, float]]:
+    """Occupied (start_m, end_m) stretches of one track."""
+    p = params
+    step = score.step_m
+    ok = score.usable & ~suppressed
+    low = ok & (score.z >= p.low_z)
+    high = ok & (score.z >= p.high_z)
+    labels, _ = ndimage.label(low)
+    keep_labels = np.unique(labels[high])
+    occupied = np.isin(labels, keep_labels[keep_labels > 0])
+    # close short gaps inside a train, but never across masked samples
+    gap = round(p.gap_close_m / step)
+    for a, b in runs(~occupied):
+        if a > 0 and b < len(occupied) and b - a <= gap and score.usable[a:b].all():
+            occupied[a:b] = True
+    out: list[tuple[float, float]] = []
+    limit = max(round(p.edge_refine_max_px * gsd_m / step), 0)
+    span = max(round(min(10.0, car_pitch_m) / step), 1)
+    for a, b in runs(occupied):
+        length = b - a
+        head = score.diff[a : a + min(span, length)]
+        tail = score.diff[max(b - span, a) : b]
+        start = _refine_end(
+            _projection(score.diff, inv, np.median(head, axis=0)), ok, a, b - 1, -1, limit
+        )
+        end = _refine_end(_projection(score.diff, inv, np.median(tail, axis=0)), ok, b - 1, a, 1, limit)
+        if end > start:
+            out.append((start * step, end * step))
+    # refinement can make neighbouring segments touch: merge, then drop the short ones
+    merged: list[tuple[float, float]] = []
+    for s, e in sorted(out):
+        if merged and s - merged[-1][1] <= 0.0:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    shortest = p.min_segment_car_fraction * car_pitch_m
+    return [(s, e) for s, e in merged if e - s >= shortest]

@@ -1,0 +1,168 @@
+"""Spectra sampled along track centrelines, and the per-AOI background model built from them.
+
+Working in 1-D along each track (rather than on the 2-D image) makes "how many metres of track
+are covered" a direct question, and makes the background model a small array per track that is
+cheap to keep per AOI.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from railwatch.core.registration import fill_invalid
+from railwatch.core.types import BoolArray, DetectorParams, TrackLine, TrackProfile
+
+Floats = npt.NDArray[np.float64]
+
+
+def sample_track(
+    line: TrackLine, gsd_m: float, step_m: float
+) -> tuple[Floats, Floats, float]:
+    """(positions (S, 2) col/row, unit normals (S, 2), actual step in metres) along a line.
+
+    The length is cut into S = round(length / step_m) equal pieces and the samples sit at their
+    middles, (i + 0.5) * step from the first vertex, so each sample stands for exactly one step
+    of track and S * step is the centreline's length. Parts are laid end to end.
+    """
+    pts_list, dirs_list, lens = [], [], []
+    for part in line.parts:
+        xy = np.asarray(part, dtype=np.float64)
+        if xy.ndim != 2 or xy.shape[0] < 2:
+            continue
+        seg = np.diff(xy, axis=0)
+        seg_len = np.hypot(seg[:, 0], seg[:, 1])
+        keep = seg_len > 0
+        pts_list.append(xy[:-1][keep])
+        dirs_list.append(seg[keep] / seg_len[keep, None])
+        lens.append(seg_len[keep])
+    if not lens:
+        return np.zeros((0, 2)), np.zeros((0, 2)), step_m
+    starts = np.concatenate(pts_list)
+    dirs = np.concatenate(dirs_list)
+    seg_len_m = np.concatenate(lens) * gsd_m
+    total = float(seg_len_m.sum())
+    n = max(round(total / step_m), 1)
+    step = total / n
+    s = (np.arange(n) + 0.5) * step
+    edges = np.concatenate([[0.0], np.cumsum(seg_len_m)])
+    idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(seg_len_m) - 1)
+    pos = starts[idx] + dirs[idx] * ((s - edges[idx]) / gsd_m)[:, None]
+    normals = np.column_stack([-dirs[idx, 1], dirs[idx, 0]])
+    return pos, normals, step
+
+
+def _corridor_offsets(params: DetectorParams, gsd_m: float) -> Floats:
+    hw = params.corridor_half_width_m / gsd_m
+    return np.array([-hw, 0.0, hw]) if hw > 0 else np.array([0.0])
+
+
+def extract_profiles(
+    image: npt.NDArray[Any],
+    valid: BoolArray,
+    tracks: Sequence[TrackLine],
+    gsd_m: float,
+    step_m: float = 1.0,
+    params: DetectorParams | None = None,
+    coverage: BoolArray | None = None,
+) -> dict[str, TrackProfile]:
+    """Profiles of `image` (bands, H, W) along each track, keyed by track id.
+
+    A sample is valid only if every pixel it touches is valid (after growing invalid areas by
+    `params.mask_buffer_px`), so cloud edges never enter a profile. `coverage` (H, W), when
+    given, tells the image footprint apart from clouds (False = no data at all); samples off the
+    array are uncovered in any case.
+    """
+    p = params or DetectorParams()
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"image must be (bands, H, W), got shape {image.shape}")
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != image.shape[1:]:
+        raise ValueError(f"valid {valid.shape} does not match image {image.shape[1:]}")
+    bands, h, w = image.shape
+    filled = fill_invalid(image, valid)
+    grown = valid
+    if p.mask_buffer_px > 0 and not valid.all():
+        grown = ndimage.binary_erosion(valid, iterations=p.mask_buffer_px, border_value=1)
+    valid_f = grown.astype(np.float32)
+    offsets = _corridor_offsets(p, gsd_m)
+    out: dict[str, TrackProfile] = {}
+    for line in tracks:
+        pos, normals, step = sample_track(line, gsd_m, step_m)
+        n = pos.shape[0]
+        acc = np.zeros((n, bands), dtype=np.float64)
+        ok = np.ones(n, dtype=bool)
+        for off in offsets:
+            xy = pos + normals * off
+            coords = np.vstack([xy[:, 1] - 0.5, xy[:, 0] - 0.5])  # (row, col) index space
+            for b in range(bands):
+                acc[:, b] += ndimage.map_coordinates(filled[b], coords, order=1, mode="nearest")
+            ok &= ndimage.map_coordinates(valid_f, coords, order=1, mode="constant") > 0.999
+        inside = (pos[:, 0] >= 0) & (pos[:, 0] <= w) & (pos[:, 1] >= 0) & (pos[:, 1] <= h)
+        covered = inside.copy()
+        if coverage is not None:
+            rows = np.clip(pos[:, 1].astype(int), 0, h - 1)
+            cols = np.clip(pos[:, 0].astype(int), 0, w - 1)
+            covered &= np.asarray(coverage, dtype=bool)[rows, cols]
+        ok &= covered
+        values = (acc / len(offsets)).astype(np.float32)
+        values[~ok] = np.nan
+        out[line.id] = TrackProfile(
+            track_id=line.id,
+            step_m=step,
+            values=values,
+            valid=ok,
+            positions=pos,
+            covered=covered,
+        )
+    return out
+
+
+def background_from_history(
+    history: Sequence[Mapping[str, TrackProfile]],
+    min_scenes: int = 5,
+    params: DetectorParams | None = None,
+) -> dict[str, TrackProfile] | None:
+    """Per-position median of earlier scenes' profiles: the AOI's empty-yard background.
+
+    Cars move, so each stretch of track is empty in most scenes and the median is ballast. Scenes
+    with no valid sample do not count towards `min_scenes`; positions with fewer than
+    `params.history_min_valid` valid samples are invalid. None when there is too little history.
+    """
+    p = params or DetectorParams()
+    useful = [h for h in history if any(prof.valid.any() for prof in h.values())]
+    if len(useful) < min_scenes:
+        return None
+    ids: list[str] = []
+    for h in useful:
+        ids.extend(k for k in h if k not in ids)
+    out: dict[str, TrackProfile] = {}
+    for track_id in ids:
+        profs = [h[track_id] for h in useful if track_id in h]
+        # all profiles of a track come from the same grid; ignore any odd-length stragglers
+        length = Counter(len(pr.valid) for pr in profs).most_common(1)[0][0]
+        profs = [pr for pr in profs if len(pr.valid) == length]
+        stack = np.stack([np.where(pr.valid[:, None], pr.values, np.nan) for pr in profs])
+        count = np.sum([pr.valid for pr in profs], axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN positions
+            median = np.nanmedian(stack, axis=0).astype(np.float32)
+        ok = count >= min(p.history_min_valid, len(profs))
+        median[~ok] = np.nan
+        first = profs[0]
+        out[track_id] = TrackProfile(
+            track_id=track_id,
+            step_m=first.step_m,
+            values=median,
+            valid=ok,
+            positions=first.positions,
+            covered=count > 0,
+        )
+    return out

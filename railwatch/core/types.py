@@ -1,0 +1,180 @@
+"""Value types of the detection core: arrays in, frozen dataclasses out.
+
+Everything here is plain data so the pipeline can pickle it, store it and compare it; the
+thresholds live in one `DetectorParams` so a result can be reproduced from (version, params).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+DETECTOR_VERSION = "0.1.0"
+
+FloatArray = npt.NDArray[np.floating[Any]]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def _empty_positions() -> npt.NDArray[np.float64]:
+    return np.zeros((0, 2), dtype=np.float64)
+
+
+def _empty_flags() -> BoolArray:
+    return np.zeros(0, dtype=bool)
+
+
+@dataclass(frozen=True)
+class TrackLine:
+    """A track centreline in pixel coordinates of the image grid.
+
+    Each part is an (N, 2) float64 array of (col, row); pixel (0, 0) is the upper-left corner of
+    the upper-left pixel (railwatch.grid.AOIGrid.to_pixels), so pixel centres sit at +0.5.
+    """
+
+    id: str
+    parts: tuple[npt.NDArray[np.float64], ...]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How an image was put onto a reference: geometry first, then radiometry.
+
+    `shift_px` = (dx, dy) in pixels (columns, rows; +dy is down) that was APPLIED to the image.
+    `confidence` 0..1 from the correlation peak's dominance; below ~0.3 the shift is doubtful.
+    `gains`/`offsets` per band map the image onto the reference: ref ≈ gain * image + offset.
+    """
+
+    shift_px: tuple[float, float]
+    confidence: float
+    gains: tuple[float, ...]
+    offsets: tuple[float, ...]
+
+    @staticmethod
+    def identity(bands: int) -> Alignment:
+        """No shift, unit gain: what "not aligned" means."""
+        return Alignment((0.0, 0.0), 1.0, (1.0,) * bands, (0.0,) * bands)
+
+
+@dataclass(frozen=True)
+class TrackProfile:
+    """Corridor-averaged spectra sampled along a track centreline every `step_m`.
+
+    `values` is (S, bands) float32, NaN where not valid. `positions` (S, 2) are the (col, row)
+    pixel coordinates of the samples, used to find the neighbouring track's sample across the
+    gap (empty when unknown: neighbour suppression is then skipped). `covered` (S,) is True
+    where the sample lies on the image footprint at all (False: outside the scene, not cloud);
+    empty means "same as valid's complement says nothing", i.e. everything covered.
+    """
+
+    track_id: str
+    step_m: float
+    values: npt.NDArray[np.float32]
+    valid: BoolArray
+    positions: npt.NDArray[np.float64] = field(default_factory=_empty_positions)
+    covered: BoolArray = field(default_factory=_empty_flags)
+
+    @property
+    def length_m(self) -> float:
+        """Length of centreline the samples stand for (one step per sample)."""
+        return float(len(self.valid) * self.step_m)
+
+    @property
+    def covered_mask(self) -> BoolArray:
+        """`covered`, or all True when it was not given."""
+        if self.covered.shape == self.valid.shape:
+            return self.covered
+        return np.ones(self.valid.shape, dtype=bool)
+
+
+@dataclass(frozen=True)
+class TrackMeasurement:
+    """What stands on one track. Counts cover the valid part; `cars_high` also allows for cars
+    that may stand in masked stretches, so [cars_low, cars_high] aims at the whole track."""
+
+    track_id: str
+    length_m: float
+    occupied_m: float
+    cars: int
+    cars_low: int
+    cars_high: int
+    valid_fraction: float
+    segments: tuple[tuple[float, float], ...]  # (start_m, end_m) along the track
+
+
+@dataclass(frozen=True)
+class SceneMeasurement:
+    """Per-track results, their totals and quality information for one scene.
+
+    `shift_m` = Alignment.shift_px * gsd_m, same axes as the pixels: (+x east, +y DOWN/south on
+    the north-up AOI grid).
+    """
+
+    tracks: tuple[TrackMeasurement, ...]
+    occupied_m: float
+    cars: int
+    cars_low: int
+    cars_high: int
+    valid_fraction: float  # length-weighted over tracks
+    shift_m: tuple[float, float]
+    flags: tuple[str, ...]
+    detector_version: str = DETECTOR_VERSION
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """All thresholds and constants of the detector in one place (defaults tuned on synthetic
+    3 m scenes; see tests/core)."""
+
+    # registration
+    registration_highpass_sigma_px: float = 0.0  # 0: gradient magnitude; > 0: image - blur
+    registration_upsample: int = 20  # sub-pixel resolution 1/upsample px
+    min_registration_confidence: float = 0.3
+    # radiometry (trimmed regression on pseudo-invariant pixels)
+    radiometric_iterations: int = 6
+    radiometric_trim_sigma: float = 2.5
+    radiometric_max_pixels: int = 200_000
+    # composite
+    composite_iterations: int = 3
+    composite_min_samples: int = 3
+    # profiles
+    corridor_half_width_m: float = 0.75  # across-track averaging (cars are ~3 m wide)
+    mask_buffer_px: int = 1  # extra masked pixels around invalid areas (cloud edges, haze)
+    # background model
+    history_min_valid: int = 3  # valid samples a position needs in the history median
+    # scoring
+    smooth_m: float = 3.0  # along-track boxcar on the difference (≈ one pixel)
+    noise_floor_rel: float = 0.01  # noise floor per band, relative to the background level
+    level_correction: bool = True  # remove a residual per-band offset between image and background
+    high_z: float = 4.5  # hysteresis seed threshold (z-score of the spectral distance)
+    low_z: float = 2.5  # hysteresis growth threshold
+    # neighbour suppression (tracks 5.3 m apart bleed into each other at 3 m GSD)
+    neighbour_max_m: float = 8.0  # a neighbour sample farther than this is not a neighbour
+    neighbour_max_bleed: float = 0.2  # largest fraction of a neighbour's difference that leaks
+    neighbour_min_coef: float = -0.1
+    neighbour_iterations: int = 4
+    caster_close_m: float = 5.0  # a neighbour's train counts as unbroken across this (couplers)
+    shadow_min_samples: int = 30  # strong samples beside a neighbour needed to learn the shadow
+    shadow_min_asymmetry: float = 0.3  # one-sidedness of the darkening (0 none, 1 all one side)
+    shadow_min_darkening: float = 0.08  # weaker shadows are left to the bleed term
+    shadow_max_band_ratio: float = 2.5  # shadow-like: band darkening fractions within this ratio
+    shadow_min_rel: float = 0.5  # a car must darken its anti-sun neighbour at least this much
+    shadow_max_rel: float = 1.3  # ... and at most this much (relative to the learnt darkening)
+    # segments
+    gap_close_m: float = 6.0  # close gaps up to this length inside a train (couplers, blur)
+    min_segment_car_fraction: float = 0.5  # drop segments shorter than this × car pitch
+    edge_refine_max_px: float = 1.5  # how far a segment end may move to its half-contrast point
+    coupler_gap_m: float = 1.0  # a train of n cars is n * pitch - gap long
+    # count interval (≈ 90 %)
+    end_sigma_px: float = 0.6  # 1-sigma error of one segment end
+    pitch_cv: float = 0.07  # car-to-car variability of the pitch
+    model_cv: float = 0.05  # relative error of the occupancy model (partial misses, bleed)
+    interval_z: float = 1.645
+    # quality flags
+    cloudy_below: float = 0.8  # valid / covered fraction under which a scene is "cloudy"
+    partial_below: float = 0.95  # covered fraction under which coverage is "partial"
+    # no-reference mode
+    selfref_window_m: float = 120.0  # along-track window of the ballast running median
+    selfref_inlier_z: float = 3.0
