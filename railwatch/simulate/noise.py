@@ -2,14 +2,15 @@
 
 Values hang on a lattice fixed in world (UTM) metres and come from a stateless integer hash,
 so any footprint, origin or sub-pixel shift samples the same landscape. Fields are evaluated on
-axis-aligned grids as two small matrix products (cubic B-spline weights), which is much faster
-than `map_coordinates` on millions of pixels.
+axis-aligned grids separably (cubic B-spline taps along x, then along y), which is much
+faster than `map_coordinates` on millions of pixels.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,8 +18,9 @@ from numpy.typing import NDArray
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 
-# Mean of the summed squared cubic B-spline weights in 1-D (151/315): normalises fields to std 1.
-_BSPLINE_GAIN = float(np.sqrt(151.0 / 315.0))
+# Std of a cubic B-spline surface over unit-variance iid node values: 151/315 per axis (the
+# mean summed squared weights); dividing by it normalises fields to std 1.
+_FIELD_STD = 151.0 / 315.0
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M3 = np.uint64(0xFF51AFD7ED558CCD)
@@ -44,45 +46,86 @@ def hash01(i: NDArray[np.int64], j: NDArray[np.int64], key: int) -> F64:
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
-def _weights(coords: F64, spacing: float) -> tuple[F32, int]:
-    """Dense cubic B-spline interpolation matrix (len(coords) × lattice nodes) and first node."""
-    t = coords / spacing
-    base = np.floor(t).astype(np.int64)
-    f = t - base
+@dataclass(frozen=True)
+class _Taps:
+    """Cubic B-spline taps of sample points on a lattice: 4 node indices and weights each."""
+
+    first: int  # world index of lattice node 0
+    n_nodes: int
+    index: NDArray[np.intp]  # (n,) local index of each point's first node
+    weights: F32  # (4, n)
+
+
+def _taps(coords: F64, spacing: float) -> _Taps:
+    t = np.asarray(coords, dtype=np.float64) / spacing
+    base = np.floor(t)
+    f = (t - base).astype(np.float32)
     first = int(base.min()) - 1
-    n_nodes = int(base.max()) + 3 - first
-    w = np.zeros((coords.size, n_nodes), dtype=np.float32)
-    rows = np.arange(coords.size)
     f2, f3 = f * f, f * f * f
-    taps = (
+    weights = np.stack([
         (1.0 - f) ** 3 / 6.0,
         (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0,
         (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0,
         f3 / 6.0,
-    )
-    for k, tap in enumerate(taps):
-        w[rows, base - first - 1 + k] = tap
-    return w, first
+    ]).astype(np.float32)  # fmt: skip
+    index = (base - first - 1).astype(np.intp)
+    return _Taps(first, int(base.max()) + 3 - first, index, weights)
+
+
+def _interpolate(values: F32, tx: _Taps, ty: _Taps) -> F32:
+    """B-spline surface of lattice `values` at the grid (ty points × tx points).
+
+    Gathers and multiply-adds in a fixed order, no BLAS: matrix products would be faster but
+    their rounding depends on the BLAS thread count, and pixels must be byte-identical
+    whether a scene is rendered inline or in a worker process.
+    """
+    rows = np.zeros((values.shape[0], tx.index.size), dtype=np.float32)
+    for k in range(4):
+        rows += values[:, tx.index + k] * tx.weights[k]
+    out = np.zeros((ty.index.size, tx.index.size), dtype=np.float32)
+    buf = np.empty_like(out)
+    for k in range(4):
+        np.take(rows, ty.index + k, axis=0, out=buf)
+        buf *= ty.weights[k][:, None]
+        out += buf
+    return out
+
+
+def _lattice_values(tx: _Taps, ty: _Taps, key: int) -> F32:
+    ii = np.arange(tx.first, tx.first + tx.n_nodes, dtype=np.int64)
+    jj = np.arange(ty.first, ty.first + ty.n_nodes, dtype=np.int64)
+    values: F32 = ((hash01(ii[None, :], jj[:, None], key) * 2.0 - 1.0) * np.sqrt(3.0)).astype(np.float32)
+    return values
 
 
 def lattice_field(xs: F64, ys: F64, spacing: float, key: int) -> F32:
     """Smooth noise (mean 0, std ≈ 1) at grid points (ys × xs) of a world lattice `spacing` m."""
-    wx, ix0 = _weights(np.asarray(xs, dtype=np.float64), spacing)
-    wy, iy0 = _weights(np.asarray(ys, dtype=np.float64), spacing)
-    ii = np.arange(ix0, ix0 + wx.shape[1], dtype=np.int64)
-    jj = np.arange(iy0, iy0 + wy.shape[1], dtype=np.int64)
-    values = (hash01(ii[None, :], jj[:, None], key) * 2.0 - 1.0) * np.sqrt(3.0)
-    out: F32 = (wy @ values.astype(np.float32)) @ wx.T
-    out *= np.float32(1.0 / (_BSPLINE_GAIN * _BSPLINE_GAIN))
+    tx, ty = _taps(xs, spacing), _taps(ys, spacing)
+    out = _interpolate(_lattice_values(tx, ty, key), tx, ty)
+    out *= np.float32(1.0 / _FIELD_STD)
     return out
 
 
 def fbm(xs: F64, ys: F64, octaves: Sequence[tuple[float, float]], key: int) -> F32:
-    """Sum of lattice fields, one per (spacing_m, amplitude) octave: natural multi-scale texture."""
-    total = np.zeros((ys.size, xs.size), dtype=np.float32)
-    for k, (spacing, amplitude) in enumerate(octaves):
-        total += np.float32(amplitude) * lattice_field(xs, ys, spacing, key + 7919 * (k + 1))
-    return total
+    """Sum of lattice fields, one per (spacing_m, amplitude) octave: natural multi-scale texture.
+
+    Coarser octaves are sampled at the finest lattice's nodes and added to its values, so the
+    full-resolution interpolation runs once, not once per octave (the B-spline barely smooths
+    them further).
+    """
+    order = sorted(range(len(octaves)), key=lambda k: octaves[k][0])
+    fine_spacing, fine_amp = octaves[order[0]]
+    tx, ty = _taps(xs, fine_spacing), _taps(ys, fine_spacing)
+    values = _lattice_values(tx, ty, key + 7919 * (order[0] + 1)) * np.float32(fine_amp)
+    node_x = (tx.first + np.arange(tx.n_nodes, dtype=np.float64)) * fine_spacing
+    node_y = (ty.first + np.arange(ty.n_nodes, dtype=np.float64)) * fine_spacing
+    for k in order[1:]:
+        spacing, amplitude = octaves[k]
+        coarse = lattice_field(node_x, node_y, spacing, key + 7919 * (k + 1))
+        values += coarse * np.float32(amplitude * _FIELD_STD)
+    out = _interpolate(values, tx, ty)
+    out *= np.float32(1.0 / _FIELD_STD)
+    return out
 
 
 def smoothstep(x: F32) -> F32:

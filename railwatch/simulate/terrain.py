@@ -17,7 +17,7 @@ from shapely.geometry import LineString, Polygon
 from shapely.ops import unary_union
 from shapely.prepared import prep
 
-from railwatch.simulate.noise import hash01, lattice_field, stable_key
+from railwatch.simulate.noise import fbm, hash01, lattice_field, stable_key
 from railwatch.simulate.raster import F32, F64, line_bands, ramp
 from railwatch.simulate.scene import Yard
 
@@ -91,7 +91,7 @@ def _make_world(yard: Yard, key: int) -> World:
     p0, p1 = longest.xy[0], longest.xy[-1]
     u = (p1 - p0) / np.hypot(*(p1 - p0))
     n = np.array([-u[1], u[0]])
-    offsets = [float(v) for t in yard.tracks for v in (t.xy - p0) @ n]
+    offsets = [float(v) for t in yard.tracks for v in ((t.xy - p0) * n).sum(axis=1)]
     side = 1.0 if rng.random() < 0.5 else -1.0
     road_off = (max(offsets) + 28.0) if side > 0 else (min(offsets) - 28.0)
     ext = 250.0
@@ -228,12 +228,8 @@ def ground(world: World, xs: F64, ys: F64, day: dt.date) -> F32:
         table[b] = (val * bright).astype(np.float32)
     pid = (iu - int(pu[0])) * np.int32(pv.size) + (iv - int(pv[0]))
     del iu, iv
-    texture = (
-        1.0
-        + 0.07 * lattice_field(xs, ys, 9.0, world.key + 6)
-        + 0.05 * lattice_field(xs, ys, 33.0, world.key + 7)
-    )
-    zone = lattice_field(xs, ys, 1100.0, world.key + 8) + 0.45 * lattice_field(xs, ys, 350.0, world.key + 9)
+    texture = 1.0 + fbm(xs, ys, ((9.0, 0.07), (33.0, 0.05)), world.key + 6)
+    zone = fbm(xs, ys, ((1100.0, 1.0), (350.0, 0.45)), world.key + 8)
     forest = np.clip((zone - 0.9) / 0.35, 0.0, 1.0)
     crowns = 1.0 + 2.5 * (texture - 1.0)  # tree crowns: rougher than fields
     margin = np.float32(0.55) * ramp(
