@@ -26,6 +26,7 @@ def detect_image(
     params: DetectorParams | None = None,
     track_lengths_m: Mapping[str, float] | None = None,
     max_shift_px: float = 6.0,
+    sun_azimuth_deg: float | None = None,
 ) -> SceneMeasurement:
     """Align the image to the reference (if any), profile both, measure with the reference's
     profiles as the background, or from the image alone (flag "no_reference")."""
@@ -52,5 +53,6 @@ def detect_image(
         background = extract_profiles(reference, ref_mask, tracks, gsd_m, params=p)
     profiles = extract_profiles(image, mask, tracks, gsd_m, params=p)
     return measure_scene(
-        profiles, background, gsd_m, car_pitch_m, alignment, track_lengths_m, params=p
+        profiles, background, gsd_m, car_pitch_m, alignment, track_lengths_m, params=p,
+        sun_azimuth_deg=sun_azimuth_deg,
     )

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from railwatch.core.neighbours import explained_mask
 from railwatch.core.occupancy import runs, score_tracks, segments
+from railwatch.core.profiles import sample_track
 from railwatch.core.selfref import background_from_scene
 from railwatch.core.types import (
     Alignment,
     BoolArray,
     DetectorParams,
     SceneMeasurement,
+    TrackLine,
     TrackMeasurement,
     TrackProfile,
 )
+
+
+def with_positions(
+    profiles: Mapping[str, TrackProfile], tracks: Sequence[TrackLine], gsd_m: float
+) -> dict[str, TrackProfile]:
+    """Profiles with their sample positions filled in from the track lines where missing."""
+    lines = {t.id: t for t in tracks}
+    out = dict(profiles)
+    for k, prof in profiles.items():
+        if prof.positions.shape[0] == prof.valid.shape[0] or k not in lines:
+            continue
+        pos, _, _ = sample_track(lines[k], gsd_m, prof.step_m)
+        if pos.shape[0] == prof.valid.shape[0]:
+            out[k] = replace(prof, positions=pos)
+    return out
 
 
 def _hidden_cars(
@@ -62,6 +80,8 @@ def measure_scene(
     alignment: Alignment | None = None,
     track_lengths_m: Mapping[str, float] | None = None,
     params: DetectorParams | None = None,
+    tracks: Sequence[TrackLine] | None = None,
+    sun_azimuth_deg: float | None = None,
 ) -> SceneMeasurement:
     """Occupied metres and car counts per track and in total, with an interval and flags.
 
@@ -69,9 +89,15 @@ def measure_scene(
     Counts cover the usable part of each track (clear in the image and known in the
     background); `cars_high` also allows for cars that may stand in the masked part.
     `track_lengths_m` overrides the reported lengths (e.g. geodesic); segments stay in the
-    profile's metres (the AOI grid, off by the map scale factor only).
+    profile's metres (the AOI grid, off by the map scale factor only). `tracks` restores the
+    sample positions of profiles stored without them (needed to relate neighbouring tracks);
+    `sun_azimuth_deg` tells on which side car shadows fall (learnt from the scene otherwise).
     """
     p = params or DetectorParams()
+    if tracks is not None:
+        profiles = with_positions(profiles, tracks, gsd_m)
+        if background is not None:
+            background = with_positions(background, tracks, gsd_m)
     flags: list[str] = []
     if background is None:
         background = background_from_scene(profiles, p)
@@ -85,8 +111,8 @@ def measure_scene(
             background = {**background, **background_from_scene(missing, p)}
             flags.append("no_reference")
     scores, inv = score_tracks(profiles, background, p)
-    suppressed = explained_mask(scores, inv, gsd_m, p)
-    tracks: list[TrackMeasurement] = []
+    suppressed = explained_mask(scores, inv, gsd_m, p, sun_azimuth_deg)
+    results: list[TrackMeasurement] = []
     total_n = total_var = total_hidden = 0.0
     weighted_valid = weighted_covered = total_len = 0.0
     for k, prof in profiles.items():
@@ -102,7 +128,7 @@ def measure_scene(
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m)
         cars, low, high = _interval(n, var, hidden, p)
         valid_fraction = float(usable.mean()) if usable.size else 0.0
-        tracks.append(
+        results.append(
             TrackMeasurement(
                 track_id=k,
                 length_m=length,
@@ -123,7 +149,7 @@ def measure_scene(
         weighted_covered += (float(covered.mean()) if covered.size else 0.0) * length
     # pitch and model errors are shared by all tracks of a scene: they add linearly
     total_var += (total_n * p.pitch_cv) ** 2 + (total_n * p.model_cv) ** 2
-    cars_sum = sum(t.cars for t in tracks)
+    cars_sum = sum(t.cars for t in results)
     _, low, high = _interval(total_n, total_var, total_hidden, p)
     valid_fraction = weighted_valid / total_len if total_len > 0 else 0.0
     covered_fraction = weighted_covered / total_len if total_len > 0 else 0.0
@@ -135,8 +161,8 @@ def measure_scene(
         flags.append("low_registration_confidence")
     shift = alignment.shift_px if alignment is not None else (0.0, 0.0)
     return SceneMeasurement(
-        tracks=tuple(tracks),
-        occupied_m=float(sum(t.occupied_m for t in tracks)),
+        tracks=tuple(results),
+        occupied_m=float(sum(t.occupied_m for t in results)),
         cars=cars_sum,
         cars_low=min(low, cars_sum),
         cars_high=max(high, cars_sum),

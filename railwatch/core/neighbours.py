@@ -45,7 +45,8 @@ class Link:
 class Shadow:
     """Where car shadows fall in this scene and how dark they are (per band fraction lost)."""
 
-    direction: Floats  # (2,) unit vector towards the shadow side, pixel axes
+    direction: Floats | None  # (2,) unit vector towards the shadow side (pixel axes); None:
+    # the side could not be told (then either neighbour may cast, and no shadow is required)
     darkening: Floats  # (B,) typical fraction of ballast reflectance lost under a car shadow
 
 
@@ -55,9 +56,7 @@ def m2_of_z(z: float, dof: int) -> float:
     return float(k * (z * np.sqrt(2.0 / (9.0 * k)) + 1.0 - 2.0 / (9.0 * k)) ** 3)
 
 
-def links(
-    scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams
-) -> dict[str, list[Link]]:
+def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams) -> dict[str, list[Link]]:
     """Neighbouring-track samples within `neighbour_max_m` of each track's samples."""
     have = {k: s for k, s in scores.items() if s.positions.shape[0] == s.z.shape[0] > 0}
     trees = {k: cKDTree(s.positions) for k, s in have.items()}
@@ -90,19 +89,22 @@ def estimate_shadow(
 ) -> Shadow | None:
     """Shadow side and darkening from how the neighbours of strongly loaded samples darken.
 
-    The side is given (from the sun azimuth) or taken as the side of the yard's across-track
-    axis whose neighbours darken more (medians, so loaded neighbours are outvoted). The
-    darkening is the median per-band fraction lost on that side, over shadow-like samples
-    (all bands darker by similar fractions). None when there is no clear shadow.
+    Only neighbours weaker than the strong sample are asked (a shadow is weaker than most
+    cars; a stronger neighbour is more likely a car of its own). The side is given (from the
+    sun azimuth) or taken as the side of the yard's across-track axis whose neighbours darken
+    clearly more on average; a lone dark train and its shadow are symmetric, so the side often
+    stays unknown (direction None). The darkening is the median per-band fraction lost over
+    shadow-like samples (all bands darker by similar fractions) on that side (or both sides).
+    None when there is no clear shadow at all.
     """
     units, fracs = [], []
     for k, s in scores.items():
         strong = s.z >= params.high_z
         for link in nbrs.get(k, []):
-            sel = strong & link.near
+            t = scores[link.other]
+            sel = strong & link.near & (t.z[link.j] < s.z)
             if not sel.any():
                 continue
-            t = scores[link.other]
             b = t.background[link.j[sel]]
             ok = np.all(b > 0, axis=1)
             units.append(link.unit[sel][ok])
@@ -113,24 +115,24 @@ def estimate_shadow(
     frac = np.concatenate(fracs)
     if unit.shape[0] < params.shadow_min_samples:
         return None
-    mean = frac.mean(axis=1)
+    mean = np.clip(frac.mean(axis=1), -0.2, 1.0)
+    half = params.shadow_min_samples // 2
     if direction is None:
         # the yard's across-track axis: principal direction of the neighbour offsets
         _, vecs = np.linalg.eigh(unit.T @ unit)
         axis = vecs[:, -1]
         side = unit @ axis
         plus, minus = mean[side > 0.5], mean[side < -0.5]
-        if plus.size < params.shadow_min_samples // 2 or minus.size < params.shadow_min_samples // 2:
-            return None
-        margin = float(np.median(plus) - np.median(minus))
-        if abs(margin) < params.shadow_min_darkening:
-            return None
-        direction = axis if margin > 0 else -axis
-    direction = np.asarray(direction, dtype=np.float64)
-    on_side = unit @ direction > 0.5
+        if plus.size >= half and minus.size >= half:
+            margin = float(np.mean(plus) - np.mean(minus))
+            if abs(margin) >= params.shadow_min_darkening:
+                direction = axis if margin > 0 else -axis
+    else:
+        direction = np.asarray(direction, dtype=np.float64)
+    on_side = np.ones(len(unit), dtype=bool) if direction is None else unit @ direction > 0.5
     ratio = frac.max(axis=1) / np.maximum(frac.min(axis=1), 1e-6)
     shadow_like = on_side & (frac.min(axis=1) > 0.02) & (ratio < params.shadow_max_band_ratio)
-    if shadow_like.sum() < params.shadow_min_samples // 2:
+    if shadow_like.sum() < half:
         return None
     darkening = np.median(frac[shadow_like], axis=0)
     if float(darkening.mean()) < params.shadow_min_darkening:
@@ -247,15 +249,15 @@ class _Context:
             occ = link.near[idx] & closed[j]
             stronger = occ & (self.norm2[link.other][j] > self.norm2[k][idx])
             bleed[stronger] += self.wdiff[link.other][j][stronger]
-            if self.shadow is not None:
+            if self.shadow is not None and self.shadow.direction is not None:
                 caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
+            elif self.shadow is not None:
+                caster |= occ
         g = np.zeros_like(d)
         if self.shadow is not None:
             g = (-(self.shadow.darkening * self.scores[k].background[idx])) @ self.white.T
-        lo = np.column_stack(
-            [np.full(n, p.neighbour_min_coef), np.where(caster, p.shadow_min_rel, 0.0)]
-        )
-        hi = np.column_stack(
-            [np.full(n, p.neighbour_max_bleed), np.where(caster, p.shadow_max_rel, 0.0)]
-        )
+        # with a known side a car's shadow must be there; with an unknown side it may be
+        required = p.shadow_min_rel if self.shadow is not None and self.shadow.direction is not None else 0.0
+        lo = np.column_stack([np.full(n, p.neighbour_min_coef), np.where(caster, required, 0.0)])
+        hi = np.column_stack([np.full(n, p.neighbour_max_bleed), np.where(caster, p.shadow_max_rel, 0.0)])
         return _box_rss(d, np.stack([bleed, g], axis=2), lo, hi)

@@ -1,0 +1,66 @@
+"""Registration and radiometric normalisation recover known shifts, gains and offsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from railwatch.core import align_to_reference
+
+from .synth import Train, Yard
+
+SHIFTS = [(0.0, 0.0), (1.37, -0.62), (-2.45, 1.8), (0.5, 0.5), (-4.2, -3.1)]
+
+
+@pytest.mark.parametrize("shift", SHIFTS)
+def test_recovers_subpixel_shift(yard: Yard, reference, shift) -> None:
+    # the scene has cars the reference lacks and a different haze; the shift is what the
+    # image content is displaced by relative to the reference's content
+    ref_shift = (0.2, -0.15)
+    image, valid = yard.render(
+        (Train(1, 40.0, 8, "dark"), Train(3, 200.0, 6, "bright")), shift_px=shift,
+        gain=0.9, offset=150.0, seed=11,
+    )
+    _, _, al = align_to_reference(image, valid, *reference)
+    expected = (ref_shift[0] - shift[0], ref_shift[1] - shift[1])
+    assert abs(al.shift_px[0] - expected[0]) < 0.3
+    assert abs(al.shift_px[1] - expected[1]) < 0.3
+    assert al.confidence > 0.5
+
+
+def test_recovers_gain_and_offset(yard: Yard, reference) -> None:
+    gains = np.array([0.85, 0.9, 1.05, 1.15])
+    offsets = np.array([220.0, 150.0, 60.0, -40.0])
+    image, valid = yard.render((Train(2, 60.0, 12, "rust"),), shift_px=(0.2, -0.15),
+                               gain=tuple(gains), offset=tuple(offsets), seed=12)
+    aligned, aligned_valid, al = align_to_reference(image, valid, *reference)
+    # reference ≈ gain * image + offset, the inverse of what was applied
+    np.testing.assert_allclose(al.gains, 1.0 / gains, rtol=0.02)
+    np.testing.assert_allclose(al.offsets, -offsets / gains, atol=40.0)
+    ref, ref_valid = reference
+    both = aligned_valid & ref_valid
+    assert np.median(np.abs(aligned - ref)[:, both]) < 40.0  # noise level of the two renders
+
+
+def test_noise_gives_low_confidence() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4, 90, 110)).astype(np.float32)
+    b = rng.normal(size=(4, 90, 110)).astype(np.float32)
+    ones = np.ones((90, 110), dtype=bool)
+    _, _, al = align_to_reference(a, ones, b, ones)
+    assert al.confidence < 0.3
+
+
+def test_shifted_in_edge_is_invalid(yard: Yard, reference) -> None:
+    image, valid = yard.render((), shift_px=(-2.0, 0.0), seed=13)
+    _, aligned_valid, al = align_to_reference(image, valid, *reference)
+    assert al.shift_px[0] > 1.5
+    # the image is moved right by ~2 px to match: its first columns have no source pixels
+    assert not aligned_valid[:, 0].any()
+    assert aligned_valid[10:-10, 10:-10].all()
+
+
+def test_shape_mismatch_is_an_error(reference) -> None:
+    ref, ref_valid = reference
+    with pytest.raises(ValueError, match="shape"):
+        align_to_reference(ref[:, :-1], ref_valid[:-1], ref, ref_valid)
