@@ -303,3 +303,44 @@ def test_rerun_renders_nothing_and_wider_range_adds_items(
     hrefs = [link["href"] for link in links if link["rel"] == "item"]
     assert len(hrefs) == len(set(hrefs)) == len(DAYS) + 1
     assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def _phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Shift (rows, cols) of `a` relative to `b`, to a fraction of a pixel (parabolic peak)."""
+    window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+    cross = np.fft.fft2((a - a.mean()) * window) * np.conj(np.fft.fft2((b - b.mean()) * window))
+    surface = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
+    peak = np.unravel_index(np.argmax(surface), surface.shape)
+    shift = []
+    for axis, size in enumerate(surface.shape):
+        idx = list(peak)
+        values = []
+        for step in (-1, 0, 1):
+            idx[axis] = (peak[axis] + step) % size
+            values.append(surface[tuple(idx)])
+        offset = peak[axis] + 0.5 * (values[0] - values[2]) / (values[0] - 2 * values[1] + values[2])
+        shift.append(offset - size if offset > size / 2 else offset)
+    return shift[0], shift[1]
+
+
+def test_misregistration_is_recoverable_by_phase_correlation(
+    aoi: AOI, season: tuple[Path, dict[str, SimulatedScene]]
+) -> None:
+    """The ground has enough texture that registering two dates recovers their relative shift."""
+    from rasterio.warp import Resampling, reproject
+
+    from railwatch.grid import aoi_grid
+
+    grid = aoi_grid(aoi, buffer_m=150.0)
+    clips, shifts = [], []
+    for day in (EMPTY, PEAK):
+        clip = np.zeros((grid.height, grid.width), dtype=np.float32)
+        with rasterio.open(season[1][day].image_path) as ds:
+            reproject(rasterio.band(ds, 4), clip, dst_transform=grid.transform, dst_crs=grid.crs,
+                      resampling=Resampling.bilinear)  # fmt: skip
+        clips.append(clip)
+        shifts.append(np.asarray(season[1][day].truth["shift_m"]))
+    rows, cols = _phase_correlation(clips[1], clips[0])
+    expected = shifts[1] - shifts[0]
+    assert abs(expected).max() > 1.0, "dates should differ in misregistration"
+    assert np.hypot(cols * 3.0 - expected[0], -rows * 3.0 - expected[1]) < 1.5, (rows, cols, expected)

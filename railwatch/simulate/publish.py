@@ -18,7 +18,6 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ from railwatch.simulate.stac import ANALYTIC_BANDS, COLLECTION_FILE, build_colle
 from railwatch.simulate.truth import build_truth
 
 log = logging.getLogger(__name__)
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 SIM_VERSION = 1  # bump when rendering changes, so that old scenes are re-rendered
 ASSET_FILES = {
     "analytic": "analytic.tif",
@@ -133,7 +131,7 @@ def _run(jobs: list[_Job], workers: int) -> Iterator[SimulatedScene]:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         try:
-            with _one_blas_thread(), ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
                 futures = {pool.submit(produce_scene, job): job for job in jobs}
                 for future in as_completed(futures):
                     scene = future.result()
@@ -143,21 +141,6 @@ def _run(jobs: list[_Job], workers: int) -> Iterator[SimulatedScene]:
             log.warning("simulator process pool failed (%s); rendering %d scene(s) inline", exc, len(pending))
     for job in pending:
         yield produce_scene(job)
-
-
-@contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Let worker processes start with single-threaded BLAS: the pool already fills the cores."""
-    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
-    os.environ.update({k: "1" for k in _BLAS_ENV})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def produce_scene(job: _Job) -> SimulatedScene:

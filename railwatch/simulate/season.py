@@ -102,7 +102,11 @@ class DayPlan:
 
 def is_main_line(track: Track) -> bool:
     """Main lines carry passing trains, sidings hold parked ones."""
-    return "main" in track.id.lower() or "main" in (track.name or "").lower()
+    return is_main_line_id(track.id) or "main" in (track.name or "").lower()
+
+
+def is_main_line_id(track_id: str) -> bool:
+    return "main" in track_id.lower()
 
 
 def make_cars(

@@ -19,7 +19,7 @@ from railwatch.simulate.raster import F32, F64
 from railwatch.simulate.scene import SceneSpec
 from railwatch.simulate.terrain import SHADE
 
-CLOUD_OCTAVES = ((1800.0, 1.0), (650.0, 0.55), (230.0, 0.3), (80.0, 0.15), (30.0, 0.07))
+CLOUD_OCTAVES = ((1800.0, 1.0), (650.0, 0.7), (230.0, 0.45), (80.0, 0.22), (30.0, 0.09))
 CLOUD_SOFTNESS = 0.3  # field units over which a cloud edge fades
 CLOUD_TINT = (1.0, 0.99, 0.975, 0.95)
 # UDM2 bands in Planet's order

@@ -20,6 +20,7 @@ from shapely.prepared import prep
 from railwatch.simulate.noise import fbm, hash01, lattice_field, stable_key
 from railwatch.simulate.raster import F32, F64, line_bands, ramp
 from railwatch.simulate.scene import Yard
+from railwatch.simulate.season import is_main_line_id
 
 # Surface reflectance of blue, green, red, nir.
 CROP_GREEN = (0.035, 0.075, 0.045, 0.36)
@@ -31,6 +32,10 @@ FOREST = (0.025, 0.045, 0.03, 0.26)
 APRON = (0.065, 0.08, 0.09, 0.17)
 ASPHALT = (0.07, 0.075, 0.08, 0.095)
 DIRT = (0.11, 0.13, 0.155, 0.20)
+BALLAST = (0.118, 0.128, 0.14, 0.17)  # grey-brown crushed stone
+SLEEPERS = (0.092, 0.1, 0.109, 0.133)  # ballast darkened by sleepers and rails
+URBAN = (0.085, 0.095, 0.11, 0.19)  # packed earth, yards and kitchen gardens
+VILLAGE_RADIUS_M = 320.0
 ROOFS = (
     (0.20, 0.21, 0.22, 0.25),  # concrete
     (0.16, 0.15, 0.11, 0.14),  # blue metal
@@ -70,6 +75,7 @@ class World:
     pitch_v: float
     roads: tuple[Road, ...]
     buildings: tuple[Building, ...]
+    villages: tuple[tuple[float, float], ...] = ()  # centres; houses spread ~110 m (1σ)
 
 
 _WORLDS: dict[tuple[int, int], World] = {}
@@ -96,6 +102,12 @@ def _make_world(yard: Yard, key: int) -> World:
     road_off = (max(offsets) + 28.0) if side > 0 else (min(offsets) - 28.0)
     ext = 250.0
     roads = [Road(np.array([p0 - u * ext + n * road_off, p1 + u * ext + n * road_off]), 3.0, DIRT)]
+    # the line the yard sits on goes on beyond the AOI: ballast and sleepers to the scene edges
+    for track in [t for t in yard.tracks if is_main_line_id(t.id)] or [longest]:
+        for end, inward in ((track.xy[0], track.xy[1]), (track.xy[-1], track.xy[-2])):
+            out = (end - inward) / np.hypot(*(end - inward))
+            span = np.array([end - out * 3.0, end + out * 8000.0])
+            roads += [Road(span, 2.9, BALLAST), Road(span, 1.3, SLEEPERS)]
     for _ in range(3):
         c = np.array([centre.x, centre.y]) + rng.uniform(-900, 900, 2)
         a = rng.uniform(0, math.pi)
@@ -137,9 +149,11 @@ def _make_world(yard: Yard, key: int) -> World:
         try_add(b)
         if len(buildings) >= 12:
             break
-    for _ in range(3):  # villages
+    villages = []
+    for _ in range(3):
         r, t = float(rng.uniform(700, 1700)), float(rng.uniform(0, 2 * math.pi))
         vc = np.array([centre.x + r * math.cos(t), centre.y + r * math.sin(t)])
+        villages.append((float(vc[0]), float(vc[1])))
         va = float(rng.uniform(0, math.pi))
         for _ in range(60):
             c = vc + rng.normal(0, 110, 2)
@@ -161,6 +175,7 @@ def _make_world(yard: Yard, key: int) -> World:
         float(rng.uniform(60, 120)),
         tuple(roads),
         tuple(buildings),
+        tuple(villages),
     )
 
 
@@ -230,7 +245,7 @@ def ground(world: World, xs: F64, ys: F64, day: dt.date) -> F32:
     del iu, iv
     texture = 1.0 + fbm(xs, ys, ((9.0, 0.07), (33.0, 0.05)), world.key + 6)
     zone = fbm(xs, ys, ((1100.0, 1.0), (350.0, 0.45)), world.key + 8)
-    forest = np.clip((zone - 0.9) / 0.35, 0.0, 1.0)
+    forest = np.clip((zone - 1.05) / 0.35, 0.0, 1.0)
     crowns = 1.0 + 2.5 * (texture - 1.0)  # tree crowns: rougher than fields
     margin = np.float32(0.55) * ramp(
         (np.float32(2.0) - edge) / np.float32(xs[1] - xs[0] if xs.size > 1 else 1.0)
@@ -241,7 +256,25 @@ def ground(world: World, xs: F64, ys: F64, day: dt.date) -> F32:
         val = val + margin * (np.float32(GRASS[b]) - val)
         val = val * texture
         out[b] = val + forest * (np.float32(FOREST[b]) * crowns - val)
+    _village_ground(out, world, xs, ys, texture)
     return out
+
+
+def _village_ground(refl: F32, world: World, xs: F64, ys: F64, texture: F32) -> None:
+    """Packed earth, yards and gardens between the houses of each village, in place."""
+    for vx, vy in world.villages:
+        c0, c1 = np.searchsorted(xs, [vx - VILLAGE_RADIUS_M, vx + VILLAGE_RADIUS_M])
+        r0, r1 = np.searchsorted(-ys, [-(vy + VILLAGE_RADIUS_M), -(vy - VILLAGE_RADIUS_M)])
+        if c0 >= c1 or r0 >= r1:
+            continue
+        dx = (xs[c0:c1] - vx).astype(np.float32)[None, :]
+        dy = (ys[r0:r1] - vy).astype(np.float32)[:, None]
+        ragged = np.sqrt(dx * dx + dy * dy) - 90.0 * lattice_field(xs[c0:c1], ys[r0:r1], 70.0, world.key + 13)
+        alpha = 0.85 * np.clip((np.float32(VILLAGE_RADIUS_M - 60.0) - ragged) / np.float32(120.0), 0.0, 1.0)
+        tex = texture[r0:r1, c0:c1]
+        win = refl[:, r0:r1, c0:c1]
+        for b in range(4):
+            win[b] += alpha * (np.float32(URBAN[b]) * tex - win[b])
 
 
 def draw_roads(refl: F32, world: World, xs: F64, ys: F64) -> None:

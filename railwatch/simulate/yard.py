@@ -17,9 +17,8 @@ from railwatch.simulate.noise import hash01, lattice_field
 from railwatch.simulate.raster import F32, F64, Band, block_mean, line_bands, ramp
 from railwatch.simulate.scene import Yard
 from railwatch.simulate.season import CAR_TYPES, DayPlan, Train
-from railwatch.simulate.terrain import SHADE
+from railwatch.simulate.terrain import BALLAST, SHADE
 
-BALLAST = (0.118, 0.128, 0.14, 0.17)  # grey-brown crushed stone
 BALLAST_HALF_WIDTH_M = 2.9
 SLEEPER_HALF_WIDTH_M = 1.3
 TYPE_CODES = {name: k for k, name in enumerate(CAR_TYPES)}
