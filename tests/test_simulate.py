@@ -344,3 +344,17 @@ def test_misregistration_is_recoverable_by_phase_correlation(
     expected = shifts[1] - shifts[0]
     assert abs(expected).max() > 1.0, "dates should differ in misregistration"
     assert np.hypot(cols * 3.0 - expected[0], -rows * 3.0 - expected[1]) < 1.5, (rows, cols, expected)
+
+
+def test_incomplete_scene_is_rendered_again_and_stale_temp_files_go(aoi: AOI, tmp_path: Path) -> None:
+    day = dt.date(2023, 9, 2)
+    (first,) = publish_season(aoi, tmp_path, day, day, scene_size_m=SIZE, workers=1)
+    pixels = _read(first.image_path)[0]
+    first.item_path.unlink()  # as if the run had been killed before the Item was written
+    stale = first.image_path.with_name(".analytic.tif.999999999.tmp")
+    stale.write_bytes(b"half a file")
+    (again,) = publish_season(aoi, tmp_path, day, day, scene_size_m=SIZE, workers=1)
+    assert again.rendered and again.item_path.is_file() and not stale.exists()
+    assert np.array_equal(_read(again.image_path)[0], pixels)
+    (bigger,) = publish_season(aoi, tmp_path, day, day, scene_size_m=(3000.0, 2800.0), workers=1)
+    assert bigger.rendered and _read(bigger.image_path)[0].shape == (4, 933, 1000)

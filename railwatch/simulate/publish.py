@@ -130,15 +130,17 @@ def _run(jobs: list[_Job], workers: int) -> Iterator[SimulatedScene]:
     if workers > 1 and len(jobs) > 1:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context)
         try:
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-                futures = {pool.submit(produce_scene, job): job for job in jobs}
-                for future in as_completed(futures):
-                    scene = future.result()
-                    pending.remove(futures[future])
-                    yield scene
+            futures = {pool.submit(produce_scene, job): job for job in jobs}
+            for future in as_completed(futures):
+                scene = future.result()
+                pending.remove(futures[future])
+                yield scene
         except BrokenProcessPool as exc:
             log.warning("simulator process pool failed (%s); rendering %d scene(s) inline", exc, len(pending))
+        finally:  # on error or when the caller stops early, do not render the rest
+            pool.shutdown(wait=True, cancel_futures=True)
     for job in pending:
         yield produce_scene(job)
 
@@ -147,6 +149,7 @@ def produce_scene(job: _Job) -> SimulatedScene:
     """Render one scene and write its files, the Item last."""
     spec, folder = job.spec, job.out_dir / job.spec.scene_id
     folder.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_tmp(folder)
     rendered = render_scene(job.aoi, job.plan, spec)
     paths = {key: folder / name for key, name in ASSET_FILES.items()}
     names = [b[0] for b in ANALYTIC_BANDS]
@@ -212,6 +215,17 @@ def _existing(out_dir: Path, scene_id: str, params: dict[str, Any]) -> Simulated
 
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _sweep_stale_tmp(folder: Path) -> None:
+    """Delete temporary files left by a process that was killed mid-write (its pid is gone)."""
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            os.kill(int(tmp.suffixes[-2].lstrip(".")), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

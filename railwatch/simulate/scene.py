@@ -150,8 +150,9 @@ def sun_position(lon: float, lat: float, when: dt.datetime) -> tuple[float, floa
 
 def _place_footprint(
     rng: np.random.Generator, region: BaseGeometry, size: tuple[float, float]
-) -> tuple[float, float, float]:
-    """Tilt angle and grid centre so that `region` lies inside the tilted valid rectangle."""
+) -> tuple[Polygon, float, float]:
+    """A tilted valid-data rectangle inscribed in a grid of `size`, and the grid's centre,
+    placed at random so that `region` lies inside the rectangle (less tilt if it must)."""
     width, height = size
     minx, miny, maxx, maxy = region.bounds
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
@@ -165,8 +166,9 @@ def _place_footprint(
         for _ in range(60):
             gx = cx + float(rng.uniform(-0.5, 0.5)) * (width - (maxx - minx))
             gy = cy + float(rng.uniform(-0.5, 0.5)) * (height - (maxy - miny))
-            if _valid_rect(gx, gy, inner_w, inner_h, angle).contains(region):
-                return angle, gx, gy
+            footprint = _valid_rect(gx, gy, inner_w, inner_h, angle)
+            if footprint.contains(region):
+                return footprint, gx, gy
     raise InvalidInput(
         f"a simulated scene of {width:g} × {height:g} m cannot hold the AOI "
         f"({maxx - minx:.0f} × {maxy - miny:.0f} m plus margins); use a larger scene_size_m"
@@ -191,16 +193,8 @@ def make_spec(
     size = (width * gsd_m, height * gsd_m)
     minx, miny, maxx, maxy = yard.polygon.bounds
     region = box(minx, miny, maxx, maxy).buffer(GRID_BUFFER_M, join_style="mitre")
-    angle, gx, gy = _place_footprint(rng, region, size)
-    left, top = gx - size[0] / 2, gy + size[1] / 2
-    transform = Affine(gsd_m, 0.0, left, 0.0, -gsd_m, top)
-    a = math.radians(abs(angle))
-    det = math.cos(a) ** 2 - math.sin(a) ** 2
-    inner = (
-        (size[0] * math.cos(a) - size[1] * math.sin(a)) / det,
-        (size[1] * math.cos(a) - size[0] * math.sin(a)) / det,
-    )
-    footprint = _valid_rect(gx, gy, inner[0], inner[1], angle)
+    footprint, gx, gy = _place_footprint(rng, region, size)
+    transform = Affine(gsd_m, 0.0, gx - size[0] / 2, 0.0, -gsd_m, gy + size[1] / 2)
 
     centroid = aoi.geometry.centroid
     local_solar_h = float(rng.uniform(9.75, 11.25))

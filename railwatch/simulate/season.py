@@ -23,7 +23,7 @@ CLEARANCE_M = 8.0  # minimum free track between two trains on one track
 
 @dataclass(frozen=True)
 class CarType:
-    """A family of rolling stock: how long relative to the yard mean, how tall, its colours."""
+    """A family of rolling stock: length relative to the yard's mean car, height, frequency."""
 
     name: str
     length_offset_m: float
@@ -106,6 +106,7 @@ def is_main_line(track: Track) -> bool:
 
 
 def is_main_line_id(track_id: str) -> bool:
+    """The id-only test (the renderer extends main lines beyond the AOI)."""
     return "main" in track_id.lower()
 
 
@@ -114,7 +115,8 @@ def make_cars(
 ) -> tuple[Car, ...]:
     """`n` cars whose mean front-to-front pitch is the yard's `car_pitch_m`.
 
-    Trains are blocks of one type more often than not (unit trains), else mixed.
+    Half the trains are blocks of one type, mostly in one livery (unit trains); the others
+    are mixed.
     """
     names = list(CAR_TYPES)
     probs = np.array([CAR_TYPES[k].weight for k in names])
@@ -122,6 +124,7 @@ def make_cars(
     pool = kinds or names
     block = rng.random() < 0.5
     block_type = str(rng.choice(pool))
+    block_colour = int(rng.integers(N_COLOURS))
     mean_len = pitch_m - COUPLER_GAP_M
     lo, hi = max(6.0, mean_len - 2.5), mean_len + 2.5
     mean_offset = float(sum(CAR_TYPES[k].length_offset_m * p for k, p in zip(names, probs, strict=True)))
@@ -134,7 +137,10 @@ def make_cars(
         else:
             kind = str(rng.choice(names, p=probs))
         length = mean_len + CAR_TYPES[kind].length_offset_m - mean_offset + rng.normal(0.0, 0.3)
-        cars.append(Car(kind, round(float(np.clip(length, lo, hi)), 2), int(rng.integers(N_COLOURS))))
+        colour = int(rng.integers(N_COLOURS))
+        if block and rng.random() < 0.85:
+            colour = block_colour
+        cars.append(Car(kind, round(float(np.clip(length, lo, hi)), 2), colour))
     return tuple(cars)
 
 
