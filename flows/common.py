@@ -6,6 +6,7 @@ carries real work; Prefect and Dask cost ≈75 ms per task); light bookkeeping r
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -44,7 +45,9 @@ def dask_task_runner(settings: Settings | None = None) -> Any:
     )
 
 
-def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+def chunks(items: Sequence[T], size: int, workers: int) -> list[list[T]]:
+    """Batches of at most `size`, but at least two per worker when there is enough work."""
+    size = max(1, min(size, math.ceil(len(items) / (2 * workers))))
     return [list(items[i: i + size]) for i in range(0, len(items), size)]
 
 
@@ -95,7 +98,8 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
 
     started = time.perf_counter()
     clip_futures = [clip_scenes.submit(by_id[a], grids[a], batch, store_url)
-                    for a, scenes in todo.items() for batch in chunks(scenes, settings.batch_size)]
+                    for a, scenes in todo.items()
+                    for batch in chunks(scenes, settings.batch_size, settings.dask_workers)]
     clips = [c for c in gather("clip", clip_futures, db, summary) if isinstance(c, ClipRef)]
     for clip in clips:
         db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)
@@ -108,7 +112,8 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     measure_futures = [
         measure_clips.submit(by_id[a], grids[a], batch, store_url)
         for a in ready if ready[a].result()
-        for batch in chunks([c for c in clips if c.aoi_id == a], settings.batch_size)
+        for batch in chunks([c for c in clips if c.aoi_id == a], settings.batch_size,
+                            settings.dask_workers)
     ]
     measured = [m for m in gather("measure", measure_futures, db, summary) if isinstance(m, MeasuredScene)]
     for m in measured:
