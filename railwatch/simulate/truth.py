@@ -60,7 +60,7 @@ def build_truth(
                 )
         centres = np.array([c["start_m"] + c["length_m"] / 2 for c in cars_list], dtype=np.float64)
         cars_clear = int(clear_along(track, centres, spec, clear).sum()) if cars_list else 0
-        occupied = round(sum(t.length_m for t in trains), 2)
+        occupied = round(float(sum(t.length_m for t in trains)), 2)
         tracks.append(
             {
                 "id": track.id,
