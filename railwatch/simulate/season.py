@@ -334,8 +334,6 @@ def tumangang_day(aoi: AOI, day: dt.date, seed: int) -> DayPlan:
                 train = Train(track.id, start, train.cars if start > END_MARGIN_M else train.cars[:-1])
             if train.cars:
                 trains.append(train)
-    if day not in (TUMANGANG_LOADED, TUMANGANG_PEAK):
-        main = passing_train(aoi, day, seed)
-        if main is not None:
-            trains.append(main)
+    # No through trains in this story: the analysts' "5–20 cars" baseline is the whole facility,
+    # and a through train on the main line would be a surge of its own (the generic plan has them).
     return DayPlan(day, tuple(trains), weather)
