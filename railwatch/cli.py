@@ -135,6 +135,41 @@ def watch_cmd(
 
 
 @app.command()
+def detect(
+    aoi: Annotated[Path, typer.Option(help="AOI file (spec/aoi-format.md).")],
+    image: Annotated[str, typer.Option(help="GeoTIFF: 4 bands b,g,r,nir or 3 bands b,g,r.")],
+    reference: Annotated[str | None, typer.Option(help="Image of the yard when (nearly) empty.")] = None,
+    mask: Annotated[str | None, typer.Option(help="Mask: first band 1 = clear.")] = None,
+    reference_mask: Annotated[str | None, typer.Option(help="Mask of the reference.")] = None,
+    format: Annotated[str, typer.Option(help="json or table.")] = "json",
+) -> None:
+    """Measure one image: occupied metres and cars per track, as JSON on stdout."""
+    import json
+
+    from railwatch.detect import detect_files
+    from railwatch.errors import InvalidInput
+
+    if format not in ("json", "table"):
+        raise InvalidInput(f"--format must be json or table, not {format!r}")
+    result = detect_files(aoi, image, reference, mask, reference_mask)
+    if format == "json":
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result['aoi']} at {result['gsd_m']} m")
+    for column in ("track", "length m", "occupied m", "cars", "interval", "valid"):
+        table.add_column(column, justify="left" if column == "track" else "right")
+    for t in [*result["tracks"], {"id": "total", "length_m": None, **result["total"]}]:
+        table.add_row(t["id"], "" if t["length_m"] is None else f"{t['length_m']:.0f}",
+                      f"{t['occupied_m']:.0f}", str(t["cars"]), f"{t['cars_low']}–{t['cars_high']}",
+                      f"{t['valid_fraction']:.2f}")
+    out.print(table)
+    quality = result["quality"]
+    out.print(f"shift {quality['shift_m']} m; flags: {', '.join(quality['flags']) or '-'}")
+
+
+@app.command()
 def counts(aoi: Annotated[str, typer.Option(help="AOI id.")] = DEMO_AOI) -> None:
     """Print the stored counts of an AOI and write its plot."""
     _show_counts(aoi)
@@ -188,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except RailwatchError as exc:
-        console.print(f"railwatch: error: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"railwatch: error: {exc}\n")
         return 2
     except (typer.Abort, KeyboardInterrupt):
         console.print("railwatch: aborted")

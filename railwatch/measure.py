@@ -102,6 +102,8 @@ def encode_profiles(profiles: dict[str, TrackProfile], alignment: Alignment) -> 
     for tid, prof in profiles.items():
         arrays[f"values/{tid}"] = prof.values
         arrays[f"valid/{tid}"] = prof.valid
+        arrays[f"positions/{tid}"] = prof.positions
+        arrays[f"covered/{tid}"] = prof.covered
     meta = {"step_m": {t: p.step_m for t, p in profiles.items()},
             "alignment": {"shift_px": list(alignment.shift_px), "confidence": alignment.confidence,
                           "gains": list(alignment.gains), "offsets": list(alignment.offsets)}}
@@ -115,7 +117,8 @@ def decode_profiles(data: bytes) -> tuple[dict[str, TrackProfile], Alignment]:
     with np.load(io.BytesIO(data)) as npz:
         meta = json.loads(npz["meta"].tobytes().decode())
         profiles = {
-            tid: TrackProfile(tid, float(step), npz[f"values/{tid}"], npz[f"valid/{tid}"])
+            tid: TrackProfile(tid, float(step), npz[f"values/{tid}"], npz[f"valid/{tid}"],
+                              npz[f"positions/{tid}"], npz[f"covered/{tid}"])
             for tid, step in meta["step_m"].items()
         }
     a = meta["alignment"]
@@ -135,6 +138,7 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
               for c in sorted(history, key=lambda c: c.scene.acquired)}
     ordered = sorted(history, key=lambda c: c.scene.acquired)
     lengths = {t.id: t.length_m for t in aoi.tracks}
+    lines = track_lines(aoi, grid)
     reference_profiles: dict[str, TrackProfile] | None = None
     results = []
     for clip in targets:
@@ -150,7 +154,8 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
                                                       grid.gsd_m)
             background = reference_profiles
         m = measure_scene(profiles, background, grid.gsd_m, aoi.car_pitch_m, alignment,
-                          track_lengths_m=lengths)
+                          track_lengths_m=lengths, tracks=lines,
+                          sun_azimuth_deg=clip.scene.sun_azimuth)
         results.append(SceneCount(
             aoi_id=aoi.id, source=clip.scene.source, scene_id=clip.scene.scene_id,
             acquired=clip.scene.acquired, detector_version=DETECTOR_VERSION,
