@@ -140,12 +140,17 @@ def estimate_shadow(
     return Shadow(direction, np.clip(darkening, 0.0, 1.0))
 
 
-def _box_rss(y: Floats, a: Floats, lo: Floats, hi: Floats) -> Floats:
-    """min |y - a c|² over lo <= c <= hi per row; y (n, B), a (n, B, 2), lo/hi (n, 2).
+def _box_rss(y: Floats, a: Floats, lo: Floats, hi: Floats, ridge: tuple[float, float] = (0.0, 0.0)) -> Floats:
+    """min |y - a c|² + Σ ridge_i c_i² over lo <= c <= hi per row; y (n, B), a (n, B, 2),
+    lo/hi (n, 2).
 
     A convex quadratic on a box is minimised inside it or on an edge, so the unconstrained
     solution and the four edge solutions cover every case (zero columns give c = 0).
     """
+    if any(ridge):
+        n = y.shape[0]
+        y = np.concatenate([y, np.zeros((n, 2))], axis=1)
+        a = np.concatenate([a, np.broadcast_to(np.diag(np.sqrt(ridge)), (n, 2, 2))], axis=1)
     g = np.einsum("nbi,nbj->nij", a, a)
     h = np.einsum("nbi,nb->ni", a, y)
     free_c = np.einsum("nij,nj->ni", np.linalg.pinv(g), h)
@@ -182,7 +187,8 @@ def explained_mask(
     car, the chi-square at `low_z`) plus, per empty sample, the residual of its difference
     after what its occupied neighbours explain (bleed; a shadow from the sun-side neighbour,
     which MUST then be there). Coordinate descent track by track (each sample weighs its own
-    cost and its neighbours'), from "every sample with evidence is a car".
+    cost and its neighbours'): casters first from an empty yard when the shadow side is known,
+    else from "every sample with evidence is a car".
     """
     p = params
     nbrs = links(scores, gsd_m, p)
@@ -191,8 +197,15 @@ def explained_mask(
     direction = None if sun_azimuth_deg is None else shadow_direction_from_sun(sun_azimuth_deg)
     ctx = _Context(scores, nbrs, inv, estimate_shadow(scores, nbrs, p, direction), p)
     evidence = {k: s.usable & (s.z >= p.low_z) for k, s in scores.items()}
-    occupied = {k: e.copy() for k, e in evidence.items()}
-    order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
+    shadow = ctx.shadow
+    if shadow is not None and shadow.direction is not None:
+        # causal order: casters before the tracks they shade, starting from an empty yard
+        occupied = {k: np.zeros_like(e) for k, e in evidence.items()}
+        towards = shadow.direction
+        order = sorted(scores, key=lambda k: _along(scores[k], towards))
+    else:
+        occupied = {k: e.copy() for k, e in evidence.items()}
+        order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
     for _ in range(p.neighbour_iterations):
         changed = False
         for k in order:
@@ -207,16 +220,25 @@ def explained_mask(
                 if not sel.any():
                     continue
                 for hypothesis, cost in ((False, cost_empty), (True, cost_car)):
+                    # the whole track under one hypothesis: trains are closed over coupler
+                    # gaps, so a lone sample flipped among occupied ones would change nothing
                     trial = dict(occupied)
-                    trial[k] = occupied[k].copy()
-                    trial[k][idx[sel]] = hypothesis
-                    cost[sel] += ctx.empty_cost(link.other, j[sel], trial)
+                    trial[k] = np.full(occupied[k].shape, hypothesis)
+                    # the neighbour can always be a car itself, at λ
+                    cost[sel] += np.minimum(ctx.empty_cost(link.other, j[sel], trial), ctx.lam)
             new = cost_car < cost_empty
             changed |= bool(np.any(new != occupied[k][idx]))
             occupied[k][idx] = new
         if not changed:
             break
     return {k: evidence[k] & ~occupied[k] for k in scores}
+
+
+def _along(score: TrackScore, direction: Floats) -> float:
+    """Mean position of a track's samples along `direction` (pixel axes)."""
+    if score.positions.shape[0] == 0:
+        return 0.0
+    return float(np.mean(score.positions @ direction))
 
 
 class _Context:
@@ -260,4 +282,6 @@ class _Context:
         required = p.shadow_min_rel if self.shadow is not None and self.shadow.direction is not None else 0.0
         lo = np.column_stack([np.full(n, p.neighbour_min_coef), np.where(caster, required, 0.0)])
         hi = np.column_stack([np.full(n, p.neighbour_max_bleed), np.where(caster, p.shadow_max_rel, 0.0)])
-        return _box_rss(d, np.stack([bleed, g], axis=2), lo, hi)
+        # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior)
+        ridge = (1.0 / p.bleed_typical**2, 0.0)
+        return _box_rss(d, np.stack([bleed, g], axis=2), lo, hi, ridge)

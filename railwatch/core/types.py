@@ -147,13 +147,15 @@ class DetectorParams:
     # scoring
     smooth_m: float = 3.0  # along-track boxcar on the difference (≈ one pixel)
     noise_floor_rel: float = 0.01  # noise floor per band, relative to the background level
+    self_check: bool = True  # evidence must also stand out from the scene's own ballast
     level_correction: bool = True  # remove a residual per-band offset between image and background
     high_z: float = 4.5  # hysteresis seed threshold (z-score of the spectral distance)
     low_z: float = 2.5  # hysteresis growth threshold
     # neighbour suppression (tracks 5.3 m apart bleed into each other at 3 m GSD)
     neighbour_max_m: float = 8.0  # a neighbour sample farther than this is not a neighbour
-    neighbour_max_bleed: float = 0.2  # largest fraction of a neighbour's difference that leaks
+    neighbour_max_bleed: float = 0.5  # largest fraction of a neighbour's difference that leaks
     neighbour_min_coef: float = -0.1
+    bleed_typical: float = 0.25  # scale of the soft prior on the leak fraction
     neighbour_iterations: int = 4
     caster_close_m: float = 5.0  # a neighbour's train counts as unbroken across this (couplers)
     shadow_min_samples: int = 30  # strong samples beside a neighbour needed to learn the shadow
