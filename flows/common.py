@@ -123,11 +123,14 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     summary.scene_seconds["measure"] = sum(m.seconds for m in measured)
 
     started = time.perf_counter()
-    detect_futures = [
-        detect_aoi.submit(by_id[a], grids[a], [m.clip for m in measured if m.clip.aoi_id == a],
-                          db.measured_clips(a), store_url)
-        for a in todo if any(m.clip.aoi_id == a for m in measured)
-    ]
+    detect_futures = []
+    for a in todo:
+        history = db.measured_clips(a)
+        targets = [m.clip for m in measured if m.clip.aoi_id == a]
+        detect_futures.extend(
+            detect_aoi.submit(by_id[a], grids[a], batch, history, store_url)
+            for batch in chunks(targets, settings.batch_size, settings.dask_workers)
+        )
     counts = gather("detect", detect_futures, db, summary)
     summary.seconds["detect"] = time.perf_counter() - started
     summary.scene_seconds["detect"] = sum(c.seconds for c in counts)

@@ -20,7 +20,7 @@ from railwatch.errors import RailwatchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # tables stay legible in logs and pipes
 
 DEMO_AOI = "tumangang"
 DEMO_START, DEMO_END = date(2023, 9, 1), date(2023, 10, 10)

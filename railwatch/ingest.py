@@ -41,7 +41,7 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore) -> 
     with gdal_env():
         image, has_data = read_on_grid(scene.image_href, grid, scene.image_bands, Resampling.bilinear)
         if scene.mask_href and scene.mask_kind:
-            mask_raw, mask_has_data = read_on_grid(scene.mask_href, grid, None, Resampling.nearest)
+            mask_raw, mask_has_data = read_on_grid(scene.mask_href, grid, [1], Resampling.nearest)
             usable = usable_mask(mask_raw, scene.mask_kind) & mask_has_data
         else:
             usable = np.ones_like(has_data)
