@@ -1,0 +1,106 @@
+"""`railwatch detect` keeps the contract of spec/detect-cli.md: flags, JSON, exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+
+from railwatch.aoi import load_aoi
+from railwatch.cli import main
+from railwatch.simulate import SimulatedScene, publish_season
+
+REPO = Path(__file__).resolve().parents[1]
+AOI = REPO / "aois" / "tumangang.geojson"
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SimulatedScene]:
+    """A loaded quiet day and the empty day, from the product's simulator."""
+    out = tmp_path_factory.mktemp("sim")
+    made = publish_season(load_aoi(AOI), out, dt.date(2023, 9, 13), dt.date(2023, 9, 14),
+                          scene_size_m=(3000.0, 3000.0), workers=1)
+    return {s.acquired.date().isoformat(): s for s in made}
+
+
+def detect(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any, str]:
+    code = main(["detect", "--aoi", str(AOI), *args])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code == 0 else captured.out), captured.err
+
+
+def test_json_contract_and_counts_near_truth(scenes: dict[str, SimulatedScene],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    day, empty = scenes["2023-09-13"], scenes["2023-09-14"]
+    code, result, _ = detect(["--image", str(day.image_path), "--mask", str(day.mask_path),
+                              "--reference", str(empty.image_path),
+                              "--reference-mask", str(empty.mask_path)], capsys)
+    assert code == 0
+    assert result["aoi"] == "tumangang" and result["gsd_m"] == 3.0
+    assert {t["id"] for t in result["tracks"]} == {t["id"] for t in day.truth["tracks"]}
+    keys = {"occupied_m", "cars", "cars_low", "cars_high", "valid_fraction"}
+    assert keys <= set(result["total"]) and all(keys | {"id", "length_m"} <= set(t) for t in result["tracks"])
+    assert len(result["quality"]["shift_m"]) == 2 and isinstance(result["quality"]["flags"], list)
+    truth = day.truth["total"]["cars_clear"]
+    assert abs(result["total"]["cars"] - truth) <= max(4, 0.25 * truth), (result["total"], truth)
+    assert result["total"]["cars_low"] <= result["total"]["cars"] <= result["total"]["cars_high"]
+    # without a reference it still answers, and says so
+    code, alone, _ = detect(["--image", str(day.image_path), "--mask", str(day.mask_path)], capsys)
+    assert code == 0 and "no_reference" in alone["quality"]["flags"]
+    # the empty day against itself is empty
+    code, nothing, _ = detect(["--image", str(empty.image_path), "--reference", str(empty.image_path)],
+                              capsys)
+    assert code == 0 and nothing["total"]["cars"] <= 1
+
+
+def test_float_reflectance_and_three_bands_work(scenes: dict[str, SimulatedScene], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    day = scenes["2023-09-13"]
+    with rasterio.open(day.image_path) as src:
+        profile = src.profile
+        data = src.read([1, 2, 3]).astype("float32") / 10000.0
+    profile.update(count=3, dtype="float32", nodata=None, predictor=1)
+    floaty = tmp_path / "float3.tif"
+    with rasterio.open(floaty, "w", **profile) as dst:
+        dst.write(data)
+    code, result, _ = detect(["--image", str(floaty), "--mask", str(day.mask_path)], capsys)
+    assert code == 0 and np.isfinite(result["total"]["occupied_m"])
+
+
+@pytest.mark.parametrize("case", ["not-a-raster", "two-bands", "no-overlap", "bad-aoi", "bad-format"])
+def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, SimulatedScene],
+                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    day = scenes["2023-09-13"]
+    image, aoi, extra = str(day.image_path), str(AOI), []
+    if case == "not-a-raster":
+        image = str(tmp_path / "x.tif")
+        Path(image).write_text("hello")
+    elif case == "two-bands":
+        with rasterio.open(day.image_path) as src:
+            profile, data = src.profile, src.read([1, 2])
+        profile.update(count=2)
+        image = str(tmp_path / "two.tif")
+        with rasterio.open(image, "w", **profile) as dst:
+            dst.write(data)
+    elif case == "no-overlap":
+        with rasterio.open(day.image_path) as src:
+            profile, data = src.profile, src.read()
+        profile.update(transform=profile["transform"] * rasterio.Affine.translation(20000, 0))
+        image = str(tmp_path / "far.tif")
+        with rasterio.open(image, "w", **profile) as dst:
+            dst.write(data)
+    elif case == "bad-aoi":
+        aoi = str(tmp_path / "bad.geojson")
+        Path(aoi).write_text('{"type": "FeatureCollection", "features": []}')
+    else:
+        extra = ["--format", "yaml"]
+    code = main(["detect", "--aoi", aoi, "--image", image, *extra])
+    captured = capsys.readouterr()
+    assert code != 0 and captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("railwatch: error: "), captured.err
