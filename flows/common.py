@@ -21,7 +21,7 @@ from railwatch.adapters.counts import CountsStore
 from railwatch.aoi import AOI, load_registry, select_aois
 from railwatch.core import DETECTOR_VERSION
 from railwatch.grid import AOIGrid, aoi_grid
-from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneRef
+from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.progress import report
 from railwatch.settings import Settings, get_settings
 from tasks.common import FailedScene
@@ -123,7 +123,7 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     summary.scene_seconds["measure"] = sum(m.seconds for m in measured)
 
     started = time.perf_counter()
-    detect_futures = []
+    detect_futures: list[PrefectFuture[list[SceneCount]]] = []
     for a in todo:
         history = db.measured_clips(a)
         targets = [m.clip for m in measured if m.clip.aoi_id == a]
