@@ -60,7 +60,7 @@ def _count(
     """(expected cars, variance) from the occupied segments."""
     n = sum((e - s + p.coupler_gap_m) / pitch for s, e in segs)
     end_var = len(segs) * 2.0 * (p.end_sigma_px * gsd_m / pitch) ** 2
-    var = end_var + (n * p.pitch_cv) ** 2 + (n * p.model_cv) ** 2 + 0.3**2
+    var = end_var + (n * p.pitch_cv) ** 2 + (n * p.model_cv) ** 2 + p.count_sd_floor**2
     return n, var
 
 

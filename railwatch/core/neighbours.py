@@ -140,9 +140,11 @@ def estimate_shadow(
     return Shadow(direction, np.clip(darkening, 0.0, 1.0))
 
 
-def _box_rss(y: Floats, a: Floats, lo: Floats, hi: Floats, ridge: tuple[float, float] = (0.0, 0.0)) -> Floats:
-    """min |y - a c|² + Σ ridge_i c_i² over lo <= c <= hi per row; y (n, B), a (n, B, 2),
-    lo/hi (n, 2).
+def _box_fit(
+    y: Floats, a: Floats, lo: Floats, hi: Floats, ridge: tuple[float, float] = (0.0, 0.0)
+) -> Floats:
+    """argmin |y - a c|² + Σ ridge_i c_i² over lo <= c <= hi per row (n, 2); y (n, B),
+    a (n, B, 2), lo/hi (n, 2).
 
     A convex quadratic on a box is minimised inside it or on an edge, so the unconstrained
     solution and the four edge solutions cover every case (zero columns give c = 0).
@@ -171,7 +173,8 @@ def _box_rss(y: Floats, a: Floats, lo: Floats, hi: Floats, ridge: tuple[float, f
         r = y - np.einsum("nbi,ni->nb", a, c)
         ss = np.einsum("nb,nb->n", r, r)
         rss.append(np.where(inside, ss, np.inf) if n_cand == 0 else ss)
-    return np.asarray(np.min(np.stack(rss), axis=0), dtype=np.float64)
+    best = np.argmin(np.stack(rss), axis=0)
+    return np.asarray(np.stack(cands)[best, np.arange(y.shape[0])], dtype=np.float64)
 
 
 def explained_mask(
@@ -275,13 +278,27 @@ class _Context:
                 caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
             elif self.shadow is not None:
                 caster |= occ
-        g = np.zeros_like(d)
-        if self.shadow is not None:
-            g = (-(self.shadow.darkening * self.scores[k].background[idx])) @ self.white.T
+        # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
+        shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
+        g = (-(shade * self.scores[k].background[idx])) @ self.white.T
+        # a car's roof leaking in replaces the bright ballast between the tracks, not this
+        # track's darker sleeper line: a leak also darkens a little
+        leaks = np.any(bleed != 0, axis=1)
+        leak_dark = p.leak_darkening / max(float(np.mean(shade)), 1e-6)
+        known_side = self.shadow is not None and self.shadow.direction is not None
         # with a known side a car's shadow must be there; with an unknown side it may be
-        required = p.shadow_min_rel if self.shadow is not None and self.shadow.direction is not None else 0.0
+        required = p.shadow_min_rel if known_side else 0.0
         lo = np.column_stack([np.full(n, p.neighbour_min_coef), np.where(caster, required, 0.0)])
-        hi = np.column_stack([np.full(n, p.neighbour_max_bleed), np.where(caster, p.shadow_max_rel, 0.0)])
+        hi_dark = np.where(caster, p.shadow_max_rel, np.where(leaks, leak_dark, 0.0))
+        if self.shadow is None:
+            hi_dark = np.where(leaks, leak_dark, 0.0)
+        hi = np.column_stack([np.full(n, p.neighbour_max_bleed), hi_dark])
         # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior)
         ridge = (1.0 / p.bleed_typical**2, 0.0)
-        return _box_rss(d, np.stack([bleed, g], axis=2), lo, hi, ridge)
+        cols = np.stack([bleed, g], axis=2)
+        c = _box_fit(d, cols, lo, hi, ridge)
+        fit = np.einsum("nbi,ni->nb", cols, c)
+        # the leak and shadow models are approximate (roof patterns, partial cover, tints):
+        # each component's residual may grow with what was explained there
+        var = 1.0 + (p.neighbour_model_error * fit) ** 2
+        return np.asarray(np.sum((d - fit) ** 2 / var, axis=1) + ridge[0] * c[:, 0] ** 2)

@@ -43,36 +43,54 @@ def _running_median(values: Floats, keep: npt.NDArray[np.bool_], window: int) ->
 def background_from_scene(
     profiles: Mapping[str, TrackProfile], params: DetectorParams | None = None
 ) -> dict[str, TrackProfile]:
-    """A background profile per track estimated from the profiles themselves."""
+    """A background profile per track estimated from the profiles themselves.
+
+    Start from the yard's typical ballast (the median over all tracks), or from a track's own
+    median when few of its samples look like that (another bed); then repeatedly take the
+    running median of the samples that look like the background under a pooled robust noise
+    model. A track covered mostly by one uniform train that differs from the yard's ballast is
+    taken for another bed: without a reference nothing can tell the two apart.
+    """
     p = params or DetectorParams()
-    pooled = [pr.values[pr.valid].astype(np.float64) for pr in profiles.values() if pr.valid.any()]
-    if not pooled:
+    have = {k: pr for k, pr in profiles.items() if pr.valid.sum() >= 3}
+    if not have:
         return {k: pr for k, pr in profiles.items()}
-    allv = np.concatenate(pooled)
-    bands = allv.shape[1]
-    centre = np.median(allv, axis=0)
-    floor = p.noise_floor_rel * np.maximum(np.abs(centre), 1e-12)
-    cov = robust_covariance(allv - centre, floor)
-    backgrounds: dict[str, Floats] = {
-        k: np.broadcast_to(centre, pr.values.shape).copy() for k, pr in profiles.items()
-    }
-    for _ in range(2):
+    bands = next(iter(have.values())).values.shape[1]
+    allv = np.concatenate([pr.values[pr.valid] for pr in have.values()]).astype(np.float64)
+    level = np.median(allv, axis=0)
+    floor = p.noise_floor_rel * np.maximum(np.abs(level), 1e-12)
+    inv0 = np.linalg.inv(robust_covariance(allv - level, floor))
+    backgrounds: dict[str, Floats] = {}
+    for k, pr in have.items():
+        # the yard's typical ballast, unless this track mostly is something else (another bed)
+        diff = np.nan_to_num(pr.values - level)
+        z = chi_to_z(np.einsum("ij,jk,ik->i", diff, inv0, diff), bands)
+        like = float((pr.valid & (z < p.selfref_inlier_z)).sum()) / float(pr.valid.sum())
+        start = level if like >= p.selfref_min_typical else np.median(pr.values[pr.valid], axis=0)
+        backgrounds[k] = np.broadcast_to(start, pr.values.shape).astype(np.float64)
+    inliers = {k: pr.valid for k, pr in have.items()}
+    for _ in range(3):
+        # noise from the samples currently taken for ballast (cars would inflate it)
+        res = np.concatenate(
+            [(pr.values[inliers[k]] - backgrounds[k][inliers[k]]) for k, pr in have.items()]
+        )
+        cov = robust_covariance(res - np.median(res, axis=0), floor)
         inv = np.linalg.inv(cov)
-        residuals = []
-        for k, pr in profiles.items():
+        for k, pr in have.items():
             vals = pr.values.astype(np.float64)
             diff = np.nan_to_num(vals - backgrounds[k])
             z = chi_to_z(np.einsum("ij,jk,ik->i", diff, inv, diff), bands)
             keep = pr.valid & (z < p.selfref_inlier_z)
-            window = max(round(p.selfref_window_m / pr.step_m), 3)
             if keep.sum() >= 3:
+                inliers[k] = keep
+                window = max(round(p.selfref_window_m / pr.step_m), 3)
                 backgrounds[k] = _running_median(vals, keep, window)
-            residuals.append((vals - backgrounds[k])[keep])
-        res = np.concatenate(residuals) if residuals else np.zeros((0, bands))
-        if res.shape[0] >= 4 * bands:
-            cov = robust_covariance(res - np.median(res, axis=0), floor)
     out: dict[str, TrackProfile] = {}
     for k, pr in profiles.items():
+        if k not in backgrounds:
+            out[k] = TrackProfile(k, pr.step_m, pr.values, np.zeros_like(pr.valid), pr.positions,
+                                  pr.covered_mask)
+            continue
         values = backgrounds[k].astype(np.float32)
         ok = pr.covered_mask & ~np.isnan(values[:, 0])
         out[k] = TrackProfile(k, pr.step_m, values, ok, pr.positions, pr.covered_mask)

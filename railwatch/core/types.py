@@ -156,6 +156,8 @@ class DetectorParams:
     neighbour_max_bleed: float = 0.5  # largest fraction of a neighbour's difference that leaks
     neighbour_min_coef: float = -0.1
     bleed_typical: float = 0.25  # scale of the soft prior on the leak fraction
+    leak_darkening: float = 0.06  # darkening (fraction of ballast) a leaking roof may bring
+    neighbour_model_error: float = 0.08  # relative error of the leak/shadow explanations
     neighbour_iterations: int = 4
     caster_close_m: float = 5.0  # a neighbour's train counts as unbroken across this (couplers)
     shadow_min_samples: int = 30  # strong samples beside a neighbour needed to learn the shadow
@@ -172,11 +174,13 @@ class DetectorParams:
     # count interval (≈ 90 %)
     end_sigma_px: float = 0.6  # 1-sigma error of one segment end
     pitch_cv: float = 0.07  # car-to-car variability of the pitch
-    model_cv: float = 0.05  # relative error of the occupancy model (partial misses, bleed)
+    model_cv: float = 0.08  # relative error of the occupancy model (partial misses, bleed)
+    count_sd_floor: float = 0.6  # per track: a phantom or missed short stretch
     interval_z: float = 1.645
     # quality flags
     cloudy_below: float = 0.8  # valid / covered fraction under which a scene is "cloudy"
     partial_below: float = 0.95  # covered fraction under which coverage is "partial"
     # no-reference mode
-    selfref_window_m: float = 120.0  # along-track window of the ballast running median
+    selfref_window_m: float = 80.0  # along-track window of the ballast running median
     selfref_inlier_z: float = 3.0
+    selfref_min_typical: float = 0.3  # below this share of yard-typical samples a track has its own bed
