@@ -32,7 +32,7 @@ from railwatch.core import (
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, MeasuredScene, SceneCount, TrackCount
 
-REFERENCE_SCENES = 9  # clips in an AOI's reference composite
+REFERENCE_SCENES = 5  # clips in an AOI's reference composite (zero-mean misregistration averages out)
 REFERENCE_MIN_VALID = 0.9  # only nearly clear clips go into it
 HISTORY_SCENES = 60  # earlier scenes in the background model
 
