@@ -51,3 +51,18 @@ def test_gaps_only_use_scenes_inside_the_window() -> None:
     flags = flag_surges(times, counts, [1.0] * len(counts), params=SurgeParams(window_days=60))
     assert flags[-1].baseline == 12  # the old 50s are outside the 60-day window
     assert not flags[-1].surge  # ...but still inside the 5-year max: 40 < 1.5 × 50
+
+
+def test_an_onset_that_misses_the_ratio_does_not_hide_the_rest_of_the_surge() -> None:
+    """Noisy quiet days (max 30) make the onset only 1.47× the max; it must not raise the bar."""
+    quiet = [16, 20, 15, 24, 25, 17, 22, 29, 30, 30, 2, 20, 22, 20, 7, 10]
+    surge = [44, 48, 46, 47, 57, 61, 60, 64, 74, 74, 76]
+    counts = quiet + surge
+    flags = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20)
+    assert not any(f.surge for f in flags[: len(quiet)])
+    assert not flags[len(quiet)].surge  # 44 / 30 < 1.5: the onset itself is missed...
+    assert all(f.surge for f in flags[len(quiet) + 4:])  # ...but not the surge that follows
+    assert all(f.baseline == flags[len(quiet)].baseline for f in flags[len(quiet):])
+    tuned = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20,
+                        params=SurgeParams(ratio_threshold=1.3, z_threshold=3.0))
+    assert [f.surge for f in tuned] == [False] * len(quiet) + [True] * len(surge)

@@ -1,7 +1,9 @@
 """Surge flags from a count series: far above the robust baseline AND above the historical max.
 
-Each scene is judged only against earlier, reliable, unflagged scenes, so a backfill computes
-the same flags as the live runs did, and a long surge does not raise its own baseline.
+Each scene is judged only against earlier, reliable scenes that were not themselves far above
+their baseline (flagged or merely elevated), so a backfill computes the same flags as the live
+runs did, and a surge — even one whose first days miss the ratio test — never raises its own
+baseline or the historical maximum it is compared with.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class SurgeParams:
     window_days: int = 60  # trailing window of the median/MAD baseline
     lookback_days: int = 5 * 365  # window of the historical maximum
     min_history: int = 5  # fewer reliable earlier scenes: no flag unless a historical max is known
-    z_threshold: float = 4.0
+    z_threshold: float = 3.0
     ratio_threshold: float = 1.5  # cars / historical maximum
     min_valid_fraction: float = 0.6  # low-coverage scenes never raise a flag
     mad_floor_cars: float = 2.0  # counts are integers with ±1–2 cars of noise
@@ -45,10 +47,10 @@ def flag_surges(
     p = params or SurgeParams()
     counts = np.asarray(cars, dtype=float)
     reliable = np.asarray(valid_fractions, dtype=float) >= p.min_valid_fraction
-    flagged = np.zeros(len(counts), dtype=bool)
+    elevated = np.zeros(len(counts), dtype=bool)  # robust z over threshold: not baseline material
     out: list[SurgeFlag] = []
     for i, when in enumerate(times):
-        earlier = [j for j in range(i) if reliable[j] and not flagged[j] and times[j] < when]
+        earlier = [j for j in range(i) if reliable[j] and not elevated[j] and times[j] < when]
         recent = np.array([j for j in earlier if when - times[j] <= timedelta(days=p.window_days)],
                           dtype=int)
         lookback = [j for j in earlier if when - times[j] <= timedelta(days=p.lookback_days)]
@@ -70,7 +72,7 @@ def flag_surges(
             and ratio >= p.ratio_threshold
             and (z is None or z >= p.z_threshold)
         )
-        flagged[i] = surge
+        elevated[i] = surge or (recent.size >= p.min_history and z is not None and z >= p.z_threshold)
         out.append(SurgeFlag(surge, None if ratio is None else float(ratio), baseline,
                              None if z is None else float(z)))
     return out
