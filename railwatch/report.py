@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
@@ -60,16 +59,13 @@ def plot_counts(aoi: AOI, rows: Sequence[SceneCountRow], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.8), dpi=110)
     good = [r for r in rows if r.valid_fraction >= 0.6]
     poor = [r for r in rows if r.valid_fraction < 0.6]
-    styles: list[tuple[list[SceneCountRow], dict[str, Any]]] = [
-        (good, {"fmt": "o", "color": "#1f4e79", "label": "cars (90% interval)"}),
-        (poor, {"fmt": "o", "color": "#9a9a9a", "mfc": "white", "label": "low coverage (cloud)"}),
-    ]
-    for subset, kwargs in styles:
-        if subset:
-            ax.errorbar([when(r) for r in subset], [r.cars for r in subset],
-                        yerr=[[r.cars - r.cars_low for r in subset],
-                              [r.cars_high - r.cars for r in subset]],
-                        capsize=2, lw=1, ms=5, **kwargs)
+    if good:
+        ax.errorbar([when(r) for r in good], [r.cars for r in good],
+                    yerr=[[r.cars - r.cars_low for r in good], [r.cars_high - r.cars for r in good]],
+                    fmt="o", color="#1f4e79", capsize=2, lw=1, ms=5, label="cars (90% interval)")
+    if poor:  # cloud-covered: the count covers only the clear part, so no interval is drawn
+        ax.plot([when(r) for r in poor], [r.cars for r in poor], "o", color="#9a9a9a", mfc="white",
+                ms=5, label="low coverage (cloud): partial count")
     history_max = aoi.prop("history_max_cars")
     if history_max is not None:
         ax.axhline(history_max, color="#c08000", ls="--", lw=1,
@@ -86,7 +82,8 @@ def plot_counts(aoi: AOI, rows: Sequence[SceneCountRow], path: Path) -> Path:
                     arrowprops={"arrowstyle": "->", "color": "#d62728"})
     ax.set_title(f"{aoi.label}: rail cars per scene")
     ax.set_ylabel("rail cars")
-    ax.set_ylim(bottom=0)
+    top = max([r.cars_high for r in good] + [r.cars for r in rows] + [history_max or 0, 1])
+    ax.set_ylim(0, top * 1.15)
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
     ax.grid(alpha=0.3)
