@@ -89,31 +89,34 @@ def estimate_shadow(
 ) -> Shadow | None:
     """Shadow side and darkening from how the neighbours of strongly loaded samples darken.
 
-    Only neighbours weaker than the strong sample are asked (a shadow is weaker than most
-    cars; a stronger neighbour is more likely a car of its own). The side is given (from the
+    Neighbours weaker than the strong sample are asked (a shadow is weaker than most cars; a
+    stronger neighbour is more likely a car of its own); with the side known and too few weaker
+    ones, all neighbours on that side (shadows can outshine a grey caster). The side is given (from the
     sun azimuth) or taken as the side of the yard's across-track axis whose neighbours darken
     clearly more on average; a lone dark train and its shadow are symmetric, so the side often
     stays unknown (direction None). The darkening is the median per-band fraction lost over
     shadow-like samples (all bands darker by similar fractions) on that side (or both sides).
     None when there is no clear shadow at all.
     """
-    units, fracs = [], []
+    units, fracs, weaker_list = [], [], []
     for k, s in scores.items():
         strong = s.z >= params.high_z
         for link in nbrs.get(k, []):
             t = scores[link.other]
-            sel = strong & link.near & (t.z[link.j] < s.z)
+            sel = strong & link.near
             if not sel.any():
                 continue
             b = t.background[link.j[sel]]
             ok = np.all(b > 0, axis=1)
             units.append(link.unit[sel][ok])
             fracs.append(-t.diff[link.j[sel]][ok] / b[ok])
+            weaker_list.append((t.z[link.j] < s.z)[sel][ok])
     if not units:
         return None
     unit = np.concatenate(units)
     frac = np.concatenate(fracs)
-    if unit.shape[0] < params.shadow_min_samples:
+    weaker = np.concatenate(weaker_list)
+    if weaker.sum() < params.shadow_min_samples and direction is None:
         return None
     mean = np.clip(frac.mean(axis=1), -0.2, 1.0)
     half = params.shadow_min_samples // 2
@@ -121,7 +124,7 @@ def estimate_shadow(
         # the yard's across-track axis: principal direction of the neighbour offsets
         _, vecs = np.linalg.eigh(unit.T @ unit)
         axis = vecs[:, -1]
-        side = unit @ axis
+        side = np.where(weaker, unit @ axis, 0.0)  # ask only weaker neighbours about the side
         plus, minus = mean[side > 0.5], mean[side < -0.5]
         if plus.size >= half and minus.size >= half:
             margin = float(np.mean(plus) - np.mean(minus))
@@ -131,7 +134,13 @@ def estimate_shadow(
         direction = np.asarray(direction, dtype=np.float64)
     on_side = np.ones(len(unit), dtype=bool) if direction is None else unit @ direction > 0.5
     ratio = frac.max(axis=1) / np.maximum(frac.min(axis=1), 1e-6)
+    # darkened by a similar fraction in every band, and clearly (a strong sample whose
+    # neighbour stays bright is no caster and says nothing about how dark shadows are)
     shadow_like = on_side & (frac.min(axis=1) > 0.02) & (ratio < params.shadow_max_band_ratio)
+    shadow_like &= frac.mean(axis=1) >= params.shadow_min_darkening
+    if (shadow_like & weaker).sum() >= half or direction is None:
+        shadow_like &= weaker
+    # else (side known): shadows stronger than their casters' roofs, e.g. beside gondolas
     if shadow_like.sum() < half:
         return None
     darkening = np.median(frac[shadow_like], axis=0)

@@ -135,7 +135,7 @@ class DetectorParams:
     # radiometry (trimmed regression on pseudo-invariant pixels)
     radiometric_iterations: int = 6
     radiometric_trim_sigma: float = 2.5
-    radiometric_max_pixels: int = 200_000
+    radiometric_max_pixels: int = 50_000
     # composite
     composite_iterations: int = 3
     composite_min_samples: int = 3
