@@ -100,6 +100,13 @@ def measure_scene(
             background = with_positions(background, tracks, gsd_m)
     flags: list[str] = []
     if background is None:
+        # the scene's own ballast is a rough background (slow tone changes, misregistered
+        # lines): demand more contrast and widen the interval
+        p = replace(
+            p,
+            noise_floor_rel=max(p.noise_floor_rel, p.selfref_noise_floor_rel),
+            model_cv=max(p.model_cv, p.selfref_model_cv),
+        )
         background = background_from_scene(profiles, p)
         flags.append("no_reference")
     else:

@@ -183,4 +183,6 @@ class DetectorParams:
     # no-reference mode
     selfref_window_m: float = 80.0  # along-track window of the ballast running median
     selfref_inlier_z: float = 3.0
+    selfref_noise_floor_rel: float = 0.04  # noise floor without a reference (rough background)
+    selfref_model_cv: float = 0.35  # count error without a reference (simulated: ~10 cars MAE)
     selfref_min_typical: float = 0.3  # below this share of yard-typical samples a track has its own bed

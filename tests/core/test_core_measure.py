@@ -120,10 +120,23 @@ def test_no_reference_mode(yard: Yard, reference) -> None:
 
 
 def test_no_reference_main_scene(main_scene: Scene) -> None:
+    """Without a reference the background is rough (higher noise floor): the ballast-grey
+    roofs are lost and, without the sun's side, a dark train and its shadow may trade tracks,
+    but the coloured trains are measured and the interval still holds the total."""
     s = main_scene
-    m = detect_image(s.image, s.valid, s.tracks, GSD_M, PITCH_M)
+    true_cars = sum(t["cars"] for t in s.truth.values())
     true_m = sum(t["occupied_m"] for t in s.truth.values())
-    assert abs(m.occupied_m - true_m) <= 0.15 * true_m
+    m = detect_image(s.image, s.valid, s.tracks, GSD_M, PITCH_M)
+    assert m.cars_low <= true_cars <= m.cars_high
+    assert abs(m.occupied_m - true_m) <= 0.25 * true_m
+    # knowing where shadows fall (sun azimuth 153 deg puts them on the next track) settles it
+    sunny = detect_image(s.image, s.valid, s.tracks, GSD_M, PITCH_M, sun_azimuth_deg=153.0)
+    tracks = by_id(sunny)
+    for k in ("t3", "t4"):
+        true = s.truth[k]["occupied_m"]
+        assert abs(tracks[k].occupied_m - true) <= max(PITCH_M, 0.1 * true)
+    assert tracks["t5"].occupied_m < 0.5 * PITCH_M
+    assert abs(sunny.cars - true_cars) <= 0.1 * true_cars
 
 
 def test_three_band_imagery(main_scene: Scene) -> None:
