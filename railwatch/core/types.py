@@ -64,9 +64,9 @@ class TrackProfile:
 
     `values` is (S, bands) float32, NaN where not valid. `positions` (S, 2) are the (col, row)
     pixel coordinates of the samples, used to find the neighbouring track's sample across the
-    gap (empty when unknown: neighbour suppression is then skipped). `covered` (S,) is True
-    where the sample lies on the image footprint at all (False: outside the scene, not cloud);
-    empty means "same as valid's complement says nothing", i.e. everything covered.
+    gap (empty when unknown: pass `tracks=` to measure_scene to restore them, otherwise the
+    neighbour model is skipped). `covered` (S,) is True where the sample lies on the image
+    footprint at all (False: outside the scene, as opposed to clouded); empty = all covered.
     """
 
     track_id: str
