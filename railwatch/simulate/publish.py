@@ -119,6 +119,21 @@ def publish_season(
     return sorted(scenes, key=lambda s: s.acquired)
 
 
+def publish_plan(
+    aoi: AOI, plan: DayPlan, spec: SceneSpec, out_dir: Path, params: dict[str, Any]
+) -> SimulatedScene:
+    """Render one planned acquisition into `out_dir` (reused when complete with `params`).
+
+    The Collection is not re-listed: callers publishing scenes one by one (the benchmark's
+    cases) read each scene's files directly.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    existing = _existing(out_dir, spec.scene_id, params)
+    if existing is not None:
+        return existing
+    return produce_scene(_Job(aoi, plan, spec, out_dir, params))
+
+
 def _run(jobs: list[_Job], workers: int) -> Iterator[SimulatedScene]:
     """Yield finished scenes, inline or from a process pool.
 
