@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from railwatch.core.measure import measure_scene
-from railwatch.core.profiles import extract_profiles
-from railwatch.core.registration import align_to_reference
+from railwatch.core.profiles import extract_profiles, track_samples
+from railwatch.core.registration import estimate_alignment
 from railwatch.core.types import BoolArray, DetectorParams, SceneMeasurement, TrackLine
 
 
@@ -34,8 +34,9 @@ def detect_image(
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3 or image.shape[0] not in (3, 4):
         raise ValueError(f"image must be (3 or 4 bands, H, W), got shape {image.shape}")
+    # non-finite pixels count as invalid wherever they are used (sampling checks them)
     mask = np.ones(image.shape[1:], dtype=bool) if valid is None else np.asarray(valid, bool)
-    mask = mask & np.isfinite(image).all(axis=0)
+    geometry = track_samples(tracks, gsd_m)
     alignment = None
     background = None
     if reference is not None:
@@ -46,12 +47,10 @@ def detect_image(
             np.ones(image.shape[1:], dtype=bool)
             if reference_valid is None
             else np.asarray(reference_valid, bool)
-        ) & np.isfinite(reference).all(axis=0)
-        image, mask, alignment = align_to_reference(
-            image, mask, reference, ref_mask, max_shift_px, p
         )
-        background = extract_profiles(reference, ref_mask, tracks, gsd_m, params=p)
-    profiles = extract_profiles(image, mask, tracks, gsd_m, params=p)
+        alignment = estimate_alignment(image, mask, reference, ref_mask, max_shift_px, p)
+        background = extract_profiles(reference, ref_mask, geometry, gsd_m, params=p)
+    profiles = extract_profiles(image, mask, geometry, gsd_m, params=p, alignment=alignment)
     return measure_scene(
         profiles, background, gsd_m, car_pitch_m, alignment, track_lengths_m, params=p,
         sun_azimuth_deg=sun_azimuth_deg,

@@ -60,13 +60,23 @@ def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams
     """Neighbouring-track samples within `neighbour_max_m` of each track's samples."""
     have = {k: s for k, s in scores.items() if s.positions.shape[0] == s.z.shape[0] > 0}
     trees = {k: cKDTree(s.positions) for k, s in have.items()}
+    reach = params.neighbour_max_m / gsd_m
     out: dict[str, list[Link]] = {k: [] for k in scores}
     for k, s in have.items():
+        # a sparse look first: most pairs of tracks are nowhere near each other
+        stride = 16
+        coarse = s.positions[::stride]
+        gaps = np.hypot(*np.diff(s.positions, axis=0).T) if len(s.positions) > 1 else np.zeros(1)
+        slack = reach + stride * float(np.max(gaps, initial=0.0))
         for other, t in have.items():
             if other == k:
                 continue
-            dist, j = trees[other].query(s.positions)
-            near = (dist * gsd_m <= params.neighbour_max_m) & s.usable & t.usable[j]
+            if not np.isfinite(trees[other].query(coarse, distance_upper_bound=slack)[0]).any():
+                continue
+            dist, j = trees[other].query(s.positions, distance_upper_bound=reach * (1 + 1e-9))
+            found = np.isfinite(dist)
+            j = np.where(found, j, 0)
+            near = found & (dist * gsd_m <= params.neighbour_max_m) & s.usable & t.usable[j]
             if not near.any():
                 continue
             vec = t.positions[j] - s.positions
@@ -156,34 +166,41 @@ def _box_fit(
     a (n, B, 2), lo/hi (n, 2).
 
     A convex quadratic on a box is minimised inside it or on an edge, so the unconstrained
-    solution and the four edge solutions cover every case (zero columns give c = 0).
+    solution and the four edge solutions cover every case (zero columns give c = 0). With
+    g = a'a + diag(ridge) and h = a'y the cost is |y|² - 2 c'h + c'g c, evaluated in closed form.
     """
-    if any(ridge):
-        n = y.shape[0]
-        y = np.concatenate([y, np.zeros((n, 2))], axis=1)
-        a = np.concatenate([a, np.broadcast_to(np.diag(np.sqrt(ridge)), (n, 2, 2))], axis=1)
-    g = np.einsum("nbi,nbj->nij", a, a)
-    h = np.einsum("nbi,nb->ni", a, y)
-    free_c = np.einsum("nij,nj->ni", np.linalg.pinv(g), h)
-    cands = [free_c]
-    inside = np.all((free_c >= lo) & (free_c <= hi), axis=1)
-    for fixed in (0, 1):
-        other = 1 - fixed
-        for bound in (lo[:, fixed], hi[:, fixed]):
-            c = np.empty_like(h)
-            c[:, fixed] = bound
-            goo = g[:, other, other]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                best = (h[:, other] - g[:, other, fixed] * bound) / goo
-            c[:, other] = np.clip(np.where(goo > 0, best, 0.0), lo[:, other], hi[:, other])
-            cands.append(c)
-    rss = []
-    for n_cand, c in enumerate(cands):
-        r = y - np.einsum("nbi,ni->nb", a, c)
-        ss = np.einsum("nb,nb->n", r, r)
-        rss.append(np.where(inside, ss, np.inf) if n_cand == 0 else ss)
-    best = np.argmin(np.stack(rss), axis=0)
-    return np.asarray(np.stack(cands)[best, np.arange(y.shape[0])], dtype=np.float64)
+    g00 = np.einsum("nb,nb->n", a[:, :, 0], a[:, :, 0]) + ridge[0]
+    g11 = np.einsum("nb,nb->n", a[:, :, 1], a[:, :, 1]) + ridge[1]
+    g01 = np.einsum("nb,nb->n", a[:, :, 0], a[:, :, 1])
+    h0 = np.einsum("nb,nb->n", a[:, :, 0], y)
+    h1 = np.einsum("nb,nb->n", a[:, :, 1], y)
+    det = g00 * g11 - g01 * g01
+    with np.errstate(divide="ignore", invalid="ignore"):
+        solvable = det > 1e-12 * np.maximum(g00 * g11, 1e-300)
+        # singular: at most one column carries anything (pinv's answer: the other is 0)
+        only0 = np.where(g00 > 0, h0 / g00, 0.0)
+        only1 = np.where((g00 <= 0) & (g11 > 0), h1 / g11, 0.0)
+        free0 = np.where(solvable, (g11 * h0 - g01 * h1) / det, only0)
+        free1 = np.where(solvable, (g00 * h1 - g01 * h0) / det, only1)
+    inside = (free0 >= lo[:, 0]) & (free0 <= hi[:, 0]) & (free1 >= lo[:, 1]) & (free1 <= hi[:, 1])
+    c0s, c1s = [free0], [free1]
+    for bound in (lo[:, 0], hi[:, 0]):  # c0 on an edge, c1 best given it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best = np.where(g11 > 0, (h1 - g01 * bound) / g11, 0.0)
+        c0s.append(bound)
+        c1s.append(np.clip(best, lo[:, 1], hi[:, 1]))
+    for bound in (lo[:, 1], hi[:, 1]):  # c1 on an edge, c0 best given it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best = np.where(g00 > 0, (h0 - g01 * bound) / g00, 0.0)
+        c0s.append(np.clip(best, lo[:, 0], hi[:, 0]))
+        c1s.append(bound)
+    c0 = np.stack(c0s)
+    c1 = np.stack(c1s)
+    cost = -2.0 * (c0 * h0 + c1 * h1) + c0 * c0 * g00 + 2.0 * c0 * c1 * g01 + c1 * c1 * g11
+    cost[0] = np.where(inside, cost[0], np.inf)
+    best_i = np.argmin(cost, axis=0)
+    cols = np.arange(y.shape[0])
+    return np.column_stack([c0[best_i, cols], c1[best_i, cols]])
 
 
 def explained_mask(

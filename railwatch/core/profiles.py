@@ -10,14 +10,14 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
-from railwatch.core.registration import fill_invalid
-from railwatch.core.types import BoolArray, DetectorParams, TrackLine, TrackProfile
+from railwatch.core.sampling import erode, sample
+from railwatch.core.types import Alignment, BoolArray, DetectorParams, TrackLine, TrackProfile
 
 Floats = npt.NDArray[np.float64]
 
@@ -63,21 +63,52 @@ def _corridor_offsets(params: DetectorParams, gsd_m: float) -> Floats:
     return np.array([-hw, 0.0, hw]) if hw > 0 else np.array([0.0])
 
 
+@dataclass(frozen=True)
+class TrackSamples:
+    """Sample geometry of several tracks laid end to end: positions and normals (N, 2), and
+    per track its id, actual step and slice into the arrays."""
+
+    ids: tuple[str, ...]
+    steps: tuple[float, ...]
+    bounds: tuple[int, ...]  # track i owns rows bounds[i]:bounds[i + 1]
+    positions: Floats
+    normals: Floats
+
+
+def track_samples(tracks: Sequence[TrackLine], gsd_m: float, step_m: float = 1.0) -> TrackSamples:
+    """`sample_track` of every track, concatenated (computed once, sampled many times)."""
+    pos_list, nrm_list, steps, bounds = [], [], [], [0]
+    for line in tracks:
+        pos, normals, step = sample_track(line, gsd_m, step_m)
+        pos_list.append(pos)
+        nrm_list.append(normals)
+        steps.append(step)
+        bounds.append(bounds[-1] + pos.shape[0])
+    empty = [np.zeros((0, 2))]
+    return TrackSamples(
+        tuple(t.id for t in tracks), tuple(steps), tuple(bounds),
+        np.concatenate(pos_list or empty), np.concatenate(nrm_list or empty),
+    )
+
+
 def extract_profiles(
     image: npt.NDArray[Any],
     valid: BoolArray,
-    tracks: Sequence[TrackLine],
+    tracks: Sequence[TrackLine] | TrackSamples,
     gsd_m: float,
     step_m: float = 1.0,
     params: DetectorParams | None = None,
     coverage: BoolArray | None = None,
+    alignment: Alignment | None = None,
 ) -> dict[str, TrackProfile]:
     """Profiles of `image` (bands, H, W) along each track, keyed by track id.
 
     A sample is valid only if every pixel it touches is valid (after growing invalid areas by
-    `params.mask_buffer_px`), so cloud edges never enter a profile. `coverage` (H, W), when
-    given, tells the image footprint apart from clouds (False = no data at all); samples off the
-    array are uncovered in any case.
+    `params.mask_buffer_px`) and finite, so cloud edges never enter a profile. `coverage`
+    (H, W), when given, tells the image footprint apart from clouds (False = no data at all);
+    samples off the array are uncovered in any case. `alignment` (from `estimate_alignment`)
+    profiles the image as if it had been put onto the reference first (align_to_reference):
+    the samples are taken at the shifted positions and mapped by the gains and offsets.
     """
     p = params or DetectorParams()
     image = np.asarray(image)
@@ -86,41 +117,39 @@ def extract_profiles(
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != image.shape[1:]:
         raise ValueError(f"valid {valid.shape} does not match image {image.shape[1:]}")
+    geom = tracks if isinstance(tracks, TrackSamples) else track_samples(tracks, gsd_m, step_m)
     bands, h, w = image.shape
-    filled = fill_invalid(image, valid)
     grown = valid
     if p.mask_buffer_px > 0 and not valid.all():
-        grown = ndimage.binary_erosion(valid, iterations=p.mask_buffer_px, border_value=1)
-    valid_f = grown.astype(np.float32)
+        grown = erode(valid, p.mask_buffer_px)
+    dx, dy = alignment.shift_px if alignment is not None else (0.0, 0.0)
     offsets = _corridor_offsets(p, gsd_m)
+    pos, n = geom.positions, geom.positions.shape[0]
+    pts = (pos[None] + geom.normals[None] * offsets[:, None, None]).reshape(-1, 2)
+    # (row, col) index space; the image is moved by (dx, dy) under the samples
+    acc, ok_all = sample(image, grown, pts[:, 1] - 0.5, pts[:, 0] - 0.5, (dx, dy))
+    values_all = acc.reshape(len(offsets), n, bands).mean(axis=0)
+    if alignment is not None:
+        values_all = values_all * np.asarray(alignment.gains) + np.asarray(alignment.offsets)
+    ok_all = np.asarray(ok_all.reshape(len(offsets), n).all(axis=0), dtype=bool)
+    covered_all = (pos[:, 0] >= 0) & (pos[:, 0] <= w) & (pos[:, 1] >= 0) & (pos[:, 1] <= h)
+    if coverage is not None:
+        rows = np.clip((pos[:, 1] - dy).astype(int), 0, h - 1)
+        cols = np.clip((pos[:, 0] - dx).astype(int), 0, w - 1)
+        covered_all &= np.asarray(coverage, dtype=bool)[rows, cols]
+    ok_all &= covered_all
+    values_all = values_all.astype(np.float32)
+    values_all[~ok_all] = np.nan
     out: dict[str, TrackProfile] = {}
-    for line in tracks:
-        pos, normals, step = sample_track(line, gsd_m, step_m)
-        n = pos.shape[0]
-        acc = np.zeros((n, bands), dtype=np.float64)
-        ok = np.ones(n, dtype=bool)
-        for off in offsets:
-            xy = pos + normals * off
-            coords = np.vstack([xy[:, 1] - 0.5, xy[:, 0] - 0.5])  # (row, col) index space
-            for b in range(bands):
-                acc[:, b] += ndimage.map_coordinates(filled[b], coords, order=1, mode="nearest")
-            ok &= ndimage.map_coordinates(valid_f, coords, order=1, mode="constant") > 0.999
-        inside = (pos[:, 0] >= 0) & (pos[:, 0] <= w) & (pos[:, 1] >= 0) & (pos[:, 1] <= h)
-        covered = inside.copy()
-        if coverage is not None:
-            rows = np.clip(pos[:, 1].astype(int), 0, h - 1)
-            cols = np.clip(pos[:, 0].astype(int), 0, w - 1)
-            covered &= np.asarray(coverage, dtype=bool)[rows, cols]
-        ok &= covered
-        values = (acc / len(offsets)).astype(np.float32)
-        values[~ok] = np.nan
-        out[line.id] = TrackProfile(
-            track_id=line.id,
-            step_m=step,
-            values=values,
-            valid=ok,
-            positions=pos,
-            covered=covered,
+    for i, track_id in enumerate(geom.ids):
+        sl = slice(geom.bounds[i], geom.bounds[i + 1])
+        out[track_id] = TrackProfile(
+            track_id=track_id,
+            step_m=geom.steps[i],
+            values=values_all[sl],
+            valid=ok_all[sl],
+            positions=pos[sl],
+            covered=covered_all[sl],
         )
     return out
 

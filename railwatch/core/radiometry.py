@@ -2,7 +2,9 @@
 
 Dates differ by sun, haze and sensor calibration; to first order that is a gain and an offset per
 band. Cars, clouds and shadows change too, so the fit uses only pixels that behave alike in both
-(pseudo-invariant features), found by iteratively trimming the regression residuals.
+(pseudo-invariant features), found by iteratively trimming the regression residuals. Two
+unknowns per band need a few thousand pixels, not the whole scene: the fit runs on a
+fixed-stride grid (the same inputs always give the same fit).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from railwatch.core.robust import trimmed_linear_fit
+from railwatch.core.robust import trimmed_linear_fits
+from railwatch.core.sampling import sample
 from railwatch.core.types import BoolArray, DetectorParams
 
 
@@ -22,36 +25,43 @@ def fit_radiometry(
     reference: npt.NDArray[Any],
     reference_valid: BoolArray,
     params: DetectorParams | None = None,
+    shift: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-band (gains, offsets) with reference ≈ gain * image + offset on common valid pixels."""
+    """Per-band (gains, offsets) with reference ≈ gain * image + offset on common valid pixels.
+
+    `shift` (dx, dy) is the shift that puts the image onto the reference (Alignment.shift_px):
+    the image is sampled (bilinearly) where each reference pixel's content lies.
+    """
     p = params or DetectorParams()
-    both = valid & reference_valid
-    bands = image.shape[0]
+    bands, h, w = image.shape
+    stride = max(int(np.ceil(np.sqrt(h * w / max(p.radiometric_max_pixels, 1)))), 1)
+    rr, cc = np.mgrid[stride // 2 : h : stride, stride // 2 : w : stride]
+    rows, cols = rr.ravel(), cc.ravel()
+    y_all = np.asarray(reference[:, rows, cols], dtype=np.float64)
+    both = np.asarray(reference_valid, dtype=bool)[rows, cols] & np.isfinite(y_all).all(axis=0)
+    dx, dy = shift
+    if dx == 0.0 and dy == 0.0:
+        x_all = np.asarray(image[:, rows, cols], dtype=np.float64)
+        both &= np.asarray(valid, dtype=bool)[rows, cols] & np.isfinite(x_all).all(axis=0)
+    else:
+        x_t, ok = sample(image, valid, rows - dy, cols - dx)
+        x_all = x_t.T
+        both &= ok
     if both.sum() < 10:
         return (1.0,) * bands, (0.0,) * bands
-    idx = np.flatnonzero(both.ravel())
-    if idx.size > p.radiometric_max_pixels:
-        # a fixed stride, not a random draw: the same inputs always give the same fit
-        idx = idx[:: int(np.ceil(idx.size / p.radiometric_max_pixels))]
-    x_all = image.reshape(bands, -1)[:, idx].astype(np.float64)
-    y_all = reference.reshape(bands, -1)[:, idx].astype(np.float64)
-    # a pixel must be invariant in every band: trim jointly, band by band residuals
-    inliers = np.ones(idx.size, dtype=bool)
-    gains, offsets = [1.0] * bands, [0.0] * bands
-    for b in range(bands):
-        g, o, keep = trimmed_linear_fit(
-            x_all[b], y_all[b], p.radiometric_iterations, p.radiometric_trim_sigma
-        )
-        gains[b], offsets[b] = g, o
-        inliers &= keep
+    x_all, y_all = x_all[:, both], y_all[:, both]
+    # a pixel must be invariant in every band: trim band by band, then refit on the pixels
+    # every band kept
+    gains, offsets, keep = trimmed_linear_fits(
+        x_all, y_all, p.radiometric_iterations, p.radiometric_trim_sigma
+    )
+    inliers = keep.all(axis=0)
     if inliers.sum() >= 10:
-        for b in range(bands):
-            g, o, _ = trimmed_linear_fit(
-                x_all[b, inliers], y_all[b, inliers], p.radiometric_iterations,
-                p.radiometric_trim_sigma,
-            )
-            gains[b], offsets[b] = g, o
-    return tuple(gains), tuple(offsets)
+        gains, offsets, _ = trimmed_linear_fits(
+            x_all[:, inliers], y_all[:, inliers], p.radiometric_iterations,
+            p.radiometric_trim_sigma,
+        )
+    return tuple(float(g) for g in gains), tuple(float(o) for o in offsets)
 
 
 def apply_radiometry(

@@ -45,27 +45,78 @@ def _tukey(n: int, alpha: float = 0.25) -> Floats:
     return w
 
 
-def texture(image: npt.NDArray[Any], valid: BoolArray, params: DetectorParams) -> Floats:
+def _band_scales(image: npt.NDArray[Any], valid: BoolArray, stride: int) -> Floats:
+    """Robust spread per band from a strided subsample (so the band mix weighs bands alike)."""
+    sub = np.asarray(image[:, ::stride, ::stride], dtype=np.float64)
+    sel = valid[::stride, ::stride] & np.isfinite(sub).all(axis=0)
+    if sel.sum() < 10:
+        return np.ones(image.shape[0])
+    vals = sub[:, sel]
+    scale = np.asarray(mad_sigma(vals, axis=1), dtype=np.float64)
+    fallback = np.std(vals, axis=1)
+    scale = np.where(scale > 0, scale, np.where(fallback > 0, fallback, 1.0))
+    return np.asarray(scale, dtype=np.float64)
+
+
+def texture(
+    image: npt.NDArray[Any], valid: BoolArray, params: DetectorParams,
+    scales: Floats | None = None,
+) -> Floats:
     """Windowed, zero-mean texture image used for correlation (0 where invalid)."""
+    valid = valid & np.isfinite(image).all(axis=0)
     filled = fill_invalid(image, valid).astype(np.float64)
-    sel = valid if valid.any() else np.ones(valid.shape, dtype=bool)
-    mix = np.zeros(valid.shape, dtype=np.float64)
-    for band in filled:
-        scale = float(mad_sigma(band[sel])) or float(np.std(band[sel])) or 1.0
-        mix += (band - float(np.median(band[sel]))) / scale
+    if scales is None:
+        scales = _band_scales(image, valid, 1)
+    mix = np.tensordot(1.0 / scales, filled, axes=(0, 0))
     if params.registration_highpass_sigma_px > 0:
         tex = mix - ndimage.gaussian_filter(mix, params.registration_highpass_sigma_px)
     else:
         tex = np.hypot(ndimage.sobel(mix, axis=0), ndimage.sobel(mix, axis=1))
-    weight = ndimage.gaussian_filter(
-        ndimage.binary_erosion(valid, iterations=2).astype(np.float64), 1.5
-    )
-    weight *= np.outer(_tukey(valid.shape[0]), _tukey(valid.shape[1]))
+    weight = np.outer(_tukey(valid.shape[0]), _tukey(valid.shape[1]))
+    if not valid.all():
+        weight *= ndimage.gaussian_filter(
+            ndimage.binary_erosion(valid, iterations=2).astype(np.float64), 1.5
+        )
     wsum = float(weight.sum())
     if wsum <= 0:
         return np.zeros(valid.shape)
     tex = tex - float((tex * weight).sum() / wsum)
     return np.asarray(tex * weight, dtype=np.float64)
+
+
+def _patch_size(shape: tuple[int, ...], params: DetectorParams) -> int:
+    """The largest power of two up to `registration_patch_px` that fits the image."""
+    size = max(int(params.registration_patch_px), 8)
+    while size > 8 and size > min(shape):
+        size //= 2
+    return min(size, *shape)
+
+
+def choose_patches(
+    reference: npt.NDArray[Any], both: BoolArray, size: int, count: int
+) -> list[tuple[int, int]]:
+    """Upper-left corners of the `count` most textured, (nearly) fully valid tiles of the
+    reference, judged on a 4x decimated copy (tiles tile the image, edges included)."""
+    h, w = both.shape
+    starts_r = sorted({*range(0, h - size + 1, size), h - size})
+    starts_c = sorted({*range(0, w - size + 1, size), w - size})
+    dec = 4 if size >= 32 else 1
+    sub = np.nan_to_num(np.asarray(reference[:, ::dec, ::dec], dtype=np.float64)).sum(axis=0)
+    grad = np.zeros(sub.shape)
+    grad[:-1] += np.abs(np.diff(sub, axis=0))
+    grad[:, :-1] += np.abs(np.diff(sub, axis=1))
+    ok = both[::dec, ::dec]
+    grad = np.where(ok, grad, 0.0)
+    n = max(size // dec, 1)
+    scored = []
+    for r in starts_r:
+        for c in starts_c:
+            rs, cs = slice(r // dec, r // dec + n), slice(c // dec, c // dec + n)
+            scored.append((float(ok[rs, cs].mean()), float(grad[rs, cs].mean()), r, c))
+    best = max(s[0] for s in scored)
+    keep = [s for s in scored if s[0] >= min(0.9, best)]
+    keep.sort(key=lambda s: -s[1])
+    return [(r, c) for _, _, r, c in keep[:count]]
 
 
 def _upsampled_dft(data: Complex, size: int, factor: int, offsets: Floats) -> Complex:
@@ -80,16 +131,21 @@ def _upsampled_dft(data: Complex, size: int, factor: int, offsets: Floats) -> Co
 
 
 def phase_correlate(
-    reference_tex: Floats, image_tex: Floats, max_shift_px: float, upsample: int = 20
+    reference_tex: Floats | list[Floats], image_tex: Floats | list[Floats],
+    max_shift_px: float, upsample: int = 20,
 ) -> tuple[float, float, float]:
     """(dx, dy, confidence): the shift to APPLY to the image so it matches the reference.
 
-    Confidence is 1 - second peak / main peak of the phase-correlation surface inside the search
-    radius: ≈1 for a clean unique match, ≈0 when the surface is flat noise.
+    Lists of equally sized patch pairs pool their cross-power spectra (texture-weighted), so a
+    few textured tiles stand for the whole scene. Confidence is 1 - second peak / main peak of
+    the phase-correlation surface inside the search radius: ≈1 for a clean unique match, ≈0
+    when the surface is flat noise.
     """
-    fa = np.fft.fft2(reference_tex)
-    fb = np.fft.fft2(image_tex)
-    product = fa * np.conj(fb)
+    refs = reference_tex if isinstance(reference_tex, list) else [reference_tex]
+    imgs = image_tex if isinstance(image_tex, list) else [image_tex]
+    product = np.zeros(refs[0].shape, dtype=np.complex128)
+    for a, b in zip(refs, imgs, strict=True):
+        product += np.fft.fft2(a) * np.conj(np.fft.fft2(b))
     mag = np.abs(product)
     product = product / (mag + 1e-3 * float(mag.max()) + 1e-30)
     surface = np.abs(np.fft.ifft2(product))
@@ -134,6 +190,45 @@ def shift_image(
     return out, np.asarray(moved > 0.999)
 
 
+def estimate_alignment(
+    image: npt.NDArray[Any],
+    valid: BoolArray,
+    reference: npt.NDArray[Any],
+    reference_valid: BoolArray,
+    max_shift_px: float = 6.0,
+    params: DetectorParams | None = None,
+) -> Alignment:
+    """The shift and radiometric mapping that put `image` onto `reference`, without resampling.
+
+    Phase correlation pools a few textured tiles (`registration_patches` of up to
+    `registration_patch_px`); the radiometry is fitted on a strided subsample of common valid
+    pixels with the image sampled at the shifted positions.
+    """
+    p = params or DetectorParams()
+    image = np.asarray(image)
+    reference = np.asarray(reference)
+    if image.shape != reference.shape:
+        raise ValueError(f"image {image.shape} and reference {reference.shape} differ in shape")
+    valid = np.asarray(valid, dtype=bool)
+    reference_valid = np.asarray(reference_valid, dtype=bool)
+    size = _patch_size(valid.shape, p)
+    corners = choose_patches(reference, valid & reference_valid, size, p.registration_patches)
+    stride = max(int(np.sqrt(valid.size / 4096)), 1)
+    ref_scales = _band_scales(reference, reference_valid, stride)
+    img_scales = _band_scales(image, valid, stride)
+    ref_texs, img_texs = [], []
+    for r, c in corners:
+        win = (slice(r, r + size), slice(c, c + size))
+        ref_texs.append(texture(reference[:, win[0], win[1]], reference_valid[win], p, ref_scales))
+        img_texs.append(texture(image[:, win[0], win[1]], valid[win], p, img_scales))
+    if not (any(t.any() for t in ref_texs) and any(t.any() for t in img_texs)):
+        dx, dy, confidence = 0.0, 0.0, 0.0
+    else:
+        dx, dy, confidence = phase_correlate(ref_texs, img_texs, max_shift_px, p.registration_upsample)
+    gains, offsets = fit_radiometry(image, valid, reference, reference_valid, p, shift=(dx, dy))
+    return Alignment((dx, dy), confidence, gains, offsets)
+
+
 def align_to_reference(
     image: npt.NDArray[Any],
     valid: BoolArray,
@@ -145,21 +240,13 @@ def align_to_reference(
     """Shift `image` onto `reference` (sub-pixel) and map it into the reference's radiometry.
 
     Returns (aligned image, aligned valid mask, Alignment). Shapes must match (same AOI grid).
+    To profile tracks only, `estimate_alignment` + `extract_profiles(..., alignment=)` gives
+    the same without resampling the whole image.
     """
     p = params or DetectorParams()
     image = np.asarray(image)
-    reference = np.asarray(reference)
-    if image.shape != reference.shape:
-        raise ValueError(f"image {image.shape} and reference {reference.shape} differ in shape")
-    valid = np.asarray(valid, dtype=bool)
-    reference_valid = np.asarray(reference_valid, dtype=bool)
-    ref_tex = texture(reference, reference_valid, p)
-    img_tex = texture(image, valid, p)
-    if not (np.any(ref_tex) and np.any(img_tex)):
-        dx, dy, confidence = 0.0, 0.0, 0.0
-    else:
-        dx, dy, confidence = phase_correlate(ref_tex, img_tex, max_shift_px, p.registration_upsample)
-    shifted, shifted_valid = shift_image(image, valid, dx, dy)
-    gains, offsets = fit_radiometry(shifted, shifted_valid, reference, reference_valid, p)
-    aligned = apply_radiometry(shifted, gains, offsets)
-    return aligned, shifted_valid, Alignment((dx, dy), confidence, gains, offsets)
+    valid = np.asarray(valid, dtype=bool) & np.isfinite(image).all(axis=0)
+    alignment = estimate_alignment(image, valid, reference, reference_valid, max_shift_px, p)
+    shifted, shifted_valid = shift_image(image, valid, *alignment.shift_px)
+    aligned = apply_radiometry(shifted, alignment.gains, alignment.offsets)
+    return aligned, shifted_valid, alignment

@@ -3,6 +3,7 @@ so every scale, fit and covariance here ignores a minority of outliers."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -13,57 +14,113 @@ MAD_TO_SIGMA = 1.4826
 Floats = npt.NDArray[np.float64]
 
 
+def _median(x: npt.NDArray[Any], axis: int | None, keepdims: bool = False) -> Any:
+    """Median ignoring NaNs; the plain (partition-based) median when there are none."""
+    if np.isnan(x).any():
+        return np.nanmedian(x, axis=axis, keepdims=keepdims)
+    return np.median(x, axis=axis, keepdims=keepdims)
+
+
 def mad_sigma(x: npt.NDArray[Any], axis: int | None = None) -> Any:
     """Gaussian-consistent median absolute deviation (NaNs ignored)."""
-    med = np.nanmedian(x, axis=axis, keepdims=True)
-    out = MAD_TO_SIGMA * np.nanmedian(np.abs(x - med), axis=axis)
-    return out
+    x = np.asarray(x, dtype=np.float64)
+    med = _median(x, axis, keepdims=True)
+    return MAD_TO_SIGMA * _median(np.abs(x - med), axis)
+
+
+def masked_median(x: npt.NDArray[Any], mask: npt.NDArray[np.bool_]) -> Floats:
+    """Median along the last axis of the entries where `mask` is True, row by row.
+
+    Excluded entries become +inf and -inf in turn along the row, so they sit in equal numbers
+    (±1) on either side and the middle of the whole row is the middle of the kept ones (within
+    half a rank): one partition instead of a loop or NaN-aware sorting. Rows with nothing
+    kept give ±inf or NaN.
+    """
+    dropped = ~mask
+    side = np.where(np.cumsum(dropped, axis=-1) % 2 == 0, np.inf, -np.inf)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.median(np.where(mask, x, side), axis=-1), dtype=np.float64)
+
+
+def trimmed_linear_fits(
+    x: npt.NDArray[Any], y: npt.NDArray[Any], iterations: int = 6, trim_sigma: float = 2.5
+) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
+    """Row by row (x, y of shape (B, N)): y ≈ gain * x + offset by least squares,
+    iteratively dropping residuals > trim_sigma·MAD. Starts from a quantile match (robust even
+    when the first least-squares fit would be pulled by changed pixels).
+
+    Returns (gains (B,), offsets (B,), inlier mask (B, N)).
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    rows = x.shape[0]
+    if x.shape[1] < 3:
+        return np.ones(rows), np.zeros(rows), np.ones(x.shape, dtype=bool)
+    qx = np.percentile(x, [25.0, 50.0, 75.0], axis=1)
+    qy = np.percentile(y, [25.0, 50.0, 75.0], axis=1)
+    spread = qx[2] - qx[0]
+    gain = np.where(spread > 0, (qy[2] - qy[0]) / np.where(spread > 0, spread, 1.0), 1.0)
+    offset = qy[1] - gain * qx[1]
+    inliers = np.ones(x.shape, dtype=bool)
+    for _ in range(iterations):
+        resid = y - (gain[:, None] * x + offset[:, None])
+        med = masked_median(resid, inliers)
+        scale = MAD_TO_SIGMA * masked_median(np.abs(resid - med[:, None]), inliers)
+        bad = ~np.isfinite(scale) | (scale <= 0)
+        if bad.any():
+            sd = np.std(np.where(inliers, resid, 0.0), axis=1)
+            scale = np.where(bad, np.where(sd > 0, sd, 1e-12), scale)
+        new = np.abs(resid) <= trim_sigma * scale[:, None]
+        enough = new.sum(axis=1) >= 3
+        if not enough.any():
+            break
+        new[~enough] = inliers[~enough]
+        if np.array_equal(new, inliers):
+            break
+        inliers = new
+        w = inliers.astype(np.float64)
+        n = w.sum(axis=1)
+        mx = (w * x).sum(axis=1) / n
+        my = (w * y).sum(axis=1) / n
+        var = (w * (x - mx[:, None]) ** 2).sum(axis=1) / n
+        cov = (w * (x - mx[:, None]) * (y - my[:, None])).sum(axis=1) / n
+        flat = var <= 0
+        gain = np.where(flat, 1.0, cov / np.where(flat, 1.0, var))
+        offset = np.where(flat, my - mx, my - gain * mx)
+    return gain, offset, inliers
 
 
 def trimmed_linear_fit(
     x: npt.NDArray[Any], y: npt.NDArray[Any], iterations: int = 6, trim_sigma: float = 2.5
 ) -> tuple[float, float, npt.NDArray[np.bool_]]:
-    """y ≈ gain * x + offset by least squares, iteratively dropping residuals > trim_sigma·MAD.
+    """One row of `trimmed_linear_fits`: (gain, offset, inlier mask)."""
+    gains, offsets, keep = trimmed_linear_fits(
+        np.ravel(x)[None], np.ravel(y)[None], iterations, trim_sigma
+    )
+    return float(gains[0]), float(offsets[0]), keep[0]
 
-    Starts from a quantile match (robust even when the first least-squares fit would be pulled
-    by changed pixels). Returns (gain, offset, inlier mask).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.size < 3:
-        return 1.0, 0.0, np.ones(x.shape, dtype=bool)
-    qx = np.percentile(x, [25.0, 50.0, 75.0])
-    qy = np.percentile(y, [25.0, 50.0, 75.0])
-    spread = qx[2] - qx[0]
-    gain = float((qy[2] - qy[0]) / spread) if spread > 0 else 1.0
-    offset = float(qy[1] - gain * qx[1])
-    inliers = np.ones(x.shape, dtype=bool)
-    for _ in range(iterations):
-        resid = y - (gain * x + offset)
-        scale = float(mad_sigma(resid[inliers]))
-        if not np.isfinite(scale) or scale <= 0:
-            scale = float(np.std(resid[inliers])) or 1e-12
-        inliers = np.abs(resid) <= trim_sigma * scale
-        if inliers.sum() < 3:
-            break
-        xi, yi = x[inliers], y[inliers]
-        var = float(np.var(xi))
-        if var <= 0:
-            gain, offset = 1.0, float(np.mean(yi - xi))
-            continue
-        gain = float(np.mean((xi - xi.mean()) * (yi - yi.mean())) / var)
-        offset = float(yi.mean() - gain * xi.mean())
-    return gain, offset, inliers
+
+@functools.lru_cache(maxsize=32)
+def _mcd_consistency(keep_quantile: float, bands: int) -> float:
+    """Variance of a chi2_B variable truncated at its `keep_quantile`, relative to untruncated."""
+    from scipy.stats import chi2
+
+    cut = float(chi2.ppf(keep_quantile, bands))
+    return keep_quantile / float(chi2.cdf(cut, bands + 2))
 
 
 def robust_covariance(
-    d: npt.NDArray[Any], floor: npt.NDArray[Any], iterations: int = 4, keep_quantile: float = 0.5
+    d: npt.NDArray[Any], floor: npt.NDArray[Any], iterations: int = 4, keep_quantile: float = 0.5,
+    max_rows: int = 2048,
 ) -> Floats:
     """Covariance of the bulk of the rows of `d` (N, B): start from a diagonal MAD estimate,
     then re-estimate on the rows with the smallest Mahalanobis distances and rescale so the
     kept fraction matches a Gaussian (a light-weight MCD). `floor` (B,) bounds each sigma below.
+    At most `max_rows` rows are used (a fixed stride: neighbouring samples are alike anyway).
     """
     d = np.asarray(d, dtype=np.float64)
+    if d.shape[0] > max_rows > 0:
+        d = d[:: int(np.ceil(d.shape[0] / max_rows))]
     bands = d.shape[1]
     floor = np.asarray(floor, dtype=np.float64)
     center = np.median(d, axis=0)
@@ -71,16 +128,13 @@ def robust_covariance(
     cov = np.diag(sig**2)
     if d.shape[0] < 4 * bands:
         return cov
-    from scipy.stats import chi2
-
-    cut = float(chi2.ppf(keep_quantile, bands))
-    # variance of a chi2_B variable truncated at `cut`, relative to untruncated: consistency factor
-    consistency = keep_quantile / float(chi2.cdf(cut, bands + 2))
+    consistency = _mcd_consistency(keep_quantile, bands)
     for _ in range(iterations):
         inv = np.linalg.inv(cov)
         diff = d - center
         m2 = np.einsum("ij,jk,ik->i", diff, inv, diff)
-        keep = m2 <= np.quantile(m2, keep_quantile)
+        kth = min(int(keep_quantile * (m2.size - 1)), m2.size - 1)
+        keep = m2 <= np.partition(m2, kth)[kth]
         if keep.sum() < 2 * bands:
             break
         center = d[keep].mean(axis=0)

@@ -132,11 +132,13 @@ class DetectorParams:
     # registration
     registration_highpass_sigma_px: float = 0.0  # 0: gradient magnitude; > 0: image - blur
     registration_upsample: int = 20  # sub-pixel resolution 1/upsample px
+    registration_patch_px: int = 64  # phase correlation on tiles of this size (power of two) ...
+    registration_patches: int = 8  # ... the most textured this many of them, pooled
     min_registration_confidence: float = 0.3
     # radiometry (trimmed regression on pseudo-invariant pixels)
     radiometric_iterations: int = 6
     radiometric_trim_sigma: float = 2.5
-    radiometric_max_pixels: int = 50_000
+    radiometric_max_pixels: int = 4096  # a fixed-stride grid of at most this many pixels
     # composite
     composite_iterations: int = 3
     composite_min_samples: int = 3
