@@ -122,7 +122,7 @@ def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRe
         if stored is None:
             first = why == "missing" and {scene_key(c) for c in history} <= {scene_key(c) for c in clips}
             rebuilt = None if first else why
-        base = stored or rebuild_model(store, history, PARAMS.capacity)
+        base = stored if stored is not None else rebuild_model(store, history, PARAMS.capacity)
         merged = base
         for clip in reversed(newest_first(clips)):
             if scene_key(clip) not in merged.keys and clip.valid_fraction >= PARAMS.min_valid_fraction:

@@ -137,7 +137,8 @@ def is_clear(scene: SceneProfiles, params: BackgroundParams) -> bool:
 
 def merge_scene(model: BackgroundModel, scene: SceneProfiles,
                 params: BackgroundParams) -> BackgroundModel:
-    """The model with `scene` in it; the same model when the scene is cloudy or already there.
+    """The model with `scene` in it; the same model when the scene is cloudy, already there, or
+    older than the ring holds.
 
     The oldest entries fall out beyond `capacity`. Raises ValueError when the scene's tracks do
     not match the model's (the AOI's tracks changed: the model must be rebuilt).
@@ -160,6 +161,8 @@ def merge_scene(model: BackgroundModel, scene: SceneProfiles,
     kept, dropped = ordered[-model.capacity:], ordered[:-model.capacity]
     evicted = max([e.acquired for e in dropped]
                   + ([model.evicted_through] if model.evicted_through else []), default=None)
+    if entry in dropped and evicted == model.evicted_through:
+        return model  # older than everything kept, and than what fell out before: no change
     return replace(model, tracks=tracks, entries=tuple(kept), evicted_through=evicted)
 
 

@@ -42,7 +42,7 @@ def test_merge_is_idempotent_and_order_free() -> None:
     scenes = [scene(d) for d in range(12)]
     model = build_model(scenes, "test", PARAMS)
     assert merge_scene(model, scenes[11], PARAMS) is model  # already there: the same object
-    assert merge_scene(model, scenes[0], PARAMS).revision == model.revision  # evicted: stays out
+    assert merge_scene(model, scenes[0], PARAMS) is model  # older than the ring: stays out
     shuffled = scenes[:]
     random.Random(1).shuffle(shuffled)
     again = build_model(shuffled + scenes, "test", PARAMS)
@@ -56,8 +56,12 @@ def test_ring_keeps_the_newest_and_remembers_what_fell_out() -> None:
     assert [e.key for e in model.entries] == [f"sim/s{d:02d}" for d in range(4, 12)]
     assert model.evicted_through == DAY0 + timedelta(days=3)
     # a late scene older than everything kept falls out at once and changes nothing
-    late = merge_scene(model, scene(2), PARAMS)
-    assert late.keys == model.keys and late.evicted_through == model.evicted_through
+    assert merge_scene(model, scene(2), PARAMS) is model
+    # a late one between the last evicted and the oldest kept falls out too, but is remembered
+    s = scene(3)
+    late = SceneProfiles("sim/s03b", s.acquired + timedelta(hours=12), 1.0, 0.9, s.profiles)
+    moved = merge_scene(model, late, PARAMS)
+    assert moved.keys == model.keys and moved.evicted_through == late.acquired
 
 
 def test_cloudy_or_misregistered_scenes_are_not_added() -> None:
