@@ -31,14 +31,18 @@ from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 class BackgroundParams:
     """What makes a scene "clear" enough to be background, and how much history to keep.
 
-    The thresholds live here, in one place. The median tolerates a few bad scenes, but a mostly
-    clouded scene adds nothing, and a misregistered one smears ballast and rails across each
-    other, so only scenes that would also qualify for the reference composite (≥ 90 % of the AOI
-    clear, `railwatch.measure.REFERENCE_MIN_VALID`) and whose registration is trustworthy
-    (confidence ≥ 0.3, the level below which `Alignment` calls a shift doubtful) are kept.
+    The thresholds live here, in one place. A misregistered scene smears ballast and rails
+    across each other, so its registration must be trustworthy (confidence ≥ 0.3, the level
+    below which `Alignment` calls a shift doubtful). Masked samples never enter the median (and
+    a position needs `DetectorParams.history_min_valid` samples), so a half-clouded scene's clear
+    half is as good as a clear scene's; but below half the AOI, what is left is mostly cloud
+    edges and haze the mask missed, and the scene would count towards `min_scenes` while adding
+    little. Requiring 90 % (as the reference composite does) made early scenes of the simulated
+    Tumangang season fall back to the reference composite, which holds the cars standing there
+    during its first days (2023-09-13: 11 cars for 20), hence 50 %.
     """
 
-    min_valid_fraction: float = 0.9
+    min_valid_fraction: float = 0.5
     min_confidence: float = 0.3
     window: int = 60  # earlier clear scenes in one background (about two months of daily scenes)
     # scenes kept: the window plus about a month of slack, so that a scene arriving late (or a

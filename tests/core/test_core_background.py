@@ -66,7 +66,7 @@ def test_ring_keeps_the_newest_and_remembers_what_fell_out() -> None:
 
 def test_cloudy_or_misregistered_scenes_are_not_added() -> None:
     model = build_model([scene(1)], "test", PARAMS)
-    assert merge_scene(model, scene(2, valid_fraction=0.5), PARAMS) is model
+    assert merge_scene(model, scene(2, valid_fraction=0.3), PARAMS) is model
     assert merge_scene(model, scene(3, confidence=0.1), PARAMS) is model
     assert len(merge_scene(model, scene(4), PARAMS).entries) == 2
 
