@@ -1,4 +1,5 @@
-"""The composition every railwatch flow shares: search → clip → reference → measure → detect → store.
+"""The composition every railwatch flow shares: search → clip → reference → measure →
+background model → detect → store.
 
 Heavy steps are submitted to the Dask task runner in batches of AOI-scenes (each Dask task
 carries real work; Prefect and Dask cost ≈75 ms per task); light bookkeeping runs in the flow.
@@ -26,7 +27,7 @@ from railwatch.progress import report
 from railwatch.settings import Settings, get_settings
 from tasks.common import FailedScene
 from tasks.ingest import clip_scenes
-from tasks.measure import build_reference, detect_aoi, measure_clips
+from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
 from tasks.search import search_scenes
 from tasks.store import store_counts
 
@@ -127,8 +128,13 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     for a in todo:
         history = db.measured_clips(a)
         targets = [m.clip for m in measured if m.clip.aoi_id == a]
+        if not targets:
+            continue
+        # one writer per AOI: its model is updated by one task, and only read by its detections
+        model = update_background.submit(by_id[a], targets, history, store_url)
         detect_futures.extend(
-            detect_aoi.submit(by_id[a], grids[a], batch, history, store_url)
+            detect_aoi.submit(by_id[a], grids[a], batch, history, store_url, wait_for=[model],
+                              return_state=False)
             for batch in chunks(targets, settings.batch_size, settings.dask_workers)
         )
     counts = gather("detect", detect_futures, db, summary)

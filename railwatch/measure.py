@@ -1,30 +1,28 @@
 """Measurement: clips in the store → registered track profiles → counts, via the pure core.
 
 Each AOI has a reference composite (median of its first clear clips, co-registered), stored
-once so every later clip is registered to the same anchor; and a background model per track
-(per-position median of the profiles of earlier scenes), rebuilt from stored profiles.
+once so every later clip is registered to the same anchor; and a background model (the profiles
+of its latest clear scenes, railwatch.background) from which the background of a scene, the
+per-position median of the earlier ones, is computed.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from railwatch.adapters.profiles import decode_profiles, encode_profiles, profile_key
 from railwatch.adapters.raster import decode_raster, encode_cog
 from railwatch.adapters.store import ObjectStore
 from railwatch.aoi import AOI
+from railwatch.background import Backgrounds
 from railwatch.core import (
     DETECTOR_VERSION,
-    Alignment,
     TrackLine,
     TrackProfile,
     align_to_reference,
-    background_from_history,
     build_composite,
     extract_profiles,
     measure_scene,
@@ -34,15 +32,10 @@ from railwatch.models import ClipRef, MeasuredScene, SceneCount, TrackCount
 
 REFERENCE_SCENES = 5  # clips in an AOI's reference composite (zero-mean misregistration averages out)
 REFERENCE_MIN_VALID = 0.9  # only nearly clear clips go into it
-HISTORY_SCENES = 60  # earlier scenes in the background model
 
 
 def reference_keys(aoi_id: str) -> tuple[str, str]:
     return f"{aoi_id}/reference/composite.tif", f"{aoi_id}/reference/valid.tif"
-
-
-def profile_key(clip: ClipRef) -> str:
-    return clip.image_key.rsplit("/", 1)[0] + "/profiles.npz"
 
 
 def track_lines(aoi: AOI, grid: AOIGrid) -> list[TrackLine]:
@@ -97,61 +90,30 @@ def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
     )
 
 
-def encode_profiles(profiles: dict[str, TrackProfile], alignment: Alignment) -> bytes:
-    arrays: dict[str, Any] = {}
-    for tid, prof in profiles.items():
-        arrays[f"values/{tid}"] = prof.values
-        arrays[f"valid/{tid}"] = prof.valid
-        arrays[f"positions/{tid}"] = prof.positions
-        arrays[f"covered/{tid}"] = prof.covered
-    meta = {"step_m": {t: p.step_m for t, p in profiles.items()},
-            "alignment": {"shift_px": list(alignment.shift_px), "confidence": alignment.confidence,
-                          "gains": list(alignment.gains), "offsets": list(alignment.offsets)}}
-    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
-
-
-def decode_profiles(data: bytes) -> tuple[dict[str, TrackProfile], Alignment]:
-    with np.load(io.BytesIO(data)) as npz:
-        meta = json.loads(npz["meta"].tobytes().decode())
-        profiles = {
-            tid: TrackProfile(tid, float(step), npz[f"values/{tid}"], npz[f"valid/{tid}"],
-                              npz[f"positions/{tid}"], npz[f"covered/{tid}"])
-            for tid, step in meta["step_m"].items()
-        }
-    a = meta["alignment"]
-    alignment = Alignment(tuple(a["shift_px"]), float(a["confidence"]), tuple(a["gains"]),
-                          tuple(a["offsets"]))
-    return profiles, alignment
-
-
 def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
-                  history: Sequence[ClipRef], store: ObjectStore) -> list[SceneCount]:
-    """Counts for `targets`, each against the background of the scenes acquired before it.
+                  history: Sequence[ClipRef], store: ObjectStore
+                  ) -> tuple[list[SceneCount], str | None]:
+    """Counts for `targets`, each against the background of the clear scenes acquired before it;
+    and why the stored background model could not be used, if it could not.
 
-    `history` holds every measured clip of the AOI (targets included); the background of a
-    scene uses only earlier ones, so a backfill computes what the live runs computed.
+    The background comes from the AOI's stored model (updated before detection), else from the
+    stored profiles of `history` (every measured clip of the AOI); either way only earlier
+    scenes count, so a backfill computes what the live runs computed.
     """
-    loaded = {c.scene.scene_id: decode_profiles(store.get_bytes(profile_key(c)))
-              for c in sorted(history, key=lambda c: c.scene.acquired)}
-    ordered = sorted(history, key=lambda c: c.scene.acquired)
+    backgrounds = Backgrounds(aoi.id, history, store)
     lengths = {t.id: t.length_m for t in aoi.tracks}
     lines = track_lines(aoi, grid)
     reference_profiles: dict[str, TrackProfile] | None = None
     results = []
     for clip in targets:
         started = time.perf_counter()
-        profiles, alignment = loaded[clip.scene.scene_id]
-        earlier = [loaded[c.scene.scene_id][0] for c in ordered
-                   if c.scene.acquired < clip.scene.acquired][-HISTORY_SCENES:]
-        background = background_from_history(earlier)
+        profiles, alignment = decode_profiles(store.get_bytes(profile_key(clip)))
+        used = backgrounds.at(clip.scene.acquired)
+        background = used.profiles
         if background is None:  # little history yet: the reference composite is the background
             if reference_profiles is None:
                 image, valid = load_reference(aoi, store)
-                reference_profiles = extract_profiles(image, valid, track_lines(aoi, grid),
-                                                      grid.gsd_m)
+                reference_profiles = extract_profiles(image, valid, lines, grid.gsd_m)
             background = reference_profiles
         m = measure_scene(profiles, background, grid.gsd_m, aoi.car_pitch_m, alignment,
                           track_lengths_m=lengths, tracks=lines,
@@ -166,6 +128,7 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
             occupied_m=m.occupied_m, cars=m.cars, cars_low=m.cars_low, cars_high=m.cars_high,
             valid_fraction=m.valid_fraction, shift_m=m.shift_m, flags=m.flags,
             image_key=clip.image_key, mask_key=clip.mask_key,
+            background_scenes=len(used.scenes), background_id=used.digest,
             seconds=time.perf_counter() - started,
         ))
-    return results
+    return results, backgrounds.problem

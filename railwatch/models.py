@@ -86,6 +86,9 @@ class SceneCount(BaseModel):
     flags: tuple[str, ...]
     image_key: str
     mask_key: str
+    background_scenes: int = Field(0, description="Earlier clear scenes in the background "
+                                   "(0: the AOI's reference composite was the background).")
+    background_id: str = Field("", description="Digest of those scenes' keys, or 'reference'.")
     seconds: float = 0.0
 
 

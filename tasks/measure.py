@@ -7,6 +7,7 @@ from prefect.cache_policies import NONE
 
 from railwatch.adapters.store import open_store
 from railwatch.aoi import AOI
+from railwatch.background import update_model
 from railwatch.errors import InvalidInput
 from railwatch.grid import AOIGrid
 from railwatch.measure import detect_scenes, ensure_reference, load_reference, measure_clip
@@ -38,9 +39,30 @@ def measure_clips(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: str
     return out
 
 
+@task(name="update-background", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
+      retry_condition_fn=retry_transient)
+def update_background(aoi: AOI, clips: list[ClipRef], history: list[ClipRef], store_url: str) -> str:
+    """Merge an AOI's newly measured clear scenes into its background model; its revision.
+
+    One such task per AOI and flow run, before the AOI's detection tasks (which only read the
+    model), so an AOI's model has a single writer.
+    """
+    done = update_model(aoi.id, clips, history, open_store(store_url))
+    if done.rebuilt:
+        get_run_logger().warning("%s: background model rebuilt from the stored profiles (%s)",
+                                 aoi.id, done.rebuilt)
+    get_run_logger().info("%s: background model %s, %d scene(s), %d added%s", aoi.id,
+                          done.revision, done.scenes, done.added, "" if done.written else ", unchanged")
+    return done.revision
+
+
 @task(name="detect-aoi", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
       retry_condition_fn=retry_transient)
 def detect_aoi(aoi: AOI, grid: AOIGrid, targets: list[ClipRef], history: list[ClipRef],
                store_url: str) -> list[SceneCount]:
     """Counts for the new scenes of one AOI, each against its earlier scenes' background."""
-    return detect_scenes(aoi, grid, targets, history, open_store(store_url))
+    counts, problem = detect_scenes(aoi, grid, targets, history, open_store(store_url))
+    if problem:
+        get_run_logger().warning("%s: background model unusable (%s); computed from the stored "
+                                 "profiles", aoi.id, problem)
+    return counts

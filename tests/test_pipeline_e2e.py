@@ -101,12 +101,19 @@ def test_clips_are_in_the_store_and_output_says_where(first_run: subprocess.Comp
                                                       home: Path) -> None:
     clips = sorted((home / "store" / "tumangang").rglob("image.tif"))
     assert len(clips) == 18 and (home / "store" / "tumangang" / "reference" / "composite.tif").is_file()
+    assert (home / "store" / "tumangang" / "background" / "model.npz").is_file()
+    rows = stored(home, "scene_counts")  # every count says which clip and background it came from
+    assert all(r["image_key"].endswith("image.tif") and r["mask_key"] for r in rows)
+    assert rows[0]["background_scenes"] == 0 and rows[0]["background_id"] == "reference"
+    assert rows[-1]["background_scenes"] >= 5 and len(rows[-1]["background_id"]) == 12
     assert "18 processed" in first_run.stdout and "0 failed" in first_run.stdout
 
 
 def test_rerun_is_idempotent(first_run: subprocess.CompletedProcess[str], env: dict[str, str],
                              home: Path) -> None:
     before_counts, before_tracks = stored(home, "scene_counts"), stored(home, "track_counts")
+    model = home / "store" / "tumangang" / "background" / "model.npz"
+    model_bytes, model_mtime = model.read_bytes(), model.stat().st_mtime_ns
     mtimes = {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")}
     again = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-01",
                      "--end", "2023-10-10"], env)
@@ -114,8 +121,22 @@ def test_rerun_is_idempotent(first_run: subprocess.CompletedProcess[str], env: d
     assert stored(home, "scene_counts") == before_counts
     assert stored(home, "track_counts") == before_tracks
     assert {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")} == mtimes
+    model = home / "store" / "tumangang" / "background" / "model.npz"
+    assert model.read_bytes() == model_bytes and model.stat().st_mtime_ns == model_mtime
+    model.write_bytes(model_bytes[:1000])  # a torn model is rebuilt from the stored profiles
     forced = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-20",
                       "--end", "2023-09-24", "--force"], env)  # reprocessing replaces, never adds
     assert "5 processed" in forced.stdout
     assert stored(home, "scene_counts") == before_counts
     assert {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")} == mtimes
+    assert model.read_bytes() == model_bytes
+
+
+def test_lost_background_model_is_rebuilt(first_run: subprocess.CompletedProcess[str],
+                                          env: dict[str, str], home: Path) -> None:
+    model = home / "store" / "tumangang" / "background" / "model.npz"
+    before, counts = model.read_bytes(), stored(home, "scene_counts")
+    model.unlink()
+    run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-10-05", "--end", "2023-10-05",
+             "--force"], env)
+    assert model.read_bytes() == before and stored(home, "scene_counts") == counts

@@ -83,3 +83,13 @@ def test_bad_database_url_is_a_config_error(tmp_path: Path) -> None:
         CountsStore("notadialect://x")
     with pytest.raises(ConfigError, match="cannot open the counts database"):
         CountsStore(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+
+
+def test_a_database_from_before_new_columns_keeps_working(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'counts.db'}"
+    db = CountsStore(url)
+    with db.engine.begin() as con:  # as an older railwatch left it
+        con.exec_driver_sql("ALTER TABLE scene_counts DROP COLUMN background_id")
+    db = CountsStore(url)
+    db.upsert_counts([count(1, 10).model_copy(update={"background_id": "reference"})])
+    assert db.scene_counts("yard")[0].background_id == "reference"

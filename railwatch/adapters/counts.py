@@ -22,7 +22,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -99,6 +101,8 @@ class SceneCountRow(Base):
     flags: Mapped[str] = mapped_column(Text, default="")
     image_key: Mapped[str] = mapped_column(String(512))
     mask_key: Mapped[str] = mapped_column(String(512))
+    background_scenes: Mapped[int | None] = mapped_column(Integer)
+    background_id: Mapped[str | None] = mapped_column(String(16))
     surge: Mapped[bool] = mapped_column(Boolean, default=False)
     surge_ratio: Mapped[float | None] = mapped_column(Float)
     baseline_cars: Mapped[float | None] = mapped_column(Float)
@@ -124,9 +128,21 @@ class CountsStore:
             raise ConfigError(f"database URL {url!r} is not usable: {exc}") from exc
         try:
             Base.metadata.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise ConfigError(f"cannot open the counts database {url!r}: {exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0]}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Add columns newer than an existing database (all nullable), so it keeps working."""
+        inspector = inspect(self.engine)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have and column.nullable:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    with self.engine.begin() as con:
+                        con.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
     def _upsert(self, session: Session, table: Any, rows: Sequence[dict[str, Any]],
                 keys: Sequence[str]) -> None:
@@ -221,6 +237,7 @@ class CountsStore:
                 "valid_fraction": c.valid_fraction, "shift_dx_m": c.shift_m[0],
                 "shift_dy_m": c.shift_m[1], "flags": ",".join(c.flags),
                 "image_key": c.image_key, "mask_key": c.mask_key,
+                "background_scenes": c.background_scenes, "background_id": c.background_id,
             })
             track_rows.extend({**key, **t.model_dump(), "acquired": c.acquired} for t in c.tracks)
         with self._session() as session:

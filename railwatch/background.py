@@ -1,0 +1,161 @@
+"""The per-AOI background model in the store: load, rebuild, update, and backgrounds from it.
+
+The model (`{aoi}/background/model.npz`, see railwatch.core.background) is a cache of the
+stored profiles of the AOI's latest clear scenes. Everything in it can be recomputed from the
+profiles stored beside the clips, so a missing, unreadable or outdated model is rebuilt from
+them (nothing is lost), and a background the model can no longer compute exactly (a backfill
+far behind the newest scene) is computed from the stored profiles instead.
+
+Writers: only the `update-background` task, one per AOI and flow run, writes an AOI's model;
+the detection tasks only read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from railwatch.adapters.profiles import (
+    background_key,
+    decode_model,
+    decode_profiles,
+    encode_model,
+    profile_key,
+)
+from railwatch.adapters.store import ObjectStore
+from railwatch.core import DETECTOR_VERSION
+from railwatch.core.background import (
+    Background,
+    BackgroundModel,
+    BackgroundParams,
+    SceneProfiles,
+    background_at,
+    build_model,
+    covers,
+    is_clear,
+    merge_scene,
+)
+from railwatch.errors import StorageError
+from railwatch.models import ClipRef
+
+PARAMS = BackgroundParams()  # the clear-scene thresholds and history sizes (why: see the class)
+WRITE_ATTEMPTS = 3  # re-merges when a concurrent writer replaced the model under us
+
+
+def scene_key(clip: ClipRef) -> str:
+    return f"{clip.scene.source}/{clip.scene.scene_id}"
+
+
+def newest_first(clips: Iterable[ClipRef]) -> list[ClipRef]:
+    """The model's order (acquisition time, then key), newest first."""
+    return sorted(clips, key=lambda c: (c.scene.acquired, scene_key(c)), reverse=True)
+
+
+def read_scene(clip: ClipRef, store: ObjectStore) -> SceneProfiles:
+    """A measured clip as the model sees it, from its stored profiles."""
+    profiles, alignment = decode_profiles(store.get_bytes(profile_key(clip)))
+    return SceneProfiles(scene_key(clip), clip.scene.acquired, clip.valid_fraction,
+                         alignment.confidence, profiles)
+
+
+@dataclass(frozen=True)
+class ModelUpdate:
+    """What one update did, for the task's log."""
+
+    revision: str
+    scenes: int
+    added: int
+    written: bool
+    rebuilt: str | None  # why the stored model was rebuilt from the stored profiles
+
+
+def load_model(store: ObjectStore, aoi_id: str) -> tuple[BackgroundModel | None, str | None]:
+    """(model, None), or (None, why it cannot be used)."""
+    key = background_key(aoi_id)
+    if store.info(key) is None:
+        return None, "missing"
+    try:
+        model = decode_model(store.get_bytes(key))
+    except (ValueError, StorageError) as exc:
+        return None, str(exc)
+    if model.detector_version != DETECTOR_VERSION or model.capacity != PARAMS.capacity:
+        return None, (f"built by detector {model.detector_version} with capacity "
+                      f"{model.capacity}")
+    return model, None
+
+
+def rebuild_model(store: ObjectStore, history: Sequence[ClipRef], capacity: int,
+                  before: datetime | None = None,
+                  cache: dict[str, SceneProfiles] | None = None) -> BackgroundModel:
+    """A model from the stored profiles of `history` (optionally only scenes before `before`).
+
+    Reads newest first and stops one clear scene past `capacity` (that one only sets
+    `evicted_through`), so the cost is bounded however long the history is.
+    """
+    cache = {} if cache is None else cache
+    scenes: list[SceneProfiles] = []
+    for clip in newest_first(history):
+        if len(scenes) > capacity:
+            break
+        if clip.valid_fraction < PARAMS.min_valid_fraction or (
+                before is not None and clip.scene.acquired >= before):
+            continue  # not clear, or not earlier: no need to read its profiles
+        key = scene_key(clip)
+        if key not in cache:
+            cache[key] = read_scene(clip, store)
+        if is_clear(cache[key], PARAMS):
+            scenes.append(cache[key])
+    return build_model(reversed(scenes), DETECTOR_VERSION, PARAMS, capacity=capacity)
+
+
+def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRef],
+                 store: ObjectStore) -> ModelUpdate:
+    """Merge newly measured clips into the AOI's model, in acquisition order, and store it.
+
+    `history` (every measured clip of the AOI) is read only when the stored model is missing,
+    unreadable or outdated. Writes nothing when every clip is cloudy or already in the model.
+    """
+    rebuilt: str | None = None
+    for _ in range(WRITE_ATTEMPTS):
+        stored, why = load_model(store, aoi_id)
+        if stored is None:
+            first = why == "missing" and {scene_key(c) for c in history} <= {scene_key(c) for c in clips}
+            rebuilt = None if first else why
+        base = stored if stored is not None else rebuild_model(store, history, PARAMS.capacity)
+        merged = base
+        for clip in reversed(newest_first(clips)):
+            if scene_key(clip) not in merged.keys and clip.valid_fraction >= PARAMS.min_valid_fraction:
+                merged = merge_scene(merged, read_scene(clip, store), PARAMS)
+        if merged is stored:  # nothing new: the stored model stays as it is, byte for byte
+            return ModelUpdate(merged.revision, len(merged.entries), 0, False, rebuilt)
+        store.put_bytes(background_key(aoi_id), encode_model(merged))
+        check, _ = load_model(store, aoi_id)  # a concurrent writer may have replaced it
+        if check is not None and check.revision == merged.revision:
+            break
+    return ModelUpdate(merged.revision, len(merged.entries), len(merged.keys - base.keys), True,
+                       rebuilt)
+
+
+class Backgrounds:
+    """Backgrounds of one AOI's scenes: from the stored model, else from the stored profiles.
+
+    Read-only: a detection task never writes the model (the update task does), so when the
+    stored model is unusable this rebuilds it in memory and says why in `problem`.
+    """
+
+    def __init__(self, aoi_id: str, history: Sequence[ClipRef], store: ObjectStore) -> None:
+        self.store = store
+        self.history = list(history)
+        self.cache: dict[str, SceneProfiles] = {}
+        model, self.problem = load_model(store, aoi_id)
+        self.model = model or rebuild_model(store, history, PARAMS.capacity, cache=self.cache)
+
+    def at(self, acquired: datetime) -> Background:
+        """The background of a scene acquired at `acquired` (earlier clear scenes only)."""
+        if covers(self.model, acquired, PARAMS):
+            return background_at(self.model, acquired, PARAMS)
+        # far behind the model's window: the same computation from the stored profiles
+        window = rebuild_model(self.store, self.history, PARAMS.window, before=acquired,
+                               cache=self.cache)
+        return background_at(window, acquired, PARAMS)

@@ -1,0 +1,203 @@
+"""The per-AOI background model: a bounded ring of the latest clear scenes' track profiles.
+
+A scene's background is the per-position median of the AOI's earlier clear scenes
+(`background_from_history`). Rather than decoding every stored profile of the AOI for every
+scene, the pipeline keeps the profiles of the most recent clear scenes in one small object per
+AOI. It keeps the scenes themselves, not a running median, because the background of a scene
+acquired at T may only use scenes acquired before T: that is what makes a backfill (in any
+order) compute the counts the live runs computed.
+
+The model's content is a function of the SET of scenes merged into it (the newest `capacity`
+by acquisition time, plus the time of the newest one that fell out), never of the order they
+came in, so merging a scene twice is a no-op and a rebuilt model equals the incremental one.
+Pure: no I/O, arrays and dataclasses only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from railwatch.core.profiles import background_from_history
+from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
+
+
+@dataclass(frozen=True)
+class BackgroundParams:
+    """What makes a scene "clear" enough to be background, and how much history to keep.
+
+    The thresholds live here, in one place. A misregistered scene smears ballast and rails
+    across each other, so its registration must be trustworthy (confidence ≥ 0.3, the level
+    below which `Alignment` calls a shift doubtful). Masked samples never enter the median (and
+    a position needs `DetectorParams.history_min_valid` samples), so a half-clouded scene's clear
+    half is as good as a clear scene's; but below half the AOI, what is left is mostly cloud
+    edges and haze the mask missed, and the scene would count towards `min_scenes` while adding
+    little. Requiring 90 % (as the reference composite does) made early scenes of the simulated
+    Tumangang season fall back to the reference composite, which holds the cars standing there
+    during its first days (2023-09-13: 11 cars for 20), hence 50 %.
+    """
+
+    min_valid_fraction: float = 0.5
+    min_confidence: float = 0.3
+    window: int = 60  # earlier clear scenes in one background (about two months of daily scenes)
+    # scenes kept: the window plus about a month of slack, so that a scene arriving late (or a
+    # short backfill behind the newest scene) still finds its whole window in the model
+    capacity: int = 90
+    min_scenes: int = 5  # fewer earlier clear scenes: the reference composite is the background
+
+    def __post_init__(self) -> None:
+        if self.capacity < self.window or self.window < self.min_scenes or self.min_scenes < 1:
+            raise ValueError("BackgroundParams needs capacity >= window >= min_scenes >= 1")
+
+
+@dataclass(frozen=True)
+class SceneProfiles:
+    """One measured scene as the model sees it: identity, time, quality and its profiles."""
+
+    key: str  # "source/scene_id", unique within an AOI
+    acquired: datetime
+    valid_fraction: float
+    confidence: float  # registration confidence (Alignment.confidence)
+    profiles: Mapping[str, TrackProfile]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A clear scene kept in the model: per track (S, bands) float32 values and (S,) valid."""
+
+    key: str
+    acquired: datetime
+    values: Mapping[str, npt.NDArray[np.float32]]
+    valid: Mapping[str, BoolArray]
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """The model's total order: acquisition time, then key (ties between sources)."""
+        return self.acquired, self.key
+
+
+@dataclass(frozen=True)
+class TrackGeometry:
+    """What every entry of one track shares: the sampling step and the sample positions."""
+
+    step_m: float
+    positions: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class BackgroundModel:
+    """The newest `capacity` clear scenes of an AOI, oldest first.
+
+    `evicted_through` is the acquisition time of the newest scene that fell out of the ring
+    (None: nothing ever did), so the model knows which backgrounds it can still compute exactly.
+    """
+
+    detector_version: str
+    capacity: int
+    tracks: Mapping[str, TrackGeometry] = field(default_factory=dict)
+    entries: tuple[ModelEntry, ...] = ()
+    evicted_through: datetime | None = None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(e.key for e in self.entries)
+
+    @property
+    def revision(self) -> str:
+        """A short content id: the same scenes give the same revision, whatever their order."""
+        return scenes_digest([e.key for e in self.entries], self.evicted_through)
+
+
+@dataclass(frozen=True)
+class Background:
+    """The background of one scene: profiles (None: too little history, use the reference)
+    and the keys of the scenes it was computed from."""
+
+    profiles: dict[str, TrackProfile] | None
+    scenes: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        """Identifies the scenes used, so a stored count says which background it came from."""
+        return scenes_digest(self.scenes, None) if self.profiles is not None else "reference"
+
+
+def scenes_digest(keys: Iterable[str], evicted_through: datetime | None) -> str:
+    text = "\n".join(sorted(keys)) + f"\n{evicted_through.isoformat() if evicted_through else ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def is_clear(scene: SceneProfiles, params: BackgroundParams) -> bool:
+    """Clear enough to be part of other scenes' background (see BackgroundParams)."""
+    return (scene.valid_fraction >= params.min_valid_fraction
+            and scene.confidence >= params.min_confidence
+            and any(p.valid.any() for p in scene.profiles.values()))
+
+
+def merge_scene(model: BackgroundModel, scene: SceneProfiles,
+                params: BackgroundParams) -> BackgroundModel:
+    """The model with `scene` in it; the same model when the scene is cloudy, already there, or
+    older than the ring holds.
+
+    The oldest entries fall out beyond `capacity`. Raises ValueError when the scene's tracks do
+    not match the model's (the AOI's tracks changed: the model must be rebuilt).
+    """
+    if scene.key in model.keys or not is_clear(scene, params):
+        return model
+    tracks = dict(model.tracks) or {
+        tid: TrackGeometry(p.step_m, p.positions) for tid, p in scene.profiles.items()
+    }
+    if set(tracks) != set(scene.profiles) or any(
+        len(scene.profiles[t].valid) != len(g.positions) for t, g in tracks.items()
+    ):
+        raise ValueError(f"scene {scene.key}: its tracks do not match the background model's")
+    entry = ModelEntry(
+        key=scene.key, acquired=scene.acquired,
+        values={t: np.asarray(p.values, dtype=np.float32) for t, p in scene.profiles.items()},
+        valid={t: np.asarray(p.valid, dtype=bool) for t, p in scene.profiles.items()},
+    )
+    ordered = sorted((*model.entries, entry), key=lambda e: e.order)
+    kept, dropped = ordered[-model.capacity:], ordered[:-model.capacity]
+    evicted = max([e.acquired for e in dropped]
+                  + ([model.evicted_through] if model.evicted_through else []), default=None)
+    if entry in dropped and evicted == model.evicted_through:
+        return model  # older than everything kept, and than what fell out before: no change
+    return replace(model, tracks=tracks, entries=tuple(kept), evicted_through=evicted)
+
+
+def build_model(scenes: Iterable[SceneProfiles], detector_version: str,
+                params: BackgroundParams, capacity: int | None = None) -> BackgroundModel:
+    """A model from scratch (e.g. from the stored profiles, when the stored model is lost)."""
+    model = BackgroundModel(detector_version=detector_version,
+                            capacity=params.capacity if capacity is None else capacity)
+    for scene in scenes:
+        model = merge_scene(model, scene, params)
+    return model
+
+
+def covers(model: BackgroundModel, acquired: datetime, params: BackgroundParams) -> bool:
+    """Whether the model holds every scene the background at `acquired` needs.
+
+    It does when nothing was ever evicted, or when a whole window of kept scenes precedes
+    `acquired` (everything after `evicted_through` is kept, so those are the latest ones).
+    """
+    before = sum(1 for e in model.entries if e.acquired < acquired)
+    return model.evicted_through is None or before >= params.window
+
+
+def background_at(model: BackgroundModel, acquired: datetime, params: BackgroundParams,
+                  detector: DetectorParams | None = None) -> Background:
+    """The background of a scene acquired at `acquired`: the latest `window` clear scenes
+    acquired strictly before it, never a later one. Raises ValueError if not `covers`."""
+    if not covers(model, acquired, params):
+        raise ValueError(f"the background model no longer holds the scenes before {acquired}")
+    window = [e for e in model.entries if e.acquired < acquired][-params.window:]
+    history = [{t: TrackProfile(t, g.step_m, e.values[t], e.valid[t], g.positions)
+                for t, g in model.tracks.items()} for e in window]
+    profiles = background_from_history(history, min_scenes=params.min_scenes, params=detector)
+    return Background(profiles, tuple(e.key for e in window) if profiles is not None else ())
