@@ -116,9 +116,11 @@ def locate_tracks(
     gsd_m: float,
     max_shift_m: float = 15.0,
     half_widths_m: Sequence[float] = BED_HALF_WIDTHS_M,
+    offsets_px: Sequence[tuple[float, float]] | None = None,
 ) -> TrackLocation:
-    """The across-track displacement of the tracks in co-registered `images` (image, valid)
-    (an image and its reference once aligned: their evidence adds up).
+    """The across-track displacement of the tracks in the frame of the first of `images`
+    (image, valid). Further images add their evidence: `offsets_px[i]` is the shift that puts
+    image i onto the first (`Alignment.shift_px`), e.g. a scene and its reference.
 
     The window around the tracks is collapsed along the dominant track direction into one
     across-track profile per band (bins of 1/4 pixel), and so is the ballast-bed template for
@@ -150,12 +152,14 @@ def locate_tracks(
     reach = max_px * fine
     scores = np.zeros((len(half_widths_m), 2 * reach + 1))
     used = 0
-    for image, valid in images:
+    for i, (image, valid) in enumerate(images):
         sub = np.asarray(image[:, window[0], window[1]], dtype=np.float64)
         ok = near & np.asarray(valid, bool)[window] & np.isfinite(sub).all(axis=0)
         if ok.sum() < 0.1 * near.sum():
             continue
-        bins = np.floor(across[ok] - lo).astype(np.intp)
+        dx, dy = offsets_px[i] if offsets_px is not None else (0.0, 0.0)
+        moved = (dx * normal[0] + dy * normal[1]) * fine  # image i's pixels, in the first's frame
+        bins = np.clip(np.floor(across[ok] + moved - lo), 0, n_bins - 1).astype(np.intp)
         feats = _detrend(_binned(sub[:, ok], bins, n_bins), size)
         feats /= np.maximum(np.sqrt((feats**2).sum(axis=1, keepdims=True)), 1e-12)
         temps = _detrend(_binned(templates[:, ok], bins, n_bins), size)

@@ -120,11 +120,14 @@ def measure_scene(
     scores, inv = score_tracks(profiles, background, p)
     if "no_reference" not in flags and p.self_check:
         # a background may itself hold cars (a composite of days when a train stood still):
-        # there the image differs from it while showing ballast. Evidence must also differ
-        # from the scene's own ballast.
+        # where it stands out from its own ballast, evidence must also stand out from the
+        # scene's own ballast. Elsewhere the background is plain ballast and is trusted (a
+        # fully loaded track has no ballast of its own to compare with).
         own, _ = score_tracks(profiles, background_from_scene(profiles, p), p)
+        suspect, _ = score_tracks(background, background_from_scene(background, p), p)
         scores = {
-            k: replace(s, z=np.minimum(s.z, own[k].z)) if k in own else s
+            k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))
+            if k in own and k in suspect else s
             for k, s in scores.items()
         }
     suppressed = explained_mask(scores, inv, gsd_m, p, sun_azimuth_deg)

@@ -138,7 +138,7 @@ def estimate_shadow(
         plus, minus = mean[side > 0.5], mean[side < -0.5]
         if plus.size >= half and minus.size >= half:
             margin = float(np.mean(plus) - np.mean(minus))
-            if abs(margin) >= params.shadow_min_darkening:
+            if abs(margin) >= params.shadow_side_margin:
                 direction = axis if margin > 0 else -axis
     else:
         direction = np.asarray(direction, dtype=np.float64)

@@ -48,6 +48,28 @@ def _smooth(diff: Floats, usable: BoolArray, width: int) -> Floats:
     return out
 
 
+def _no_change_level(d: Floats, scale: Floats, keep: float, iterations: int = 4) -> Floats:
+    """The common offset of the samples that did not change: the median of the `keep` share
+    nearest it (cars may cover most of a yard, so the plain median can be a car)."""
+    if d.shape[0] > 4096:
+        d = d[:: int(np.ceil(d.shape[0] / 4096))]
+    offset = np.zeros(d.shape[1])
+    for _ in range(iterations):
+        norm = np.sum(((d - offset) / scale) ** 2, axis=1)
+        near = norm <= np.quantile(norm, keep)
+        offset = np.median(d[near], axis=0)
+    return offset
+
+
+def _lagged_differences(d: Floats, usable: BoolArray, lag: int) -> Floats:
+    """(d[i + lag] - d[i]) / √2 over usable pairs."""
+    if d.shape[0] <= lag:
+        return np.zeros((0, d.shape[1]))
+    both = usable[lag:] & usable[:-lag]
+    out: Floats = (d[lag:][both] - d[:-lag][both]) / np.sqrt(2.0)
+    return out
+
+
 def score_tracks(
     profiles: Mapping[str, TrackProfile],
     background: Mapping[str, TrackProfile],
@@ -71,8 +93,8 @@ def score_tracks(
     floor = params.noise_floor_rel * np.maximum(level, 1e-12)
     pooled = [d[u] for _, u, d in raw.values() if u.any()]
     if params.level_correction and pooled:
-        # a residual haze/calibration difference shifts every sample alike; cars are a minority
-        offset = np.median(np.concatenate(pooled), axis=0)
+        # a residual haze/calibration difference shifts every sample alike
+        offset = _no_change_level(np.concatenate(pooled), floor, params.noise_keep_quantile)
         for _, usable, diff in raw.values():
             diff[usable] -= offset
     smoothed: dict[str, Floats] = {}
@@ -81,6 +103,18 @@ def score_tracks(
         smoothed[k] = _smooth(diff, usable, width)
     rows = [smoothed[k][u] for k, (_, u, _) in raw.items() if u.any()]
     cov = robust_covariance(np.concatenate(rows), floor) if rows else np.diag(floor ** 2)
+    lags = {k: max(round(params.noise_lag_m / prof.step_m), 1) for k, (prof, _, _) in raw.items()}
+    lagged = [r for k, (_, u, _) in raw.items()
+              if (r := _lagged_differences(smoothed[k], u, lags[k])).size]
+    if lagged:
+        # the bulk of a yard's samples is empty ballast unless the yard is loaded over most of
+        # its length: then the bulk is cars. Differences of samples a few metres apart are noise
+        # either way (most pairs lie within one stretch) but miss slow changes along the track;
+        # the bulk may exceed them by that much and no more
+        local = robust_covariance(np.concatenate(lagged), floor)
+        ratio = float(np.trace(np.linalg.solve(local, cov))) / cov.shape[0]
+        if ratio > params.noise_max_ratio:
+            cov = cov * (params.noise_max_ratio / ratio)
     inv = np.linalg.inv(cov)
     out: dict[str, TrackScore] = {}
     for k, (prof, usable, _) in raw.items():

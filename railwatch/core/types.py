@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.1.0"
+DETECTOR_VERSION = "0.2.0"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -135,6 +135,7 @@ class DetectorParams:
     registration_patch_px: int = 64  # phase correlation on tiles of this size (power of two) ...
     registration_patches: int = 8  # ... the most textured this many of them, pooled
     min_registration_confidence: float = 0.3
+    min_location_shift_px: float = 0.25  # smaller track-location corrections are not applied
     # radiometry (trimmed regression on pseudo-invariant pixels)
     radiometric_iterations: int = 6
     radiometric_trim_sigma: float = 2.5
@@ -150,6 +151,13 @@ class DetectorParams:
     # scoring
     smooth_m: float = 3.0  # along-track boxcar on the difference (≈ one pixel)
     noise_floor_rel: float = 0.01  # noise floor per band, relative to the background level
+    # share of samples (those nearest "no change") the level offset is taken from: a yard
+    # loaded over most of its length still has that much empty track
+    noise_keep_quantile: float = 0.3
+    noise_lag_m: float = 9.0  # local noise from sample pairs this far apart (independent)
+    # the yard-wide noise may exceed the local noise this much (seen on simulated scenes:
+    # 0.9-1.6 in mostly empty yards, ~20 where cars cover most of the tracks)
+    noise_max_ratio: float = 3.0
     self_check: bool = True  # evidence must also stand out from the scene's own ballast
     level_correction: bool = True  # remove a residual per-band offset between image and background
     high_z: float = 4.5  # hysteresis seed threshold (z-score of the spectral distance)
@@ -166,6 +174,9 @@ class DetectorParams:
     shadow_min_samples: int = 30  # strong samples beside a neighbour needed to learn the shadow
     shadow_min_asymmetry: float = 0.3  # one-sidedness of the darkening (0 none, 1 all one side)
     shadow_min_darkening: float = 0.08  # weaker shadows are left to the bleed term
+    # one side's neighbours darker on average by this much tells the shadow side (hundreds of
+    # samples on each side: a few per cent is far beyond noise; 0.08 sat on a knife's edge)
+    shadow_side_margin: float = 0.04
     shadow_max_band_ratio: float = 2.5  # shadow-like: band darkening fractions within this ratio
     shadow_min_rel: float = 0.5  # a car must darken its anti-sun neighbour at least this much
     shadow_max_rel: float = 1.3  # ... and at most this much (relative to the learnt darkening)

@@ -30,7 +30,8 @@ from railwatch.simulate.season import (
 
 CASE_KINDS = ("clear", "dense", "empty", "cloudy", "misregistered", "low_contrast")
 GREY_CARS = ["gondola"]  # the liveries whose roofs nearly match the ballast
-CASE_EPOCH = dt.date(2024, 5, 1)  # cases are dated from here (sun and seasons vary with index)
+CASE_EPOCH = dt.date(2024, 1, 1)  # kind k's cases fall in year CASE_EPOCH.year + k
+CASE_SCHEME = 2  # bump when a case's plan changes, so that cached renders are redone
 
 
 def _dense_trains(aoi: AOI, rng: np.random.Generator) -> list[Train]:
@@ -94,8 +95,10 @@ def plan_case(
         raise ValueError(f"unknown case kind {kind!r}; choose one of {', '.join(CASE_KINDS)}")
     key = stable_key("case", aoi.id, kind, index, gsd_m, seed)
     rng = np.random.default_rng(key)
-    # distinct days: the scene (id, sun, noise) is keyed by (AOI, seed, day)
-    day = CASE_EPOCH + dt.timedelta(days=CASE_KINDS.index(kind) * 61 + index % 61 + 400 * (index // 61))
+    # every kind at every time of year (sun height, shadow length, fields), on distinct days:
+    # the scene (id, sun, noise) is keyed by (AOI, seed, day)
+    k = CASE_KINDS.index(kind)
+    day = dt.date(CASE_EPOCH.year + k, 1, 1) + dt.timedelta(days=(index * 53 + k * 11) % 365)
     plan = DayPlan(day, tuple(_trains(aoi, kind, day, seed, rng)), _weather(kind, rng))
     spec = make_spec(aoi, plan, seed, scene_size_m, gsd_m)  # seed: the same world for all cases
     if kind == "misregistered":
@@ -116,6 +119,6 @@ def publish_case(
 ) -> SimulatedScene:
     """Render case `index` of `kind` into `out_dir` (reused if already complete)."""
     plan, spec = plan_case(aoi, kind, index, gsd_m, seed, scene_size_m)
-    params = {"case": kind, "index": index, "seed": seed, "gsd_m": float(gsd_m),
+    params = {"case": kind, "index": index, "scheme": CASE_SCHEME, "seed": seed, "gsd_m": float(gsd_m),
               "scene_size_m": [float(v) for v in scene_size_m]}
     return publish_plan(aoi, plan, spec, Path(out_dir), params)

@@ -82,7 +82,8 @@ def test_cloud_over_cars_is_not_counted(yard: Yard, reference) -> None:
         assert end <= 97.0 + 3.0 or start >= 223.0 - 3.0, t2.segments
     # what is seen on either side of the cloud is counted, the rest may hide under it
     seen = (97.0 - 50.0) + (281.0 - 223.0)
-    assert abs(t2.occupied_m - seen) <= PITCH_M
+    # (the cloud's edges, grown by the mask buffer, are known to about a pixel each)
+    assert abs(t2.occupied_m - seen) <= PITCH_M + GSD_M
     assert t2.cars < 16 <= t2.cars_high
     assert m.cars_low <= 16 <= m.cars_high
 
