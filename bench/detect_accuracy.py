@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from railwatch.aoi import load_aoi
+from railwatch.core import DetectorParams
 from railwatch.detect import detect_files
 from railwatch.simulate.cases import CASE_KINDS, publish_case
 
@@ -94,7 +95,7 @@ def score(kind: str, index: int, truth: dict[str, Any], result: dict[str, Any],
 
 
 def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: list[str],
-            console: Console) -> dict[str, list[Score]]:
+            console: Console, params: DetectorParams) -> dict[str, list[Score]]:
     aoi_path, size = SETS[gsd]
     aoi = load_aoi(aoi_path)
     out = cache / f"{aoi.id}-{gsd:g}m"
@@ -108,7 +109,7 @@ def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: lis
                     else (None, None)
                 started = time.perf_counter()
                 result = detect_files(aoi_path, str(scene.image_path), ref[0],
-                                      str(scene.mask_path), ref[1])
+                                      str(scene.mask_path), ref[1], params)
                 scores[mode].append(score(kind, index, scene.truth, result,
                                           time.perf_counter() - started))
         console.log(f"{aoi.id} {gsd:g} m: {kind} done")
@@ -163,13 +164,17 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["reference", "image"])
     parser.add_argument("--cache", type=Path, default=ROOT / ".railwatch" / "bench-cases")
     parser.add_argument("--json", type=Path, help="also write every score here")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a DetectorParams field (repeatable), to try a setting")
     args = parser.parse_args(argv)
+    params = DetectorParams(**{k: type(getattr(DetectorParams(), k))(v)
+                               for k, v in (item.split("=", 1) for item in args.param)})
     console = Console(width=max(Console().width, 120))
     summary: list[str] = []
     everything: dict[str, Any] = {}
     all_met = True
     for gsd in args.gsd:
-        scores = run_set(gsd, args.per_kind, args.cache, args.kinds, args.modes, console)
+        scores = run_set(gsd, args.per_kind, args.cache, args.kinds, args.modes, console, params)
         for mode, group in scores.items():
             t, rates = table(gsd, mode, group)
             console.print(t)

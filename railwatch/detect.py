@@ -17,7 +17,7 @@ from rasterio.warp import calculate_default_transform
 
 from railwatch.adapters.raster import gdal_env, polygon_pixels, read_on_grid
 from railwatch.aoi import AOI, load_aoi
-from railwatch.core import SceneMeasurement, detect_image
+from railwatch.core import DetectorParams, SceneMeasurement, detect_image
 from railwatch.errors import SceneError
 from railwatch.grid import AOIGrid, aoi_grid, utm_crs_for
 from railwatch.measure import track_lines
@@ -65,8 +65,8 @@ def read_mask(path: str, grid: AOIGrid) -> np.ndarray:
 
 
 def detect_files(aoi_path: Path, image_path: str, reference_path: str | None = None,
-                 mask_path: str | None = None, reference_mask_path: str | None = None
-                 ) -> dict[str, Any]:
+                 mask_path: str | None = None, reference_mask_path: str | None = None,
+                 params: DetectorParams | None = None) -> dict[str, Any]:
     aoi = load_aoi(aoi_path)
     gsd = native_gsd_m(image_path, aoi)
     grid = aoi_grid(aoi, gsd_m=gsd, buffer_m=max(60.0, 20 * gsd))
@@ -88,7 +88,7 @@ def detect_files(aoi_path: Path, image_path: str, reference_path: str | None = N
             if reference_mask_path:
                 reference_valid &= read_mask(reference_mask_path, grid)
     result = detect_image(image, valid, track_lines(aoi, grid), gsd, aoi.car_pitch_m,
-                          reference, reference_valid,
+                          reference, reference_valid, params=params,
                           track_lengths_m={t.id: t.length_m for t in aoi.tracks})
     return detection_json(aoi, gsd, result)
 

@@ -20,18 +20,21 @@ from railwatch.aoi import AOI
 from railwatch.background import Backgrounds
 from railwatch.core import (
     DETECTOR_VERSION,
+    DetectorParams,
     TrackLine,
     TrackProfile,
-    align_to_reference,
     build_composite,
     extract_profiles,
     measure_scene,
 )
+from railwatch.core.locate import TrackLocation, located_tracks, on_aoi
+from railwatch.core.registration import estimate_alignment
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, MeasuredScene, SceneCount, TrackCount
 
 REFERENCE_SCENES = 5  # clips in an AOI's reference composite (zero-mean misregistration averages out)
 REFERENCE_MIN_VALID = 0.9  # only nearly clear clips go into it
+REGISTRATION_MAX_SHIFT_M = 18.0  # PlanetScope geolocation errors reach ~10 m; some margin
 
 
 def reference_keys(aoi_id: str) -> tuple[str, str]:
@@ -72,13 +75,26 @@ def load_reference(aoi: AOI, store: ObjectStore) -> tuple[np.ndarray, np.ndarray
     return load_clip(store, *reference_keys(aoi.id))
 
 
+def reference_tracks(aoi: AOI, grid: AOIGrid, reference: tuple[np.ndarray, np.ndarray]
+                     ) -> tuple[list[TrackLine], TrackLocation]:
+    """The AOI's tracks where its reference composite shows them (the composite averages a
+    few misregistered clips: it is closer to the truth than any one, yet not on it)."""
+    return located_tracks(reference, track_lines(aoi, grid), grid.gsd_m, DetectorParams(),
+                          REGISTRATION_MAX_SHIFT_M)
+
+
 def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
                  reference: tuple[np.ndarray, np.ndarray]) -> MeasuredScene:
     """Register a clip to the AOI reference and store its track profiles."""
     started = time.perf_counter()
     image, valid = load_clip(store, clip.image_key, clip.mask_key)
-    aligned, aligned_valid, alignment = align_to_reference(image, valid, *reference)
-    profiles = extract_profiles(aligned, aligned_valid, track_lines(aoi, grid), grid.gsd_m)
+    params = DetectorParams()
+    alignment = estimate_alignment(image, valid, *reference, REGISTRATION_MAX_SHIFT_M / grid.gsd_m,
+                                   params)
+    lines, location = reference_tracks(aoi, grid, reference)
+    profiles = extract_profiles(image, valid, lines, grid.gsd_m, params=params,
+                                alignment=alignment)
+    alignment = on_aoi(alignment, location, image.shape[0])  # what is reported
     key = profile_key(clip)
     store.put_bytes(key, encode_profiles(profiles, alignment))
     return MeasuredScene(
@@ -112,8 +128,9 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
         background = used.profiles
         if background is None:  # little history yet: the reference composite is the background
             if reference_profiles is None:
-                image, valid = load_reference(aoi, store)
-                reference_profiles = extract_profiles(image, valid, lines, grid.gsd_m)
+                reference = load_reference(aoi, store)
+                located, _ = reference_tracks(aoi, grid, reference)
+                reference_profiles = extract_profiles(*reference, located, grid.gsd_m)
             background = reference_profiles
         m = measure_scene(profiles, background, grid.gsd_m, aoi.car_pitch_m, alignment,
                           track_lengths_m=lengths, tracks=lines,

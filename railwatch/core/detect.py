@@ -4,17 +4,16 @@ path, which has no AOI history to lean on."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from railwatch.core.locate import locate_tracks, shift_tracks
+from railwatch.core.locate import located_tracks, on_aoi
 from railwatch.core.measure import measure_scene
 from railwatch.core.profiles import extract_profiles, track_samples
 from railwatch.core.registration import estimate_alignment
-from railwatch.core.types import Alignment, BoolArray, DetectorParams, SceneMeasurement, TrackLine
+from railwatch.core.types import BoolArray, DetectorParams, SceneMeasurement, TrackLine
 
 
 def detect_image(
@@ -55,30 +54,16 @@ def detect_image(
             else np.asarray(reference_valid, bool)
         )
         alignment = estimate_alignment(image, mask, reference, ref_mask, max_shift_m / gsd_m, p)
-        # the (empty) reference shows the bed best; cars on the image's tracks only blur it
-        location = locate_tracks([(reference, ref_mask)], tracks, gsd_m, max_shift_m)
-        if location.confidence < p.min_registration_confidence:
-            location = locate_tracks([(reference, ref_mask), (image, mask)], tracks, gsd_m,
-                                     max_shift_m, offsets_px=[(0.0, 0.0), alignment.shift_px])
+        lines, location = located_tracks((reference, ref_mask), tracks, gsd_m, p, max_shift_m,
+                                         image=(image, mask, alignment))
     else:
-        location = locate_tracks([(image, mask)], tracks, gsd_m, max_shift_m)
-    # profiles are taken where the tracks show in the reference's (or the image's) frame;
-    # a correction within the locator's own error (p90 ~0.1-0.3 px) is not worth making
-    if float(np.hypot(*location.shift_px)) < p.min_location_shift_px:
-        location = replace(location, shift_px=(0.0, 0.0))
-    geometry = track_samples(shift_tracks(tracks, location.shift_px), gsd_m)
+        lines, location = located_tracks((image, mask), tracks, gsd_m, p, max_shift_m)
+    # profiles are taken where the tracks show in the reference's (or the image's) frame
+    geometry = track_samples(lines, gsd_m)
     if reference is not None:
         background = extract_profiles(reference, ref_mask, geometry, gsd_m, params=p)
     profiles = extract_profiles(image, mask, geometry, gsd_m, params=p, alignment=alignment)
-    # reported: the whole shift applied to the image to put it on the AOI
-    applied = alignment.shift_px if alignment is not None else (0.0, 0.0)
-    reported = Alignment(
-        (applied[0] - location.shift_px[0], applied[1] - location.shift_px[1]),
-        min(location.confidence, alignment.confidence) if alignment is not None
-        else location.confidence,
-        alignment.gains if alignment is not None else (1.0,) * image.shape[0],
-        alignment.offsets if alignment is not None else (0.0,) * image.shape[0],
-    )
+    reported = on_aoi(alignment, location, image.shape[0])
     return measure_scene(
         profiles, background, gsd_m, car_pitch_m, reported, track_lengths_m, params=p,
         sun_azimuth_deg=sun_azimuth_deg,

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.types import BoolArray, TrackLine
+from railwatch.core.types import Alignment, BoolArray, DetectorParams, TrackLine
 
 Floats = npt.NDArray[np.float64]
 
@@ -192,3 +192,39 @@ def locate_tracks(
     second = float(line[rivals].max()) if rivals.any() else 0.0
     confidence = float(np.clip(1.0 - second / float(line[k]), 0.0, 1.0))
     return TrackLocation((float(offset * normal[0]), float(offset * normal[1])), confidence)
+
+
+def located_tracks(
+    reference: tuple[npt.NDArray[Any], BoolArray],
+    tracks: Sequence[TrackLine],
+    gsd_m: float,
+    params: DetectorParams,
+    max_shift_m: float = 18.0,
+    image: tuple[npt.NDArray[Any], BoolArray, Alignment] | None = None,
+) -> tuple[list[TrackLine], TrackLocation]:
+    """The tracks where `reference` (image, valid) shows them, and the location used.
+
+    The reference alone first (an empty yard shows its bed best; cars only blur it); when that
+    is not confident, `image` (image, valid, its alignment onto the reference) adds its
+    evidence. A correction within the locator's own error is not made.
+    """
+    location = locate_tracks([reference], tracks, gsd_m, max_shift_m)
+    if image is not None and location.confidence < params.min_registration_confidence:
+        location = locate_tracks([reference, image[:2]], tracks, gsd_m, max_shift_m,
+                                 offsets_px=[(0.0, 0.0), image[2].shift_px])
+    if float(np.hypot(*location.shift_px)) < params.min_location_shift_px:
+        location = TrackLocation((0.0, 0.0), location.confidence)
+    return shift_tracks(tracks, location.shift_px), location
+
+
+def on_aoi(alignment: Alignment | None, location: TrackLocation, bands: int) -> Alignment:
+    """The whole correction of an image: onto the reference (`alignment`), then the
+    reference's own displacement from the AOI (`location`) undone. Confidence: the weaker."""
+    applied = alignment.shift_px if alignment is not None else (0.0, 0.0)
+    return Alignment(
+        (applied[0] - location.shift_px[0], applied[1] - location.shift_px[1]),
+        min(location.confidence, alignment.confidence) if alignment is not None
+        else location.confidence,
+        alignment.gains if alignment is not None else (1.0,) * bands,
+        alignment.offsets if alignment is not None else (0.0,) * bands,
+    )

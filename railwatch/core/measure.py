@@ -38,6 +38,17 @@ def with_positions(
     return out
 
 
+def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackProfile]:
+    """Every sample replaced by the yard's typical background spectrum (the median of all
+    usable samples: most of a background is ballast)."""
+    usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
+    if not usable:
+        return dict(background)
+    typical = np.median(np.concatenate(usable), axis=0)
+    return {k: replace(b, values=np.broadcast_to(typical, b.values.shape).astype(b.values.dtype))
+            for k, b in background.items()}
+
+
 def _hidden_cars(
     usable: BoolArray, segs: list[tuple[float, float]], step: float, pitch: float
 ) -> float:
@@ -120,11 +131,11 @@ def measure_scene(
     scores, inv = score_tracks(profiles, background, p)
     if "no_reference" not in flags and p.self_check:
         # a background may itself hold cars (a composite of days when a train stood still):
-        # where it stands out from its own ballast, evidence must also stand out from the
-        # scene's own ballast. Elsewhere the background is plain ballast and is trusted (a
-        # fully loaded track has no ballast of its own to compare with).
+        # where it stands out from the yard's typical ballast, evidence must also stand out
+        # from the scene's own ballast. Elsewhere the background is plain ballast and is
+        # trusted (a fully loaded track has no ballast of its own to compare with).
         own, _ = score_tracks(profiles, background_from_scene(profiles, p), p)
-        suspect, _ = score_tracks(background, background_from_scene(background, p), p)
+        suspect, _ = score_tracks(background, _typical_ballast(background), p)
         scores = {
             k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))
             if k in own and k in suspect else s

@@ -115,6 +115,8 @@ def score_tracks(
         ratio = float(np.trace(np.linalg.solve(local, cov))) / cov.shape[0]
         if ratio > params.noise_max_ratio:
             cov = cov * (params.noise_max_ratio / ratio)
+            sd = np.sqrt(np.diag(cov))
+            cov = cov / np.outer(sd, sd) * np.outer(np.maximum(sd, floor), np.maximum(sd, floor))
     inv = np.linalg.inv(cov)
     out: dict[str, TrackScore] = {}
     for k, (prof, usable, _) in raw.items():
