@@ -94,6 +94,12 @@ def score(kind: str, index: int, truth: dict[str, Any], result: dict[str, Any],
                  total["cars_high"], total["occupied_m"], errors, seconds)
 
 
+def scene_sun_azimuth(scene: Any) -> float:
+    """The sun azimuth a user would read from the scene's metadata (its STAC Item)."""
+    item = json.loads(Path(scene.item_path).read_text(encoding="utf-8"))
+    return float(item["properties"]["view:sun_azimuth"])
+
+
 def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: list[str],
             console: Console, params: DetectorParams) -> dict[str, list[Score]]:
     aoi_path, size = SETS[gsd]
@@ -105,11 +111,12 @@ def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: lis
         for index in range(per_kind):
             scene = publish_case(aoi, out, kind, index, gsd, scene_size_m=size)
             for mode in modes:
-                ref = (str(reference.image_path), str(reference.mask_path)) if mode == "reference" \
+                ref = (str(reference.image_path), str(reference.mask_path)) if mode != "image" \
                     else (None, None)
+                sun = scene_sun_azimuth(scene) if mode == "reference+sun" else None
                 started = time.perf_counter()
                 result = detect_files(aoi_path, str(scene.image_path), ref[0],
-                                      str(scene.mask_path), ref[1], params)
+                                      str(scene.mask_path), ref[1], params, sun)
                 scores[mode].append(score(kind, index, scene.truth, result,
                                           time.perf_counter() - started))
         console.log(f"{aoi.id} {gsd:g} m: {kind} done")
@@ -117,7 +124,9 @@ def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: lis
 
 
 def table(gsd: float, mode: str, scores: list[Score]) -> tuple[Table, dict[str, float]]:
-    t = Table(title=f"{gsd:g} m GSD, {'with an empty reference' if mode == 'reference' else 'image only'}")
+    title = {"reference": "with an empty reference", "image": "image only",
+             "reference+sun": "with an empty reference and the sun azimuth"}[mode]
+    t = Table(title=f"{gsd:g} m GSD, {title}")
     for col in ("kind", "scenes", "pass", "cars MAE", "cars bias", "occupied MAE m",
                 "interval holds", "s/scene"):
         t.add_column(col, justify="left" if col == "kind" else "right")
@@ -161,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gsd", type=float, nargs="+", default=[3.0, 0.5], choices=sorted(SETS))
     parser.add_argument("--kinds", nargs="+", default=list(CASE_KINDS), choices=CASE_KINDS)
     parser.add_argument("--modes", nargs="+", default=["reference", "image"],
-                        choices=["reference", "image"])
+                        choices=["reference", "reference+sun", "image"],
+                        help="with an empty reference, also given the sun azimuth, image only")
     parser.add_argument("--cache", type=Path, default=ROOT / ".railwatch" / "bench-cases")
     parser.add_argument("--json", type=Path, help="also write every score here")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",

@@ -145,6 +145,9 @@ def detect(
     mask: Annotated[str | None, typer.Option(help="Mask: first band 1 = clear.")] = None,
     reference_mask: Annotated[str | None, typer.Option(help="Mask of the reference.")] = None,
     format: Annotated[str, typer.Option(help="json or table.")] = "json",
+    sun_azimuth: Annotated[float | None, typer.Option(
+        help="Sun azimuth of the image in degrees from north (scene metadata, e.g. Planet's "
+             "sun_azimuth): tells on which side car shadows fall.")] = None,
 ) -> None:
     """Measure one image: occupied metres and cars per track, as JSON on stdout."""
     import json
@@ -154,7 +157,9 @@ def detect(
 
     if format not in ("json", "table"):
         raise InvalidInput(f"--format must be json or table, not {format!r}")
-    result = detect_files(aoi, image, reference, mask, reference_mask)
+    if sun_azimuth is not None and not 0.0 <= sun_azimuth <= 360.0:
+        raise InvalidInput(f"--sun-azimuth must be between 0 and 360 degrees, not {sun_azimuth}")
+    result = detect_files(aoi, image, reference, mask, reference_mask, sun_azimuth_deg=sun_azimuth)
     if format == "json":
         sys.stdout.write(json.dumps(result) + "\n")
         return
