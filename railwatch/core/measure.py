@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from railwatch.core.ambiguity import doubtful_cars
 from railwatch.core.neighbours import explained_mask
 from railwatch.core.occupancy import runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
@@ -50,13 +51,16 @@ def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackP
 
 
 def _hidden_cars(
-    usable: BoolArray, segs: list[tuple[float, float]], step: float, pitch: float
+    usable: BoolArray, segs: list[tuple[float, float]], step: float, pitch: float,
+    hidden_rate: float,
 ) -> float:
     """Cars that may stand where the track could not be seen: a masked stretch touching a
-    train may be full of cars; any other masked stretch as full as the visible part."""
+    train may be full of cars; any other masked stretch as full as the visible part, or as a
+    loaded yard (`hidden_rate`) if that is more."""
     visible = float(usable.sum()) * step
     occupied = sum(e - s for s, e in segs)
-    rate = occupied / visible if visible > 0 else 0.5
+    # the visible part's share, but at least a loaded yard's: what cannot be seen may be full
+    rate = max(occupied / visible if visible > 0 else 0.0, hidden_rate)
     hidden = 0.0
     for a, b in runs(~usable):
         s0, s1 = a * step, b * step
@@ -75,10 +79,13 @@ def _count(
     return n, var
 
 
-def _interval(n: float, var: float, hidden: float, p: DetectorParams) -> tuple[int, int, int]:
+def _interval(n: float, var: float, hidden: float, p: DetectorParams, doubtful: float = 0.0
+              ) -> tuple[int, int, int]:
+    """(cars, low, high): a normal interval around n, widened by the cars that may hide under
+    the mask (high) and those that may be shadows (low, see ambiguity.py)."""
     cars = round(n)
     half = p.interval_z * math.sqrt(var)
-    low = max(0, min(cars, math.ceil(n - half)))
+    low = max(0, min(cars, math.ceil(n - half - doubtful)))
     high = max(cars, math.floor(n + half + hidden))
     return cars, low, high
 
@@ -142,6 +149,8 @@ def measure_scene(
             for k, s in scores.items()
         }
     suppressed = explained_mask(scores, inv, gsd_m, p, sun_azimuth_deg)
+    kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
+    doubtful = doubtful_cars(scores, kept, car_pitch_m, gsd_m, p)
     results: list[TrackMeasurement] = []
     total_n = total_var = total_hidden = 0.0
     weighted_valid = weighted_covered = total_len = 0.0
@@ -151,12 +160,10 @@ def measure_scene(
         )
         score = scores.get(k)
         usable = score.usable if score is not None else np.zeros(prof.valid.shape, dtype=bool)
-        segs = (
-            segments(score, suppressed[k], inv, car_pitch_m, gsd_m, p) if score is not None else []
-        )
+        segs = kept.get(k, [])
         n, var = _count(segs, car_pitch_m, gsd_m, p)
-        hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m)
-        cars, low, high = _interval(n, var, hidden, p)
+        hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m, p.hidden_occupancy)
+        cars, low, high = _interval(n, var, hidden, p, doubtful.get(k, 0.0))
         valid_fraction = float(usable.mean()) if usable.size else 0.0
         results.append(
             TrackMeasurement(
@@ -180,7 +187,7 @@ def measure_scene(
     # pitch and model errors are shared by all tracks of a scene: they add linearly
     total_var += (total_n * p.pitch_cv) ** 2 + (total_n * p.model_cv) ** 2
     cars_sum = sum(t.cars for t in results)
-    _, low, high = _interval(total_n, total_var, total_hidden, p)
+    _, low, high = _interval(total_n, total_var, total_hidden, p, sum(doubtful.values()))
     valid_fraction = weighted_valid / total_len if total_len > 0 else 0.0
     covered_fraction = weighted_covered / total_len if total_len > 0 else 0.0
     if covered_fraction < p.partial_below:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.2.0"
+DETECTOR_VERSION = "0.2.1"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -164,6 +164,9 @@ class DetectorParams:
     low_z: float = 2.5  # hysteresis growth threshold
     # neighbour suppression (tracks 5.3 m apart bleed into each other at 3 m GSD)
     neighbour_max_m: float = 8.0  # a neighbour sample farther than this is not a neighbour
+    # a car's shadow reaches the second siding (10.6 m) when the sun is below ~30° (winter at
+    # 42° N): within this a shadow-like stretch beside a loaded track may be a shadow
+    shadow_reach_m: float = 12.0
     neighbour_max_bleed: float = 0.5  # largest fraction of a neighbour's difference that leaks
     neighbour_min_coef: float = -0.1
     bleed_typical: float = 0.25  # scale of the soft prior on the leak fraction
@@ -191,6 +194,9 @@ class DetectorParams:
     model_cv: float = 0.1  # relative error of the occupancy model (partial misses, bleed)
     count_sd_floor: float = 0.8  # per track: a phantom or missed short stretch
     interval_z: float = 1.645
+    # a masked stretch may be this full (share of its length) at least: the interval's high end
+    # must hold what clouds hide, and a loaded yard's sidings are about this full
+    hidden_occupancy: float = 0.35
     # quality flags
     cloudy_below: float = 0.8  # valid / covered fraction under which a scene is "cloudy"
     partial_below: float = 0.95  # covered fraction under which coverage is "partial"
