@@ -11,7 +11,14 @@ import numpy as np
 from railwatch.core.neighbours import explained_mask
 from railwatch.core.occupancy import runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
-from railwatch.core.resolved import bridge_gaps, count_track, gap_signal, is_resolved
+from railwatch.core.resolved import (
+    bridge_gaps,
+    count_track,
+    gap_signal,
+    gap_trains,
+    is_resolved,
+    union,
+)
 from railwatch.core.selfref import background_from_scene
 from railwatch.core.types import (
     Alignment,
@@ -163,6 +170,10 @@ def measure_scene(
         segs = (
             segments(score, suppressed[k], inv, car_pitch_m, gsd_m, p) if score is not None else []
         )
+        if gaps is not None and k in gaps and p.resolved_chain_gaps > 0:
+            ok = usable & ~suppressed[k] if k in suppressed else usable
+            chained = gap_trains(gaps[k], ok, prof.step_m, car_pitch_m, p)
+            segs = union(segs, chained, p.coupler_gap_m)
         n, var = _count(segs, car_pitch_m, gsd_m, p)
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m)
         cars, low, high = _interval(n, var, hidden, p)

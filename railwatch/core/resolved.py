@@ -161,3 +161,43 @@ def count_track(
         c = count_segment(g, lo, max(hi, lo + 1), step_m, car_pitch_m, params)
         total = SegmentCount(total.cars + c.cars, total.low + c.low, total.high + c.high)
     return total
+
+
+def gap_trains(
+    g: Floats, usable: BoolArray, step_m: float, car_pitch_m: float, params: DetectorParams
+) -> list[tuple[float, float]]:
+    """(start_m, end_m) of trains told by their coupler gaps alone: at least
+    `resolved_chain_gaps` gaps one car apart in a row. Roofs that match the ballast (grey
+    gondolas in haze) leave the spectra flat, but not the gaps between them."""
+    pitch = car_pitch_m / step_m
+    found = [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch,
+                                  params.resolved_gap_z) if usable[i]]
+    chains: list[list[int]] = []
+    for i in found:
+        if chains and 0.6 * pitch <= i - chains[-1][-1] <= 2.4 * pitch:  # one gap missed
+            chains[-1].append(i)
+        else:
+            chains.append([i])
+    out = []
+    for chain in chains:
+        if len(chain) < params.resolved_chain_gaps:
+            continue
+        one_car = np.diff(chain)[np.diff(chain) <= 1.4 * pitch]
+        period = float(np.median(one_car)) if one_car.size else pitch
+        # a car beyond each end gap, counted as one: a train's own ends can peak like gaps
+        lo = max(chain[0] - period / 2, 0.0)
+        hi = min(chain[-1] + period / 2, float(g.size))
+        out.append((lo * step_m, hi * step_m))
+    return out
+
+
+def union(a: list[tuple[float, float]], b: list[tuple[float, float]], close_m: float
+          ) -> list[tuple[float, float]]:
+    """Segments of both lists, merged where they overlap or lie within `close_m`."""
+    merged: list[tuple[float, float]] = []
+    for s, e in sorted(a + b):
+        if merged and s - merged[-1][1] <= close_m:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged

@@ -207,3 +207,4 @@ class DetectorParams:
     resolved_fill_m: float = 3.0  # running median bridging coupler gaps before scoring
     resolved_gap_z: float = 6.0  # a coupler gap departs this much from its bridged surroundings
     resolved_min_car_fraction: float = 0.6  # gaps (and ends) at least this many pitches apart
+    resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)
