@@ -90,3 +90,18 @@ def test_measure_scene_counts_one_by_one_at_half_a_metre() -> None:
     (t,) = m.tracks
     assert t.cars == 7 and t.cars_low <= 7 <= t.cars_high
     assert m.cars == 7 and m.cars_low <= 7 <= m.cars_high
+
+
+def test_grey_train_is_found_by_its_gaps() -> None:
+    # roofs as bright as the ballast: only the dark coupler gaps tell the train
+    image, background, _ = track([13.5] * 8, seed=5)
+    values = background.values.copy()
+    s = (np.arange(values.shape[0]) + 0.5) * STEP
+    for k in range(1, 8):
+        gap = 40.0 + k * 14.5 - 1.0
+        values[(s >= gap) & (s < gap + 1.0)] *= 0.4
+    grey = TrackProfile("t", STEP, values, image.valid)
+    m = measure_scene({"t": grey}, {"t": background}, 0.5, PITCH)
+    assert abs(m.cars - 8) <= 1
+    # and an empty track stays empty
+    assert measure_scene({"t": background}, {"t": background}, 0.5, PITCH).cars == 0
