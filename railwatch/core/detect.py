@@ -13,6 +13,7 @@ from railwatch.core.locate import located_tracks, on_aoi
 from railwatch.core.measure import measure_scene
 from railwatch.core.profiles import extract_profiles, track_samples
 from railwatch.core.registration import estimate_alignment
+from railwatch.core.resolved import profile_step_m
 from railwatch.core.types import BoolArray, DetectorParams, SceneMeasurement, TrackLine
 
 
@@ -59,7 +60,7 @@ def detect_image(
     else:
         lines, location = located_tracks((image, mask), tracks, gsd_m, p, max_shift_m)
     # profiles are taken where the tracks show in the reference's (or the image's) frame
-    geometry = track_samples(lines, gsd_m)
+    geometry = track_samples(lines, gsd_m, profile_step_m(gsd_m, p))
     if reference is not None:
         background = extract_profiles(reference, ref_mask, geometry, gsd_m, params=p)
     profiles = extract_profiles(image, mask, geometry, gsd_m, params=p, alignment=alignment)

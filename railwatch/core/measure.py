@@ -12,6 +12,14 @@ from railwatch.core.ambiguity import doubtful_cars
 from railwatch.core.neighbours import explained_mask
 from railwatch.core.occupancy import runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
+from railwatch.core.resolved import (
+    bridge_gaps,
+    count_track,
+    gap_signal,
+    gap_trains,
+    is_resolved,
+    union,
+)
 from railwatch.core.selfref import background_from_scene
 from railwatch.core.types import (
     Alignment,
@@ -135,6 +143,13 @@ def measure_scene(
         if missing:
             background = {**background, **background_from_scene(missing, p)}
             flags.append("no_reference")
+    gaps = None
+    if is_resolved(gsd_m, p):
+        # occupancy is about trains: coupler gaps would read as empty track; cars are
+        # counted from the gaps themselves
+        bridged = bridge_gaps(profiles, p)
+        gaps = gap_signal(profiles, bridged, p)
+        profiles, background = bridged, bridge_gaps(background, p)
     scores, inv = score_tracks(profiles, background, p)
     if "no_reference" not in flags and p.self_check:
         # a background may itself hold cars (a composite of days when a train stood still):
@@ -153,6 +168,7 @@ def measure_scene(
     doubtful = doubtful_cars(scores, kept, car_pitch_m, gsd_m, p)
     results: list[TrackMeasurement] = []
     total_n = total_var = total_hidden = 0.0
+    resolved_low = resolved_high = 0
     weighted_valid = weighted_covered = total_len = 0.0
     for k, prof in profiles.items():
         length = float(track_lengths_m[k]) if track_lengths_m and k in track_lengths_m else (
@@ -161,9 +177,21 @@ def measure_scene(
         score = scores.get(k)
         usable = score.usable if score is not None else np.zeros(prof.valid.shape, dtype=bool)
         segs = kept.get(k, [])
+        if gaps is not None and k in gaps and p.resolved_chain_gaps > 0:
+            ok = usable & ~suppressed[k] if k in suppressed else usable
+            chained = gap_trains(gaps[k], ok, prof.step_m, car_pitch_m, p)
+            segs = union(segs, chained, p.coupler_gap_m)
         n, var = _count(segs, car_pitch_m, gsd_m, p)
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m, p.hidden_occupancy)
         cars, low, high = _interval(n, var, hidden, p, doubtful.get(k, 0.0))
+        if gaps is not None and k in gaps:
+            # the range also allows for the occupancy's own errors (the length-based one)
+            one_by_one = count_track(gaps[k], segs, prof.step_m, car_pitch_m, p)
+            cars = one_by_one.cars
+            low = min(low, one_by_one.low)
+            high = max(high, one_by_one.high + math.ceil(hidden - 1e-9))
+            resolved_low += low
+            resolved_high += high
         valid_fraction = float(usable.mean()) if usable.size else 0.0
         results.append(
             TrackMeasurement(
@@ -188,6 +216,8 @@ def measure_scene(
     total_var += (total_n * p.pitch_cv) ** 2 + (total_n * p.model_cv) ** 2
     cars_sum = sum(t.cars for t in results)
     _, low, high = _interval(total_n, total_var, total_hidden, p, sum(doubtful.values()))
+    if gaps is not None:
+        low, high = resolved_low, resolved_high
     valid_fraction = weighted_valid / total_len if total_len > 0 else 0.0
     covered_fraction = weighted_covered / total_len if total_len > 0 else 0.0
     if covered_fraction < p.partial_below:

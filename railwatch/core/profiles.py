@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from railwatch.core.resolved import profile_step_m
 from railwatch.core.sampling import erode, sample
 from railwatch.core.types import Alignment, BoolArray, DetectorParams, TrackLine, TrackProfile
 
@@ -75,8 +76,12 @@ class TrackSamples:
     normals: Floats
 
 
-def track_samples(tracks: Sequence[TrackLine], gsd_m: float, step_m: float = 1.0) -> TrackSamples:
-    """`sample_track` of every track, concatenated (computed once, sampled many times)."""
+def track_samples(
+    tracks: Sequence[TrackLine], gsd_m: float, step_m: float | None = None
+) -> TrackSamples:
+    """`sample_track` of every track, concatenated (computed once, sampled many times).
+    `step_m` None: `profile_step_m` (1 m, about a pixel where cars are resolved)."""
+    step_m = profile_step_m(gsd_m) if step_m is None else step_m
     pos_list, nrm_list, steps, bounds = [], [], [], [0]
     for line in tracks:
         pos, normals, step = sample_track(line, gsd_m, step_m)
@@ -96,12 +101,13 @@ def extract_profiles(
     valid: BoolArray,
     tracks: Sequence[TrackLine] | TrackSamples,
     gsd_m: float,
-    step_m: float = 1.0,
+    step_m: float | None = None,
     params: DetectorParams | None = None,
     coverage: BoolArray | None = None,
     alignment: Alignment | None = None,
 ) -> dict[str, TrackProfile]:
-    """Profiles of `image` (bands, H, W) along each track, keyed by track id.
+    """Profiles of `image` (bands, H, W) along each track, keyed by track id, every `step_m`
+    (None: `profile_step_m`).
 
     A sample is valid only if every pixel it touches is valid (after growing invalid areas by
     `params.mask_buffer_px`) and finite, so cloud edges never enter a profile. `coverage`
@@ -117,7 +123,8 @@ def extract_profiles(
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != image.shape[1:]:
         raise ValueError(f"valid {valid.shape} does not match image {image.shape[1:]}")
-    geom = tracks if isinstance(tracks, TrackSamples) else track_samples(tracks, gsd_m, step_m)
+    step = profile_step_m(gsd_m, p) if step_m is None else step_m
+    geom = tracks if isinstance(tracks, TrackSamples) else track_samples(tracks, gsd_m, step)
     bands, h, w = image.shape
     grown = valid
     if p.mask_buffer_px > 0 and not valid.all():

@@ -206,3 +206,11 @@ class DetectorParams:
     selfref_noise_floor_rel: float = 0.04  # noise floor without a reference (rough background)
     selfref_model_cv: float = 0.35  # count error without a reference (simulated: ~10 cars MAE)
     selfref_min_typical: float = 0.3  # below this share of yard-typical samples a track has its own bed
+    # resolved cars (gsd <= resolved_gsd_m: coupler gaps visible, cars counted one by one)
+    resolved_gsd_m: float = 1.0
+    resolved_step_px: float = 1.0  # profile step in pixels there (1 m above)
+    resolved_min_step_m: float = 0.25
+    resolved_fill_m: float = 3.0  # running median bridging coupler gaps before scoring
+    resolved_gap_z: float = 6.0  # a coupler gap departs this much from its bridged surroundings
+    resolved_min_car_fraction: float = 0.6  # gaps (and ends) at least this many pitches apart
+    resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)

@@ -1,0 +1,203 @@
+"""Cars counted one by one where the imagery resolves them (SkySat-like, ≤ 1 m GSD).
+
+At 3 m a train is a smooth stretch and cars follow from its length over the AOI's pitch. At
+0.5 m the 1 m coupler gaps are two pixels wide and a train is a periodic pattern of roofs and
+gaps: profiles are taken every pixel, the gaps are bridged before occupancy is scored (they
+would read as empty track and inflate the noise), and each occupied segment is counted from
+its gaps and from the period of its along-track pattern (`count_segment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from itertools import pairwise
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
+
+Floats = npt.NDArray[np.float64]
+
+
+def is_resolved(gsd_m: float, params: DetectorParams) -> bool:
+    """Whether cars are resolved at this GSD (coupler gaps a pixel or more wide)."""
+    return gsd_m <= params.resolved_gsd_m
+
+
+def profile_step_m(gsd_m: float, params: DetectorParams | None = None) -> float:
+    """Profile step: 1 m where cars blur into trains, about a pixel where gaps are visible
+    (a 1 m step would alias 1 m gaps away)."""
+    p = params or DetectorParams()
+    if not is_resolved(gsd_m, p):
+        return 1.0
+    return max(p.resolved_min_step_m, p.resolved_step_px * gsd_m)
+
+
+def running_nanmedian(values: Floats, valid: BoolArray, width: int) -> Floats:
+    """Per-column running median over `width` samples (odd), of valid samples only; rows
+    with no valid sample in reach keep their value."""
+    if width <= 1 or values.shape[0] == 0:
+        return values
+    half = width // 2
+    v = np.where(valid[:, None], values, np.nan)
+    padded = np.pad(v, ((half, half), (0, 0)), constant_values=np.nan)
+    windows = sliding_window_view(padded, width, axis=0)  # (S, B, width)
+    have = valid.copy()
+    have[:] = np.isfinite(windows).any(axis=2).all(axis=1)
+    out = values.copy()
+    with np.errstate(all="ignore"):
+        out[have] = np.nanmedian(windows[have], axis=2)
+    return out
+
+
+def bridge_gaps(
+    profiles: Mapping[str, TrackProfile], params: DetectorParams
+) -> dict[str, TrackProfile]:
+    """Profiles with coupler gaps (and other features shorter than half of
+    `resolved_fill_m`) bridged by a running median: occupancy is about trains."""
+    out: dict[str, TrackProfile] = {}
+    for k, prof in profiles.items():
+        width = max(round(params.resolved_fill_m / prof.step_m), 1) | 1
+        values = running_nanmedian(prof.values.astype(np.float64), prof.valid, width)
+        values[~prof.valid] = np.nan
+        out[k] = replace(prof, values=values.astype(np.float32))
+    return out
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    """Cars in one occupied segment: best count and its plausible range."""
+
+    cars: int
+    low: int
+    high: int
+
+
+def gap_signal(
+    raw: Mapping[str, TrackProfile], bridged: Mapping[str, TrackProfile], params: DetectorParams
+) -> dict[str, Floats]:
+    """Per track, how far each sample departs from its bridged surroundings, in robust noise
+    units pooled over the yard: coupler gaps (ballast or shadow between two roofs) peak."""
+    res = {k: np.where(raw[k].valid[:, None], raw[k].values - bridged[k].values, 0.0)
+           for k in raw if k in bridged}
+    usable = [r[raw[k].valid] for k, r in res.items() if raw[k].valid.any()]
+    if not usable:
+        return {k: np.zeros(len(p.valid)) for k, p in raw.items()}
+    pooled = np.concatenate(usable).astype(np.float64)
+    level = np.median(np.abs(np.concatenate([raw[k].values[raw[k].valid] for k in res])), axis=0)
+    mad = 1.4826 * np.median(np.abs(pooled - np.median(pooled, axis=0)), axis=0)
+    scale = np.maximum(mad, params.noise_floor_rel * np.maximum(level, 1e-12))
+    out = {k: np.sqrt(np.mean((r / scale) ** 2, axis=1)) for k, r in res.items()}
+    for k, p in raw.items():
+        out.setdefault(k, np.zeros(len(p.valid)))
+    return out
+
+
+def _peaks(g: Floats, threshold: float) -> npt.NDArray[np.intp]:
+    """Local maxima of g at or above `threshold`, strongest first."""
+    if g.size < 3:
+        return np.zeros(0, dtype=np.intp)
+    inner = (g[1:-1] >= g[:-2]) & (g[1:-1] > g[2:]) & (g[1:-1] >= threshold)
+    idx = np.flatnonzero(inner) + 1
+    return idx[np.argsort(-g[idx], kind="stable")]
+
+
+def pick_gaps(g: Floats, lo: int, hi: int, spacing: float, threshold: float) -> list[int]:
+    """Coupler gaps strictly inside samples [lo, hi): the strongest peaks, no two (nor a gap
+    and an end) closer than `spacing` samples (roof patterns, tank ends, flat-car decks)."""
+    chosen: list[int] = []
+    for i in _peaks(g[lo:hi], threshold) + lo:
+        if min(i - lo, hi - i) < spacing:
+            continue
+        if all(abs(i - c) >= spacing for c in chosen):
+            chosen.append(int(i))
+    return sorted(chosen)
+
+
+def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float) -> float:
+    """The along-track period (samples) of the cars in [lo, hi): from the spacings of gaps
+    one car apart, else the autocorrelation peak between 0.6 and 1.4 pitches, else pitch."""
+    spacings = np.diff(gaps)
+    one_car = spacings[(spacings >= 0.6 * pitch) & (spacings <= 1.4 * pitch)]
+    if one_car.size >= 2:
+        return float(np.median(one_car))
+    x = g[lo:hi] - np.mean(g[lo:hi]) if hi > lo else np.zeros(0)
+    first, last = int(np.ceil(0.6 * pitch)), int(np.floor(1.4 * pitch))
+    if x.size < 2 * last or not np.any(x):
+        return pitch
+    ac = np.array([np.dot(x[:-lag], x[lag:]) / (x.size - lag) for lag in range(first, last + 1)])
+    best = int(np.argmax(ac))
+    return float(first + best) if ac[best] > 0.2 * float(np.dot(x, x)) / x.size else pitch
+
+
+def count_segment(
+    g: Floats, lo: int, hi: int, step_m: float, car_pitch_m: float, params: DetectorParams
+) -> SegmentCount:
+    """Cars on samples [lo, hi) of one occupied segment, from its coupler gaps: each stretch
+    between gaps (or the ends) holds round(length / period) cars, at least one. The range
+    spans that, gaps + 1 and (length + gap) / period: narrow when gaps and period agree."""
+    pitch = car_pitch_m / step_m
+    gaps = pick_gaps(g, lo, hi, params.resolved_min_car_fraction * pitch, params.resolved_gap_z)
+    period = _period(g, gaps, lo, hi, pitch)
+    gap = params.coupler_gap_m / step_m
+    bounds = [lo - gap / 2, *gaps, hi + gap / 2]
+    by_gaps = sum(max(1, round(float(b - a) / period)) for a, b in pairwise(bounds))
+    by_length = max(1, round((hi - lo + gap) / period))
+    counts = (by_gaps, by_length, len(gaps) + 1)
+    return SegmentCount(by_gaps, min(counts), max(counts))
+
+
+def count_track(
+    g: Floats, segs: list[tuple[float, float]], step_m: float, car_pitch_m: float,
+    params: DetectorParams,
+) -> SegmentCount:
+    """`count_segment` over a track's occupied (start_m, end_m) segments, summed."""
+    total = SegmentCount(0, 0, 0)
+    for s, e in segs:
+        lo, hi = max(round(s / step_m), 0), min(round(e / step_m), g.size)
+        c = count_segment(g, lo, max(hi, lo + 1), step_m, car_pitch_m, params)
+        total = SegmentCount(total.cars + c.cars, total.low + c.low, total.high + c.high)
+    return total
+
+
+def gap_trains(
+    g: Floats, usable: BoolArray, step_m: float, car_pitch_m: float, params: DetectorParams
+) -> list[tuple[float, float]]:
+    """(start_m, end_m) of trains told by their coupler gaps alone: at least
+    `resolved_chain_gaps` gaps one car apart in a row. Roofs that match the ballast (grey
+    gondolas in haze) leave the spectra flat, but not the gaps between them."""
+    pitch = car_pitch_m / step_m
+    found = [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch,
+                                  params.resolved_gap_z) if usable[i]]
+    chains: list[list[int]] = []
+    for i in found:
+        if chains and 0.6 * pitch <= i - chains[-1][-1] <= 2.4 * pitch:  # one gap missed
+            chains[-1].append(i)
+        else:
+            chains.append([i])
+    out = []
+    for chain in chains:
+        if len(chain) < params.resolved_chain_gaps:
+            continue
+        one_car = np.diff(chain)[np.diff(chain) <= 1.4 * pitch]
+        period = float(np.median(one_car)) if one_car.size else pitch
+        # a car beyond each end gap, counted as one: a train's own ends can peak like gaps
+        lo = max(chain[0] - period / 2, 0.0)
+        hi = min(chain[-1] + period / 2, float(g.size))
+        out.append((lo * step_m, hi * step_m))
+    return out
+
+
+def union(a: list[tuple[float, float]], b: list[tuple[float, float]], close_m: float
+          ) -> list[tuple[float, float]]:
+    """Segments of both lists, merged where they overlap or lie within `close_m`."""
+    merged: list[tuple[float, float]] = []
+    for s, e in sorted(a + b):
+        if merged and s - merged[-1][1] <= close_m:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
