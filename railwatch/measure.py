@@ -23,9 +23,9 @@ from railwatch.core import (
     Alignment,
     TrackLine,
     TrackProfile,
-    align_to_reference,
     background_from_history,
     build_composite,
+    estimate_alignment,
     extract_profiles,
     measure_scene,
 )
@@ -84,8 +84,9 @@ def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
     """Register a clip to the AOI reference and store its track profiles."""
     started = time.perf_counter()
     image, valid = load_clip(store, clip.image_key, clip.mask_key)
-    aligned, aligned_valid, alignment = align_to_reference(image, valid, *reference)
-    profiles = extract_profiles(aligned, aligned_valid, track_lines(aoi, grid), grid.gsd_m)
+    # the tracks are profiled where the registered image would put them (no resampling)
+    alignment = estimate_alignment(image, valid, *reference)
+    profiles = extract_profiles(image, valid, track_lines(aoi, grid), grid.gsd_m, alignment=alignment)
     key = profile_key(clip)
     store.put_bytes(key, encode_profiles(profiles, alignment))
     return MeasuredScene(

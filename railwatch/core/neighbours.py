@@ -235,29 +235,36 @@ def explained_mask(
     else:
         occupied = {k: e.copy() for k, e in evidence.items()}
         order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
+    closed = {k: ctx.closed(k, occupied[k]) for k in scores}
     for _ in range(p.neighbour_iterations):
         changed = False
         for k in order:
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
                 continue
-            cost_empty = ctx.empty_cost(k, idx, occupied)
+            cost_empty = ctx.empty_cost(k, idx, closed)
             cost_car = np.full(idx.size, ctx.lam)
             for link in nbrs[k]:
                 j = link.j[idx]
                 sel = link.near[idx] & ~occupied[link.other][j]
-                if not sel.any():
+                m = int(np.count_nonzero(sel))
+                if m == 0:
                     continue
-                for hypothesis, cost in ((False, cost_empty), (True, cost_car)):
-                    # the whole track under one hypothesis: trains are closed over coupler
-                    # gaps, so a lone sample flipped among occupied ones would change nothing
-                    trial = dict(occupied)
-                    trial[k] = np.full(occupied[k].shape, hypothesis)
-                    # the neighbour can always be a car itself, at λ
-                    cost[sel] += np.minimum(ctx.empty_cost(link.other, j[sel], trial), ctx.lam)
+                # the whole track under one hypothesis (empty, then car) in one batch: trains
+                # are closed over coupler gaps, so a lone sample flipped among occupied ones
+                # would change nothing
+                rows = np.concatenate([j[sel], j[sel]])
+                hypothesis = np.arange(2 * m) >= m
+                both = ctx.empty_cost(link.other, rows, closed, (k, hypothesis))
+                # the neighbour can always be a car itself, at λ
+                both = np.minimum(both, ctx.lam)
+                cost_empty[sel] += both[:m]
+                cost_car[sel] += both[m:]
             new = cost_car < cost_empty
-            changed |= bool(np.any(new != occupied[k][idx]))
-            occupied[k][idx] = new
+            if np.any(new != occupied[k][idx]):
+                changed = True
+                occupied[k][idx] = new
+                closed[k] = ctx.closed(k, occupied[k])
         if not changed:
             break
     return {k: evidence[k] & ~occupied[k] for k in scores}
@@ -283,23 +290,35 @@ class _Context:
         self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
         self.norm2 = {k: np.einsum("nb,nb->n", w, w) for k, w in self.wdiff.items()}
 
-    def empty_cost(self, k: str, idx: Ints, occupied: Mapping[str, BoolArray]) -> Floats:
+    def closed(self, k: str, occupied: BoolArray) -> BoolArray:
+        """Track k's occupancy with gaps up to `caster_close_m` closed: a train has no holes,
+        a neighbour's coupler gap still casts and leaks."""
+        width = max(round(self.p.caster_close_m / self.scores[k].step_m), 1)
+        return np.asarray(ndimage.maximum_filter1d(occupied, width), dtype=bool)
+
+    def empty_cost(
+        self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
+        override: tuple[str, BoolArray] | None = None,
+    ) -> Floats:
         """Residual (chi-square) of samples `idx` of track k if they are empty, given who else
-        is occupied: bleed from stronger occupied neighbours (bounded fraction of theirs), and
-        the shadow of an occupied sun-side neighbour (required, within learnt bounds)."""
+        is occupied (`closed`, see `closed`; `override` = (track, per-row value) replaces that
+        track's occupancy as seen from each row): bleed from stronger occupied neighbours
+        (bounded fraction of theirs), and the shadow of an occupied sun-side neighbour
+        (required, within learnt bounds)."""
         p = self.p
         n = idx.size
         d = self.wdiff[k][idx]
+        norm_k = self.norm2[k][idx]
         bleed = np.zeros_like(d)
         caster = np.zeros(n, dtype=bool)
         for link in self.nbrs[k]:
             j = link.j[idx]
-            # a train has no holes: a neighbour's coupler gap still casts and leaks
-            width = max(round(p.caster_close_m / self.scores[link.other].step_m), 1)
-            closed = ndimage.maximum_filter1d(occupied[link.other], width)
-            occ = link.near[idx] & closed[j]
-            stronger = occ & (self.norm2[link.other][j] > self.norm2[k][idx])
-            bleed[stronger] += self.wdiff[link.other][j][stronger]
+            seen = override[1] if override and override[0] == link.other else closed[link.other][j]
+            occ = link.near[idx] & seen
+            if not occ.any():
+                continue
+            stronger = occ & (self.norm2[link.other][j] > norm_k)
+            bleed[stronger] += self.wdiff[link.other][j[stronger]]
             if self.shadow is not None and self.shadow.direction is not None:
                 caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
             elif self.shadow is not None:

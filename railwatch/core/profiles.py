@@ -178,12 +178,21 @@ def background_from_history(
         # all profiles of a track come from the same grid; ignore any odd-length stragglers
         length = Counter(len(pr.valid) for pr in profs).most_common(1)[0][0]
         profs = [pr for pr in profs if len(pr.valid) == length]
-        stack = np.stack([np.where(pr.valid[:, None], pr.values, np.nan) for pr in profs])
-        count = np.sum([pr.valid for pr in profs], axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN positions
-            median = np.nanmedian(stack, axis=0).astype(np.float32)
+        valid = np.stack([pr.valid for pr in profs])
+        count = valid.sum(axis=0)
+        # invalid samples become +inf and -inf in turn down the history (masked_median): one
+        # partition instead of nanmedian's per-column loop
+        side = np.where(np.cumsum(~valid, axis=0) % 2 == 0, np.inf, -np.inf)
+        stack = np.where(valid[:, :, None], np.stack([pr.values for pr in profs]), side[:, :, None])
+        with np.errstate(invalid="ignore"):
+            median = np.median(stack, axis=0).astype(np.float32)
         ok = count >= min(p.history_min_valid, len(profs))
+        odd = ok[:, None] & ~np.isfinite(median)
+        if odd.any():  # too few valid samples to sit between the infinities: do it exactly
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                exact = np.nanmedian(np.where(valid[:, :, None], stack, np.nan), axis=0)
+            median = np.where(odd, exact, median).astype(np.float32)
         median[~ok] = np.nan
         first = profs[0]
         out[track_id] = TrackProfile(

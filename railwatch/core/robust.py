@@ -75,9 +75,10 @@ def trimmed_linear_fits(
         if not enough.any():
             break
         new[~enough] = inliers[~enough]
-        if np.array_equal(new, inliers):
-            break
+        settled = np.count_nonzero(new != inliers) <= new.size // 1000
         inliers = new
+        if settled and _ > 0:
+            break
         w = inliers.astype(np.float64)
         n = w.sum(axis=1)
         mx = (w * x).sum(axis=1) / n

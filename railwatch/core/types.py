@@ -138,7 +138,7 @@ class DetectorParams:
     # radiometry (trimmed regression on pseudo-invariant pixels)
     radiometric_iterations: int = 6
     radiometric_trim_sigma: float = 2.5
-    radiometric_max_pixels: int = 4096  # a fixed-stride grid of at most this many pixels
+    radiometric_max_pixels: int = 2048  # a fixed-stride grid of at most this many pixels
     # composite
     composite_iterations: int = 3
     composite_min_samples: int = 3
