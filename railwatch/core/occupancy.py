@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, robust_covariance
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -85,7 +85,7 @@ def score_tracks(
     out: dict[str, TrackScore] = {}
     for k, (prof, usable, _) in raw.items():
         d = smoothed[k]
-        z = chi_to_z(np.einsum("ij,jk,ik->i", d, inv, d), d.shape[1])
+        z = chi_to_z(mahalanobis2(d, inv), d.shape[1])
         z[~usable] = 0.0
         level_k = np.where(usable[:, None], background[k].values, 0.0).astype(np.float64)
         out[k] = TrackScore(k, prof.step_m, usable, d, z, prof.positions, level_k)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from railwatch.core.robust import trimmed_linear_fits
-from railwatch.core.sampling import sample
+from railwatch.core.sampling import shifted_pixels
 from railwatch.core.types import BoolArray, DetectorParams
 
 
@@ -41,7 +41,7 @@ def fit_radiometry(
     both = np.asarray(reference_valid, dtype=bool)[rows, cols] & np.isfinite(y_all).all(axis=0)
     # the image's pixels moved as `shift_image` would (a spline, not a blurring bilinear mix,
     # which would lower the image's contrast and bias the gains)
-    x_t, ok = sample(image, valid, rows.astype(np.float64), cols.astype(np.float64), shift)
+    x_t, ok = shifted_pixels(image, valid, rows, cols, shift, half_taps=2)
     x_all = x_t.T
     both &= ok
     if both.sum() < 10:

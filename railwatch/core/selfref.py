@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, robust_covariance
 from railwatch.core.types import DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -72,7 +72,7 @@ def _running_medians(
 
 
 def _z(diff: Floats, inv: npt.NDArray[np.floating[Any]]) -> Floats:
-    return chi_to_z(np.einsum("ij,jk,ik->i", diff, inv, diff), diff.shape[1])
+    return chi_to_z(mahalanobis2(diff, inv), diff.shape[1])
 
 
 def background_from_scene(
