@@ -318,22 +318,25 @@ def explained_mask(
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
                 continue
-            cost_empty = ctx.empty_cost(k, idx, closed)
-            cost_car = np.full(idx.size, ctx.lam)
+            # this track's samples and, per neighbour, its samples under each whole-track
+            # hypothesis for k (empty, then car): one batch. Trains are closed over coupler
+            # gaps, so a lone sample flipped among occupied ones would change nothing.
+            parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]] = [(k, idx, None)]
+            picks = []
             for link in nbrs[k]:
                 j = link.j[idx]
                 sel = link.near[idx] & ~occupied[link.other][j]
                 m = int(np.count_nonzero(sel))
                 if m == 0:
                     continue
-                # the whole track under one hypothesis (empty, then car) in one batch: trains
-                # are closed over coupler gaps, so a lone sample flipped among occupied ones
-                # would change nothing
-                rows = np.concatenate([j[sel], j[sel]])
                 hypothesis = np.arange(2 * m) >= m
-                both = ctx.empty_cost(link.other, rows, closed, (k, hypothesis))
-                # the neighbour can always be a car itself, at λ
-                both = np.minimum(both, ctx.lam)
+                parts.append((link.other, np.concatenate([j[sel], j[sel]]), (k, hypothesis)))
+                picks.append((sel, m))
+            costs = ctx.empty_costs(parts, closed)
+            cost_empty = costs[0]
+            cost_car = np.full(idx.size, ctx.lam)
+            for (sel, m), both in zip(picks, costs[1:], strict=True):
+                both = np.minimum(both, ctx.lam)  # the neighbour can always be a car itself
                 cost_empty[sel] += both[:m]
                 cost_car[sel] += both[m:]
             new = cost_car < cost_empty
@@ -381,12 +384,28 @@ class _Context:
         track's occupancy as seen from each row): bleed from stronger occupied neighbours
         (bounded fraction of theirs), and the shadow of an occupied sun-side neighbour
         (required, within learnt bounds)."""
-        p = self.p
-        n = idx.size
+        return self.empty_costs([(k, idx, override)], closed)[0]
+
+    def empty_costs(
+        self, parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]],
+        closed: Mapping[str, BoolArray],
+    ) -> list[Floats]:
+        """`empty_cost` of several (track, idx, override) at once: one fit for all rows."""
+        pieces = [self._explainers(k, idx, closed, override) for k, idx, override in parts]
+        d, bleed, caster, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
+        cost = self._residual(d, bleed, caster, g)
+        return np.split(cost, np.cumsum([len(idx) for _, idx, _ in parts])[:-1])
+
+    def _explainers(
+        self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
+        override: tuple[str, BoolArray] | None,
+    ) -> tuple[Floats, Floats, BoolArray, Floats]:
+        """(whitened difference, bleed from stronger occupied neighbours, has an occupied
+        caster, whitened darkening column) of samples `idx` of track k."""
         d = self.wdiff[k][idx]
         norm_k = self.norm2[k][idx]
         bleed = np.zeros_like(d)
-        caster = np.zeros(n, dtype=bool)
+        caster = np.zeros(idx.size, dtype=bool)
         for link in self.nbrs[k]:
             j = link.j[idx]
             seen = override[1] if override and override[0] == link.other else closed[link.other][j]
@@ -402,6 +421,12 @@ class _Context:
         # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
         shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
         g = (-(shade * self.scores[k].background[idx])) @ self.white.T
+        return d, bleed, caster, g
+
+    def _residual(self, d: Floats, bleed: Floats, caster: BoolArray, g: Floats) -> Floats:
+        p = self.p
+        n = d.shape[0]
+        shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
         # a car's roof leaking in replaces the bright ballast between the tracks, not this
         # track's darker sleeper line: a leak also darkens a little
         leaks = np.any(bleed != 0, axis=1)

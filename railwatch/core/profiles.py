@@ -7,7 +7,6 @@ cheap to keep per AOI.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -180,19 +179,16 @@ def background_from_history(
         profs = [pr for pr in profs if len(pr.valid) == length]
         valid = np.stack([pr.valid for pr in profs])
         count = valid.sum(axis=0)
-        # invalid samples become +inf and -inf in turn down the history (masked_median): one
-        # partition instead of nanmedian's per-column loop
-        side = np.where(np.cumsum(~valid, axis=0) % 2 == 0, np.inf, -np.inf)
-        stack = np.where(valid[:, :, None], np.stack([pr.values for pr in profs]), side[:, :, None])
-        with np.errstate(invalid="ignore"):
-            median = np.median(stack, axis=0).astype(np.float32)
+        # exact per-position median of the valid samples: sort down the history (invalid as
+        # NaN sort last), then the middle one or two of the `count` valid ones
+        stack = np.where(valid[:, :, None], np.stack([pr.values for pr in profs]), np.nan)
+        ordered = np.sort(stack, axis=0)
+        lo = np.maximum(count - 1, 0) // 2
+        hi = count // 2
+        pick_lo = np.take_along_axis(ordered, lo[None, :, None], axis=0)[0]
+        pick_hi = np.take_along_axis(ordered, np.minimum(hi, len(profs) - 1)[None, :, None], axis=0)[0]
+        median = ((pick_lo + pick_hi) / 2).astype(np.float32)
         ok = count >= min(p.history_min_valid, len(profs))
-        odd = ok[:, None] & ~np.isfinite(median)
-        if odd.any():  # too few valid samples to sit between the infinities: do it exactly
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                exact = np.nanmedian(np.where(valid[:, :, None], stack, np.nan), axis=0)
-            median = np.where(odd, exact, median).astype(np.float32)
         median[~ok] = np.nan
         first = profs[0]
         out[track_id] = TrackProfile(
