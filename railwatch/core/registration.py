@@ -153,8 +153,9 @@ def phase_correlate(
 ) -> tuple[float, float, float]:
     """(dx, dy, confidence): the shift to APPLY to the image so it matches the reference.
 
-    Lists of equally sized patch pairs pool their cross-power spectra (texture-weighted), so a
-    few textured tiles stand for the whole scene. Confidence is 1 - second peak / main peak of
+    Lists of equally sized patch pairs pool their cross-power spectra, each normalised to unit
+    total power (one strong roof edge must not outvote the other tiles), so a few textured
+    tiles stand for the whole scene. Confidence is 1 - second peak / main peak of
     the phase-correlation surface inside the search radius: ≈1 for a clean unique match, ≈0
     when the surface is flat noise.
     """
@@ -162,7 +163,8 @@ def phase_correlate(
     imgs = image_tex if isinstance(image_tex, list) else [image_tex]
     product = np.zeros(refs[0].shape, dtype=np.complex128)
     for a, b in zip(refs, imgs, strict=True):
-        product += np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+        cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+        product += cross / (float(np.abs(cross).sum()) + 1e-30)
     mag = np.abs(product)
     product = product / (mag + 1e-3 * float(mag.max()) + 1e-30)
     surface = np.abs(np.fft.ifft2(product))
