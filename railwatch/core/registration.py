@@ -73,10 +73,10 @@ def texture(
 ) -> Floats:
     """Windowed, zero-mean texture image used for correlation (0 where invalid)."""
     valid = valid & np.isfinite(image).all(axis=0)
-    filled = fill_invalid(image, valid).astype(np.float64)
+    filled = image if valid.all() else fill_invalid(image, valid)
     if scales is None:
         scales = _band_scales(image, valid, 1)
-    mix = np.tensordot(1.0 / scales, filled, axes=(0, 0))
+    mix = np.tensordot(1.0 / scales, np.asarray(filled, dtype=np.float64), axes=(0, 0))
     if params.registration_highpass_sigma_px > 0:
         tex = mix - ndimage.gaussian_filter(mix, params.registration_highpass_sigma_px)
     else:
