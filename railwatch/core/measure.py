@@ -118,10 +118,11 @@ def measure_scene(
             background = {**background, **background_from_scene(missing, p)}
             flags.append("no_reference")
     scores, inv = score_tracks(profiles, background, p)
-    if "no_reference" not in flags and p.self_check:
+    evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
+    if "no_reference" not in flags and p.self_check and evidence:
         # a background may itself hold cars (a composite of days when a train stood still):
         # there the image differs from it while showing ballast. Evidence must also differ
-        # from the scene's own ballast.
+        # from the scene's own ballast (nothing to check where nothing stands out).
         own, _ = score_tracks(profiles, background_from_scene(profiles, p), p)
         scores = {
             k: replace(s, z=np.minimum(s.z, own[k].z)) if k in own else s
