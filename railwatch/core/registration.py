@@ -76,7 +76,8 @@ def texture(
     filled = image if valid.all() else fill_invalid(image, valid)
     if scales is None:
         scales = _band_scales(image, valid, 1)
-    mix = np.tensordot(1.0 / scales, np.asarray(filled, dtype=np.float64), axes=(0, 0))
+    mix = np.tensordot((1.0 / scales).astype(np.float32), np.asarray(filled, dtype=np.float32),
+                       axes=(0, 0))
     if params.registration_highpass_sigma_px > 0:
         tex = mix - ndimage.gaussian_filter(mix, params.registration_highpass_sigma_px)
     else:
