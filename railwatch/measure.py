@@ -24,11 +24,11 @@ from railwatch.core import (
     TrackLine,
     TrackProfile,
     build_composite,
+    estimate_alignment,
     extract_profiles,
     measure_scene,
 )
 from railwatch.core.locate import TrackLocation, located_tracks, on_aoi
-from railwatch.core.registration import estimate_alignment
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, MeasuredScene, SceneCount, TrackCount
 
@@ -89,6 +89,7 @@ def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
     started = time.perf_counter()
     image, valid = load_clip(store, clip.image_key, clip.mask_key)
     params = DetectorParams()
+    # the tracks are profiled where the registered image would put them (no resampling)
     alignment = estimate_alignment(image, valid, *reference, REGISTRATION_MAX_SHIFT_M / grid.gsd_m,
                                    params)
     lines, location = reference_tracks(aoi, grid, reference)

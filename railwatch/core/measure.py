@@ -151,7 +151,8 @@ def measure_scene(
         gaps = gap_signal(profiles, bridged, p)
         profiles, background = bridged, bridge_gaps(background, p)
     scores, inv = score_tracks(profiles, background, p)
-    if "no_reference" not in flags and p.self_check:
+    evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
+    if "no_reference" not in flags and p.self_check and evidence:
         # a background may itself hold cars (a composite of days when a train stood still):
         # where it stands out from the yard's typical ballast, evidence must also stand out
         # from the scene's own ballast. Elsewhere the background is plain ballast and is

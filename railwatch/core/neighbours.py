@@ -22,23 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from railwatch.core.occupancy import TrackScore
+from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
-
-
-@dataclass(frozen=True)
-class Link:
-    """Track `owner`'s view of track `other`: nearest sample per position, and where it lies."""
-
-    other: str
-    j: Ints  # (S,) nearest sample index on `other`
-    near: BoolArray  # (S,) within reach and usable on both
-    unit: Floats  # (S, 2) unit vector owner sample -> other sample (pixel axes)
 
 
 @dataclass(frozen=True)
@@ -54,35 +44,6 @@ def m2_of_z(z: float, dof: int) -> float:
     """Inverse Wilson–Hilferty: the chi-square(dof) value whose z-score is `z`."""
     k = float(dof)
     return float(k * (z * np.sqrt(2.0 / (9.0 * k)) + 1.0 - 2.0 / (9.0 * k)) ** 3)
-
-
-def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams) -> dict[str, list[Link]]:
-    """Neighbouring-track samples within `neighbour_max_m` of each track's samples."""
-    have = {k: s for k, s in scores.items() if s.positions.shape[0] == s.z.shape[0] > 0}
-    trees = {k: cKDTree(s.positions) for k, s in have.items()}
-    reach = params.neighbour_max_m / gsd_m
-    out: dict[str, list[Link]] = {k: [] for k in scores}
-    for k, s in have.items():
-        # a sparse look first: most pairs of tracks are nowhere near each other
-        stride = 16
-        coarse = s.positions[::stride]
-        gaps = np.hypot(*np.diff(s.positions, axis=0).T) if len(s.positions) > 1 else np.zeros(1)
-        slack = reach + stride * float(np.max(gaps, initial=0.0))
-        for other, t in have.items():
-            if other == k:
-                continue
-            if not np.isfinite(trees[other].query(coarse, distance_upper_bound=slack)[0]).any():
-                continue
-            dist, j = trees[other].query(s.positions, distance_upper_bound=reach * (1 + 1e-9))
-            found = np.isfinite(dist)
-            j = np.where(found, j, 0)
-            near = found & (dist * gsd_m <= params.neighbour_max_m) & s.usable & t.usable[j]
-            if not near.any():
-                continue
-            vec = t.positions[j] - s.positions
-            unit = vec / np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)[:, None]
-            out[k].append(Link(other, j, near, unit))
-    return out
 
 
 def shadow_direction_from_sun(azimuth_deg: float) -> Floats:
@@ -235,29 +196,39 @@ def explained_mask(
     else:
         occupied = {k: e.copy() for k, e in evidence.items()}
         order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
+    closed = {k: ctx.closed(k, occupied[k]) for k in scores}
     for _ in range(p.neighbour_iterations):
         changed = False
         for k in order:
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
                 continue
-            cost_empty = ctx.empty_cost(k, idx, occupied)
-            cost_car = np.full(idx.size, ctx.lam)
+            # this track's samples and, per neighbour, its samples under each whole-track
+            # hypothesis for k (empty, then car): one batch. Trains are closed over coupler
+            # gaps, so a lone sample flipped among occupied ones would change nothing.
+            parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]] = [(k, idx, None)]
+            picks = []
             for link in nbrs[k]:
                 j = link.j[idx]
                 sel = link.near[idx] & ~occupied[link.other][j]
-                if not sel.any():
+                m = int(np.count_nonzero(sel))
+                if m == 0:
                     continue
-                for hypothesis, cost in ((False, cost_empty), (True, cost_car)):
-                    # the whole track under one hypothesis: trains are closed over coupler
-                    # gaps, so a lone sample flipped among occupied ones would change nothing
-                    trial = dict(occupied)
-                    trial[k] = np.full(occupied[k].shape, hypothesis)
-                    # the neighbour can always be a car itself, at λ
-                    cost[sel] += np.minimum(ctx.empty_cost(link.other, j[sel], trial), ctx.lam)
+                hypothesis = np.arange(2 * m) >= m
+                parts.append((link.other, np.concatenate([j[sel], j[sel]]), (k, hypothesis)))
+                picks.append((sel, m))
+            costs = ctx.empty_costs(parts, closed)
+            cost_empty = costs[0]
+            cost_car = np.full(idx.size, ctx.lam)
+            for (sel, m), both in zip(picks, costs[1:], strict=True):
+                both = np.minimum(both, ctx.lam)  # the neighbour can always be a car itself
+                cost_empty[sel] += both[:m]
+                cost_car[sel] += both[m:]
             new = cost_car < cost_empty
-            changed |= bool(np.any(new != occupied[k][idx]))
-            occupied[k][idx] = new
+            if np.any(new != occupied[k][idx]):
+                changed = True
+                occupied[k][idx] = new
+                closed[k] = ctx.closed(k, occupied[k])
         if not changed:
             break
     return {k: evidence[k] & ~occupied[k] for k in scores}
@@ -283,23 +254,51 @@ class _Context:
         self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
         self.norm2 = {k: np.einsum("nb,nb->n", w, w) for k, w in self.wdiff.items()}
 
-    def empty_cost(self, k: str, idx: Ints, occupied: Mapping[str, BoolArray]) -> Floats:
+    def closed(self, k: str, occupied: BoolArray) -> BoolArray:
+        """Track k's occupancy with gaps up to `caster_close_m` closed: a train has no holes,
+        a neighbour's coupler gap still casts and leaks."""
+        width = max(round(self.p.caster_close_m / self.scores[k].step_m), 1)
+        return np.asarray(ndimage.maximum_filter1d(occupied, width), dtype=bool)
+
+    def empty_cost(
+        self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
+        override: tuple[str, BoolArray] | None = None,
+    ) -> Floats:
         """Residual (chi-square) of samples `idx` of track k if they are empty, given who else
-        is occupied: bleed from stronger occupied neighbours (bounded fraction of theirs), and
-        the shadow of an occupied sun-side neighbour (required, within learnt bounds)."""
-        p = self.p
-        n = idx.size
+        is occupied (`closed`, see `closed`; `override` = (track, per-row value) replaces that
+        track's occupancy as seen from each row): bleed from stronger occupied neighbours
+        (bounded fraction of theirs), and the shadow of an occupied sun-side neighbour
+        (required, within learnt bounds)."""
+        return self.empty_costs([(k, idx, override)], closed)[0]
+
+    def empty_costs(
+        self, parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]],
+        closed: Mapping[str, BoolArray],
+    ) -> list[Floats]:
+        """`empty_cost` of several (track, idx, override) at once: one fit for all rows."""
+        pieces = [self._explainers(k, idx, closed, override) for k, idx, override in parts]
+        d, bleed, caster, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
+        cost = self._residual(d, bleed, caster, g)
+        return np.split(cost, np.cumsum([len(idx) for _, idx, _ in parts])[:-1])
+
+    def _explainers(
+        self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
+        override: tuple[str, BoolArray] | None,
+    ) -> tuple[Floats, Floats, BoolArray, Floats]:
+        """(whitened difference, bleed from stronger occupied neighbours, has an occupied
+        caster, whitened darkening column) of samples `idx` of track k."""
         d = self.wdiff[k][idx]
+        norm_k = self.norm2[k][idx]
         bleed = np.zeros_like(d)
-        caster = np.zeros(n, dtype=bool)
+        caster = np.zeros(idx.size, dtype=bool)
         for link in self.nbrs[k]:
             j = link.j[idx]
-            # a train has no holes: a neighbour's coupler gap still casts and leaks
-            width = max(round(p.caster_close_m / self.scores[link.other].step_m), 1)
-            closed = ndimage.maximum_filter1d(occupied[link.other], width)
-            occ = link.near[idx] & closed[j]
-            stronger = occ & (self.norm2[link.other][j] > self.norm2[k][idx])
-            bleed[stronger] += self.wdiff[link.other][j][stronger]
+            seen = override[1] if override and override[0] == link.other else closed[link.other][j]
+            occ = link.near[idx] & seen
+            if not occ.any():
+                continue
+            stronger = occ & (self.norm2[link.other][j] > norm_k)
+            bleed[stronger] += self.wdiff[link.other][j[stronger]]
             if self.shadow is not None and self.shadow.direction is not None:
                 caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
             elif self.shadow is not None:
@@ -307,6 +306,12 @@ class _Context:
         # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
         shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
         g = (-(shade * self.scores[k].background[idx])) @ self.white.T
+        return d, bleed, caster, g
+
+    def _residual(self, d: Floats, bleed: Floats, caster: BoolArray, g: Floats) -> Floats:
+        p = self.p
+        n = d.shape[0]
+        shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
         # a car's roof leaking in replaces the bright ballast between the tracks, not this
         # track's darker sleeper line: a leak also darkens a little
         leaks = np.any(bleed != 0, axis=1)

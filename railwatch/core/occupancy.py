@@ -9,14 +9,15 @@ decided in `neighbours.py`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, robust_covariance
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -75,37 +76,52 @@ def score_tracks(
     background: Mapping[str, TrackProfile],
     params: DetectorParams,
 ) -> tuple[dict[str, TrackScore], Floats]:
-    """Per-track scores and the inverse noise covariance they were computed with."""
-    raw: dict[str, tuple[TrackProfile, BoolArray, Floats]] = {}
-    levels = []
-    for k, prof in profiles.items():
-        bg = background.get(k)
-        if bg is None or bg.values.shape != prof.values.shape:
-            continue
-        usable = prof.valid & bg.valid
-        diff = np.zeros(prof.values.shape, dtype=np.float64)
-        diff[usable] = prof.values[usable].astype(np.float64) - bg.values[usable]
-        raw[k] = (prof, usable, diff)
-        levels.append(np.abs(bg.values[bg.valid].astype(np.float64)))
+    """Per-track scores and the inverse noise covariance they were computed with.
+
+    All tracks are scored at once, laid end to end with unusable rows between them (the
+    smoothing never crosses them)."""
+    keys = [
+        k for k, prof in profiles.items()
+        if k in background and background[k].values.shape == prof.values.shape
+    ]
     bands = next(iter(profiles.values())).values.shape[1] if profiles else 1
-    pooled_levels = np.concatenate(levels) if levels else np.ones((1, bands))
-    level = np.median(pooled_levels, axis=0) if pooled_levels.size else np.ones(bands)
+    if not keys:
+        floor = params.noise_floor_rel * np.ones(bands)
+        return {}, np.asarray(np.linalg.inv(np.diag(floor**2)), dtype=np.float64)
+    widths = [max(round(params.smooth_m / profiles[k].step_m), 1) for k in keys]
+    gap = max(widths)
+    lengths = [len(profiles[k].valid) for k in keys]
+    starts = np.cumsum([0, *(n + gap for n in lengths[:-1])])
+
+    def laid(get: Callable[[str], npt.NDArray[Any]], fill: Any) -> npt.NDArray[Any]:
+        first = get(keys[0])
+        pad = np.full((gap, *first.shape[1:]), fill, dtype=first.dtype)
+        return np.concatenate([x for k in keys for x in (get(k), pad)])
+
+    values = laid(lambda k: profiles[k].values, 0).astype(np.float64)
+    bg_values = laid(lambda k: background[k].values, 0).astype(np.float64)
+    bg_valid = laid(lambda k: background[k].valid, False)
+    usable = laid(lambda k: profiles[k].valid, False) & bg_valid
+    with np.errstate(invalid="ignore"):
+        diff = np.where(usable[:, None], values - bg_values, 0.0)
+    level = np.median(np.abs(bg_values[bg_valid]), axis=0) if bg_valid.any() else np.ones(bands)
     floor = params.noise_floor_rel * np.maximum(level, 1e-12)
-    pooled = [d[u] for _, u, d in raw.values() if u.any()]
-    if params.level_correction and pooled:
+    if params.level_correction and usable.any():
         # a residual haze/calibration difference shifts every sample alike
-        offset = _no_change_level(np.concatenate(pooled), floor, params.noise_keep_quantile)
-        for _, usable, diff in raw.values():
-            diff[usable] -= offset
-    smoothed: dict[str, Floats] = {}
-    for k, (prof, usable, diff) in raw.items():
-        width = max(round(params.smooth_m / prof.step_m), 1)
-        smoothed[k] = _smooth(diff, usable, width)
-    rows = [smoothed[k][u] for k, (_, u, _) in raw.items() if u.any()]
-    cov = robust_covariance(np.concatenate(rows), floor) if rows else np.diag(floor ** 2)
-    lags = {k: max(round(params.noise_lag_m / prof.step_m), 1) for k, (prof, _, _) in raw.items()}
-    lagged = [r for k, (_, u, _) in raw.items()
-              if (r := _lagged_differences(smoothed[k], u, lags[k])).size]
+        diff[usable] -= _no_change_level(diff[usable], floor, params.noise_keep_quantile)
+    if len(set(widths)) == 1:
+        smoothed = _smooth(diff, usable, widths[0])
+    else:
+        smoothed = np.zeros_like(diff)
+        for s0, n, width in zip(starts, lengths, widths, strict=True):
+            sl = slice(s0, s0 + n)
+            smoothed[sl] = _smooth(diff[sl], usable[sl], width)
+    rows = smoothed[usable]
+    cov = robust_covariance(rows, floor) if rows.shape[0] else np.diag(floor**2)
+    lagged = [r for k, s0, n in zip(keys, starts, lengths, strict=True)
+              if (r := _lagged_differences(
+                  smoothed[s0 : s0 + n], usable[s0 : s0 + n],
+                  max(round(params.noise_lag_m / profiles[k].step_m), 1))).size]
     if lagged:
         # the bulk of a yard's samples is empty ballast unless the yard is loaded over most of
         # its length: then the bulk is cars. Differences of samples a few metres apart are noise
@@ -118,13 +134,15 @@ def score_tracks(
             sd = np.sqrt(np.diag(cov))
             cov = cov / np.outer(sd, sd) * np.outer(np.maximum(sd, floor), np.maximum(sd, floor))
     inv = np.linalg.inv(cov)
+    z = chi_to_z(mahalanobis2(smoothed, inv), bands)
+    z[~usable] = 0.0
+    level_all = np.where(usable[:, None], bg_values, 0.0)
     out: dict[str, TrackScore] = {}
-    for k, (prof, usable, _) in raw.items():
-        d = smoothed[k]
-        z = chi_to_z(np.einsum("ij,jk,ik->i", d, inv, d), d.shape[1])
-        z[~usable] = 0.0
-        level_k = np.where(usable[:, None], background[k].values, 0.0).astype(np.float64)
-        out[k] = TrackScore(k, prof.step_m, usable, d, z, prof.positions, level_k)
+    for k, s0, n in zip(keys, starts, lengths, strict=True):
+        sl = slice(s0, s0 + n)
+        prof = profiles[k]
+        out[k] = TrackScore(k, prof.step_m, usable[sl], smoothed[sl], z[sl], prof.positions,
+                            level_all[sl])
     return out, np.asarray(inv, dtype=np.float64)
 
 

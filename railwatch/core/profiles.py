@@ -7,7 +7,6 @@ cheap to keep per AOI.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -185,11 +184,17 @@ def background_from_history(
         # all profiles of a track come from the same grid; ignore any odd-length stragglers
         length = Counter(len(pr.valid) for pr in profs).most_common(1)[0][0]
         profs = [pr for pr in profs if len(pr.valid) == length]
-        stack = np.stack([np.where(pr.valid[:, None], pr.values, np.nan) for pr in profs])
-        count = np.sum([pr.valid for pr in profs], axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN positions
-            median = np.nanmedian(stack, axis=0).astype(np.float32)
+        valid = np.stack([pr.valid for pr in profs])
+        count = valid.sum(axis=0)
+        # exact per-position median of the valid samples: sort down the history (invalid as
+        # NaN sort last), then the middle one or two of the `count` valid ones
+        stack = np.where(valid[:, :, None], np.stack([pr.values for pr in profs]), np.nan)
+        ordered = np.sort(stack, axis=0)
+        lo = np.maximum(count - 1, 0) // 2
+        hi = count // 2
+        pick_lo = np.take_along_axis(ordered, lo[None, :, None], axis=0)[0]
+        pick_hi = np.take_along_axis(ordered, np.minimum(hi, len(profs) - 1)[None, :, None], axis=0)[0]
+        median = ((pick_lo + pick_hi) / 2).astype(np.float32)
         ok = count >= min(p.history_min_valid, len(profs))
         median[~ok] = np.nan
         first = profs[0]

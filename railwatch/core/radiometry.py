@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from railwatch.core.robust import trimmed_linear_fits
-from railwatch.core.sampling import sample
+from railwatch.core.sampling import shifted_pixels
 from railwatch.core.types import BoolArray, DetectorParams
 
 
@@ -30,7 +30,7 @@ def fit_radiometry(
     """Per-band (gains, offsets) with reference ≈ gain * image + offset on common valid pixels.
 
     `shift` (dx, dy) is the shift that puts the image onto the reference (Alignment.shift_px):
-    the image is sampled (bilinearly) where each reference pixel's content lies.
+    the image is taken as moved by it.
     """
     p = params or DetectorParams()
     bands, h, w = image.shape
@@ -39,14 +39,11 @@ def fit_radiometry(
     rows, cols = rr.ravel(), cc.ravel()
     y_all = np.asarray(reference[:, rows, cols], dtype=np.float64)
     both = np.asarray(reference_valid, dtype=bool)[rows, cols] & np.isfinite(y_all).all(axis=0)
-    dx, dy = shift
-    if dx == 0.0 and dy == 0.0:
-        x_all = np.asarray(image[:, rows, cols], dtype=np.float64)
-        both &= np.asarray(valid, dtype=bool)[rows, cols] & np.isfinite(x_all).all(axis=0)
-    else:
-        x_t, ok = sample(image, valid, rows - dy, cols - dx)
-        x_all = x_t.T
-        both &= ok
+    # the image's pixels moved as `shift_image` would (a spline, not a blurring bilinear mix,
+    # which would lower the image's contrast and bias the gains)
+    x_t, ok = shifted_pixels(image, valid, rows, cols, shift, half_taps=2)
+    x_all = x_t.T
+    both &= ok
     if both.sum() < 10:
         return (1.0,) * bands, (0.0,) * bands
     x_all, y_all = x_all[:, both], y_all[:, both]

@@ -8,6 +8,7 @@ sub-pixel peak is found by a locally upsampled DFT (Guizar-Sicairos et al. 2008)
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,14 @@ def fill_invalid(image: npt.NDArray[Any], valid: BoolArray) -> npt.NDArray[np.fl
         return np.nan_to_num(out)
     _, (rows, cols) = ndimage.distance_transform_edt(~valid, return_indices=True)
     return np.ascontiguousarray(out[:, rows, cols])
+
+
+@functools.lru_cache(maxsize=64)
+def _tukey2d(shape: tuple[int, int]) -> Floats:
+    """Outer product of Tukey windows (read-only: shared between calls)."""
+    out = np.outer(_tukey(shape[0]), _tukey(shape[1]))
+    out.flags.writeable = False
+    return out
 
 
 def _tukey(n: int, alpha: float = 0.25) -> Floats:
@@ -64,17 +73,18 @@ def texture(
 ) -> Floats:
     """Windowed, zero-mean texture image used for correlation (0 where invalid)."""
     valid = valid & np.isfinite(image).all(axis=0)
-    filled = fill_invalid(image, valid).astype(np.float64)
+    filled = image if valid.all() else fill_invalid(image, valid)
     if scales is None:
         scales = _band_scales(image, valid, 1)
-    mix = np.tensordot(1.0 / scales, filled, axes=(0, 0))
+    mix = np.tensordot((1.0 / scales).astype(np.float32), np.asarray(filled, dtype=np.float32),
+                       axes=(0, 0))
     if params.registration_highpass_sigma_px > 0:
         tex = mix - ndimage.gaussian_filter(mix, params.registration_highpass_sigma_px)
     else:
         tex = np.hypot(ndimage.sobel(mix, axis=0), ndimage.sobel(mix, axis=1))
-    weight = np.outer(_tukey(valid.shape[0]), _tukey(valid.shape[1]))
+    weight = _tukey2d((valid.shape[0], valid.shape[1]))
     if not valid.all():
-        weight *= ndimage.gaussian_filter(
+        weight = weight * ndimage.gaussian_filter(
             ndimage.binary_erosion(valid, iterations=2).astype(np.float64), 1.5
         )
     wsum = float(weight.sum())
@@ -108,15 +118,23 @@ def choose_patches(
     ok = both[::dec, ::dec]
     grad = np.where(ok, grad, 0.0)
     n = max(size // dec, 1)
-    scored = []
-    for r in starts_r:
-        for c in starts_c:
-            rs, cs = slice(r // dec, r // dec + n), slice(c // dec, c // dec + n)
-            scored.append((float(ok[rs, cs].mean()), float(grad[rs, cs].mean()), r, c))
-    best = max(s[0] for s in scored)
-    keep = [s for s in scored if s[0] >= min(0.9, best)]
-    keep.sort(key=lambda s: -s[1])
-    return [(r, c) for _, _, r, c in keep[:count]]
+    r0 = np.asarray(starts_r)[:, None] // dec
+    c0 = np.asarray(starts_c)[None, :] // dec
+
+    def box_means(a: Floats) -> Floats:  # mean over every tile at once (integral image)
+        s = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
+        s[1:, 1:] = a.cumsum(axis=0).cumsum(axis=1)
+        r1 = np.minimum(r0 + n, a.shape[0])
+        c1 = np.minimum(c0 + n, a.shape[1])
+        area = np.maximum((r1 - r0) * (c1 - c0), 1)
+        return np.asarray((s[r1, c1] - s[r0, c1] - s[r1, c0] + s[r0, c0]) / area).ravel()
+
+    valid_share = box_means(ok.astype(np.float64))
+    texture_level = box_means(grad)
+    corners = [(r, c) for r in starts_r for c in starts_c]
+    candidates = np.flatnonzero(valid_share >= min(0.9, float(valid_share.max())) - 1e-9)
+    order = candidates[np.argsort(-texture_level[candidates], kind="stable")]
+    return [corners[i] for i in order[:count]]
 
 
 def _upsampled_dft(data: Complex, size: int, factor: int, offsets: Floats) -> Complex:
@@ -136,8 +154,9 @@ def phase_correlate(
 ) -> tuple[float, float, float]:
     """(dx, dy, confidence): the shift to APPLY to the image so it matches the reference.
 
-    Lists of equally sized patch pairs pool their cross-power spectra (texture-weighted), so a
-    few textured tiles stand for the whole scene. Confidence is 1 - second peak / main peak of
+    Lists of equally sized patch pairs pool their cross-power spectra, each normalised to unit
+    total power (one strong roof edge must not outvote the other tiles), so a few textured
+    tiles stand for the whole scene. Confidence is 1 - second peak / main peak of
     the phase-correlation surface inside the search radius: ≈1 for a clean unique match, ≈0
     when the surface is flat noise.
     """
@@ -145,7 +164,8 @@ def phase_correlate(
     imgs = image_tex if isinstance(image_tex, list) else [image_tex]
     product = np.zeros(refs[0].shape, dtype=np.complex128)
     for a, b in zip(refs, imgs, strict=True):
-        product += np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+        cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+        product += cross / (float(np.abs(cross).sum()) + 1e-30)
     mag = np.abs(product)
     product = product / (mag + 1e-3 * float(mag.max()) + 1e-30)
     surface = np.abs(np.fft.ifft2(product))

@@ -69,14 +69,15 @@ def _gather(
 def _shifted_pixels(
     flat: npt.NDArray[Any], mask_flat: BoolArray | None, shape: tuple[int, int],
     rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp], dx: float, dy: float,
+    half_taps: int = SPLINE_HALF_TAPS,
 ) -> tuple[npt.NDArray[np.float64], BoolArray]:
     """Pixels (rows, cols) of the image moved by (dx, dy) (out[r, c] = image[r - dy, c - dx]):
     cubic spline where its whole source footprint is usable, bilinear elsewhere; usable
     where the bilinear footprint is (the shifted mask > 0.999, as `shift_image`)."""
     r0, c0 = int(np.floor(-dy)), int(np.floor(-dx))
     fr, fc = -dy - r0, -dx - c0
-    wr, wc = _spline_taps(round(fr, 6)), _spline_taps(round(fc, 6))
-    taps = range(-SPLINE_HALF_TAPS + 1, SPLINE_HALF_TAPS + 1)
+    wr, wc = _spline_taps(round(fr, 6), half_taps), _spline_taps(round(fc, 6), half_taps)
+    taps = range(-half_taps + 1, half_taps + 1)
     lin_r, lin_c = (1.0 - fr, fr), (1.0 - fc, fc)
     cubic = np.zeros((flat.shape[0], rows.size))
     linear = np.zeros_like(cubic)
@@ -94,15 +95,28 @@ def _shifted_pixels(
     return np.where(full, cubic, linear), good > 0.999
 
 
+def shifted_pixels(
+    image: npt.NDArray[Any], valid: BoolArray | None, rows: npt.NDArray[np.intp],
+    cols: npt.NDArray[np.intp], shift: tuple[float, float], half_taps: int = SPLINE_HALF_TAPS,
+) -> tuple[npt.NDArray[np.float64], BoolArray]:
+    """(values (N, bands), ok (N,)) of pixels (rows, cols) of `image` moved by `shift`."""
+    bands, h, w = image.shape
+    flat = image.reshape(bands, h * w)
+    mask_flat = None if valid is None else np.asarray(valid, dtype=bool).reshape(-1)
+    vals, ok = _shifted_pixels(flat, mask_flat, (h, w), rows, cols, shift[0], shift[1], half_taps)
+    return vals.T, ok
+
+
 def sample(
     image: npt.NDArray[Any], valid: BoolArray | None, rows: Floats, cols: Floats,
-    shift: tuple[float, float] = (0.0, 0.0),
+    shift: tuple[float, float] = (0.0, 0.0), half_taps: int = SPLINE_HALF_TAPS,
 ) -> tuple[npt.NDArray[np.float64], BoolArray]:
     """(values (N, bands), ok (N,)): bilinear samples at fractional (row, col) indices (pixel
     centres at integers, clamped at the edge like scipy's mode "nearest") of `image` (bands,
     H, W) moved by `shift` (dx, dy) as `shift_image` would move it.
 
-    Only the pixels under the samples' footprints are moved (cubic convolution), so aligned
+    Only the pixels under the samples' footprints are moved (the cubic spline's kernel truncated
+    to 2 x `half_taps` taps per axis), so aligned
     profiles cost a few gathers per sample instead of resampling the scene. `ok` is False where
     a pixel with non-zero weight is unusable: invalid, off the array or not finite.
     """
@@ -135,7 +149,9 @@ def sample(
     pixels = np.flatnonzero(used)
     lookup = np.empty(h * w, dtype=np.int32)
     lookup[pixels] = np.arange(pixels.size, dtype=np.int32)
-    moved, moved_ok = _shifted_pixels(flat, mask_flat, (h, w), pixels // w, pixels % w, dx, dy)
+    moved, moved_ok = _shifted_pixels(
+        flat, mask_flat, (h, w), pixels // w, pixels % w, dx, dy, half_taps
+    )
     for (_, _, weight), i, ins in zip(corners, idx, inside, strict=True):
         at = lookup[i]
         acc += moved[:, at] * weight

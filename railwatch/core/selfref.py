@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, robust_covariance
 from railwatch.core.types import DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
+ANCHORS_PER_WINDOW = 27  # exact medians this often per window length, interpolated between
+WINDOW_VALUES = 81  # every k-th sample of the window (neighbouring samples share pixels)
 
 
 def _alternate_inf(values: Floats, keep: npt.NDArray[np.bool_]) -> Floats:
@@ -35,61 +37,42 @@ def _running_medians(
     kept rows within ±window/2, linearly interpolated over positions whose window held no kept
     row (NaN where a whole track has none).
 
-    Computed as a median of block medians (blocks of ~window/8 samples, then a running median
-    over the blocks of the window), interpolated between block centres: all tracks at once, laid
-    end to end with empty blocks between them, in a few partitions.
+    All tracks at once, laid end to end with half a window of dropped rows between them;
+    dropped rows are +inf and -inf in turn (see masked_median), so scipy's 1-D median filter
+    (a running heap, not a sort per position) gives the median of the kept rows (of an even
+    number of them: one of the two middle ones).
     """
     n, bands = values.shape
-    block = max(window // 8, 1)
-    half = max(round(window / 2 / block), 1)
-    # layout: half empty blocks, track 0's blocks, half empty blocks, track 1's blocks, ...
-    starts, first = [], half
-    for a, b in itertools.pairwise(bounds):
-        starts.append(first)
-        first += -(-(b - a) // block) + half
-    nb = first
-    where = np.concatenate(
-        [np.arange(b - a) + s * block for (a, b), s in zip(itertools.pairwise(bounds), starts,
-                                                          strict=True)]
-    )
-    padded = np.zeros((nb * block, bands))
-    kept = np.zeros(nb * block, dtype=bool)
-    padded[where] = np.nan_to_num(values)
+    half = max(window // 2, 1)
+    pairs = list(itertools.pairwise(bounds))
+    starts = half + np.concatenate([[0], np.cumsum([b - a + half for a, b in pairs])[:-1]])
+    where = np.concatenate([np.arange(b - a) + s for (a, b), s in zip(pairs, starts, strict=True)])
+    length = int(starts[-1] + pairs[-1][1] - pairs[-1][0] + half)
+    ext = np.zeros((length, bands))
+    kept = np.zeros(length, dtype=bool)
+    ext[where] = np.nan_to_num(values)
     kept[where] = keep
-    with np.errstate(invalid="ignore"):
-        blocks = np.median(_alternate_inf(padded, kept).reshape(nb, block, bands), axis=1)
-    have = np.asarray(np.isfinite(blocks).all(axis=1), dtype=bool)
-    side = np.repeat(np.where(np.arange(2 * half) % 2 == 0, np.inf, -np.inf)[:, None], bands, 1)
-    ext = np.concatenate([side[:half], _alternate_inf(blocks, have), side[half:]])
-    with np.errstate(invalid="ignore"):
-        med = np.median(sliding_window_view(ext, 2 * half + 1, axis=0), axis=2)
-    ok = np.isfinite(med).all(axis=1)
-    # anchors: the good block centres, plus each track's ends held at its outermost value
-    anchor_x, anchor_i = [], []
-    centres = np.arange(nb) * block + (block - 1) / 2.0
-    for (a, b), s in zip(itertools.pairwise(bounds), starts, strict=True):
-        good = np.flatnonzero(ok[s : s + -(-(b - a) // block)]) + s
-        if good.size:
-            anchor_x.append([s * block - 0.5, *centres[good], s * block + (b - a) - 0.5])
-            anchor_i.append([good[0], *good, good[-1]])
-    out = np.full((n, bands), np.nan)
-    if not anchor_x:
-        return out
-    xs = np.concatenate(anchor_x)
-    at = np.concatenate(anchor_i).astype(np.intp)
-    gx = where.astype(np.float64)
+    ext = _alternate_inf(ext, kept)
+    out = np.empty((n, bands))
     for b in range(bands):
-        out[:, b] = np.interp(gx, xs, med[at, b])
-    # tracks without any good block stay NaN (interp would borrow from a neighbour)
-    lone = np.zeros(n, dtype=bool)
-    for (a, b), s in zip(itertools.pairwise(bounds), starts, strict=True):
-        lone[a:b] = not ok[s : s + -(-(b - a) // block)].any()
-    out[lone] = np.nan
+        column = np.ascontiguousarray(ext[:, b])
+        out[:, b] = ndimage.median_filter(column, 2 * half + 1, mode="nearest")[where]
+    have = np.asarray(np.isfinite(out).all(axis=1), dtype=bool)
+    if have.all():
+        return out
+    idx = np.arange(n, dtype=np.float64)
+    for a, b in pairs:
+        ok = have[a:b]
+        if not ok.any():
+            out[a:b] = np.nan
+        elif not ok.all():
+            for band in range(bands):
+                out[a:b, band] = np.interp(idx[a:b], idx[a:b][ok], out[a:b, band][ok])
     return out
 
 
 def _z(diff: Floats, inv: npt.NDArray[np.floating[Any]]) -> Floats:
-    return chi_to_z(np.einsum("ij,jk,ik->i", diff, inv, diff), diff.shape[1])
+    return chi_to_z(mahalanobis2(diff, inv), diff.shape[1])
 
 
 def background_from_scene(

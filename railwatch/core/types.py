@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.2.1"
+DETECTOR_VERSION = "0.3.0"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -132,14 +132,14 @@ class DetectorParams:
     # registration
     registration_highpass_sigma_px: float = 0.0  # 0: gradient magnitude; > 0: image - blur
     registration_upsample: int = 20  # sub-pixel resolution 1/upsample px
-    registration_patch_px: int = 64  # phase correlation on tiles of this size (power of two) ...
+    registration_patch_px: int = 128  # phase correlation on tiles of this size (power of two) ...
     registration_patches: int = 8  # ... the most textured this many of them, pooled
     min_registration_confidence: float = 0.3
     min_location_shift_px: float = 0.25  # smaller track-location corrections are not applied
     # radiometry (trimmed regression on pseudo-invariant pixels)
     radiometric_iterations: int = 6
     radiometric_trim_sigma: float = 2.5
-    radiometric_max_pixels: int = 4096  # a fixed-stride grid of at most this many pixels
+    radiometric_max_pixels: int = 2048  # a fixed-stride grid of at most this many pixels
     # composite
     composite_iterations: int = 3
     composite_min_samples: int = 3
