@@ -12,6 +12,7 @@ say otherwise.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,52 @@ def _detrend(profile: Floats, size: int) -> Floats:
     return out
 
 
+FINE = 4  # bins per pixel across the tracks
+
+
+@dataclass(frozen=True)
+class _BedGeometry:
+    """What locating needs from the track geometry alone (cached: the pipeline locates in the
+    same AOI grid again and again)."""
+
+    near: BoolArray  # window pixels that can matter at any offset
+    across: Floats  # across-track coordinate of each window pixel, in bins
+    normal: Floats  # (x, y) unit normal of the dominant track direction
+    templates: Floats  # (widths, h, w) bed cover per candidate half width
+
+
+TrackKey = tuple[tuple[str, tuple[bytes, ...]], ...]
+
+
+def _track_key(tracks: Sequence[TrackLine]) -> TrackKey:
+    """The centrelines as a hashable key (each part's float64 coordinates)."""
+    return tuple((t.id, tuple(np.asarray(p, dtype=np.float64).tobytes() for p in t.parts))
+                 for t in tracks)
+
+
+@functools.lru_cache(maxsize=8)
+def _bed_geometry(key: TrackKey, bounds: tuple[int, int, int, int],
+                  gsd_m: float, max_px: int, half_widths_m: tuple[float, ...]) -> _BedGeometry:
+    """`bounds`: the window's (row0, row1, col0, col1)."""
+    tracks = [TrackLine(k, tuple(np.frombuffer(b).reshape(-1, 2) for b in parts))
+              for k, parts in key]
+    rows = np.arange(bounds[0], bounds[1], dtype=np.float64) + 0.5
+    cols = np.arange(bounds[2], bounds[3], dtype=np.float64) + 0.5
+    py, px = np.meshgrid(rows, cols, indexing="ij")
+    dist = _segment_distance(px, py, tracks)
+    u = _track_direction(tracks)
+    normal = np.array([-u[1], u[0]])
+    out = _BedGeometry(
+        dist <= max(half_widths_m) / gsd_m + max_px + 2,
+        (px * normal[0] + py * normal[1]) * FINE,
+        normal,
+        np.stack([np.clip(hw / gsd_m - dist + 0.5, 0.0, 1.0) for hw in half_widths_m]),
+    )
+    for array in (out.near, out.across, out.normal, out.templates):
+        array.setflags(write=False)
+    return out
+
+
 def locate_tracks(
     images: Sequence[tuple[npt.NDArray[Any], BoolArray]],
     tracks: Sequence[TrackLine],
@@ -136,18 +183,13 @@ def locate_tracks(
     window = _window(shape2d, tracks, widest / gsd_m + max_px + 4)
     if window is None:
         return TrackLocation((0.0, 0.0), 0.0)
-    rows = np.arange(window[0].start, window[0].stop, dtype=np.float64) + 0.5
-    cols = np.arange(window[1].start, window[1].stop, dtype=np.float64) + 0.5
-    py, px = np.meshgrid(rows, cols, indexing="ij")
-    dist = _segment_distance(px, py, tracks)
-    near = dist <= widest / gsd_m + max_px + 2  # pixels that can matter at any offset
-    u = _track_direction(tracks)
-    normal = np.array([-u[1], u[0]])  # (x, y)
-    fine = 4  # bins per pixel across the tracks
-    across = (px * normal[0] + py * normal[1]) * fine
+    bounds = (window[0].start, window[0].stop, window[1].start, window[1].stop)
+    geometry = _bed_geometry(_track_key(tracks), bounds, gsd_m, max_px, tuple(half_widths_m))
+    near, across, normal, templates = (geometry.near, geometry.across, geometry.normal,
+                                       geometry.templates)
+    fine = FINE
     lo = float(across[near].min())
     n_bins = int(np.ceil(float(across[near].max()) - lo)) + 1
-    templates = np.stack([np.clip(hw / gsd_m - dist + 0.5, 0.0, 1.0) for hw in half_widths_m])
     size = round(4 * widest / gsd_m * fine) | 1
     reach = max_px * fine
     scores = np.zeros((len(half_widths_m), 2 * reach + 1))
