@@ -36,13 +36,71 @@ def _samples(segs: Segments, step: float, n: int) -> BoolArray:
 
 
 def _shadow_like(score: TrackScore, sel: BoolArray, p: DetectorParams) -> bool:
-    """All bands darker than the background by similar fractions (the median sample)."""
+    """Most samples darker than the background by nearly the same fraction in every band (a
+    shadow scales the ballast's spectrum; a roof, even a grey one, changes its shape)."""
     sel = sel & score.usable & np.all(score.background > 0, axis=1)
     if not sel.any():
         return False
-    frac = np.median(-score.diff[sel] / score.background[sel], axis=0)
-    low, high = float(frac.min()), float(frac.max())
-    return low > 0.05 and high / low < p.shadow_max_band_ratio
+    frac = -score.diff[sel] / score.background[sel]
+    low, high = frac.min(axis=1), frac.max(axis=1)
+    like = (low > 0.05) & (high < p.shadow_like_band_ratio * low)
+    return float(like.mean()) >= 0.7
+
+
+def _points(scores: Mapping[str, TrackScore], masks: Mapping[str, BoolArray], but: str) -> Floats:
+    """Positions of the masked samples of every track but `but`."""
+    parts = [scores[o].positions[masks[o]] for o in scores
+             if o != but and scores[o].positions.shape[0] == masks[o].shape[0]]
+    return np.concatenate(parts) if parts else np.zeros((0, 2))
+
+
+def _near_share(points: Floats, where: Floats, reach_px: float,
+                towards: Floats | None = None) -> float:
+    """Share of `where` with a point within `reach_px` (and, given `towards`, lying that way)."""
+    if points.shape[0] == 0 or where.shape[0] == 0:
+        return 0.0
+    dist, idx = cKDTree(points).query(where, distance_upper_bound=reach_px)
+    found = np.isfinite(dist)
+    if towards is not None:
+        safe = np.where(found, idx, 0)
+        found &= (points[safe] - where) @ towards > 0
+    return float(found.mean())
+
+
+def far_shadows(
+    scores: Mapping[str, TrackScore],
+    kept: Mapping[str, Segments],
+    suppressed: Mapping[str, BoolArray],
+    gsd_m: float,
+    params: DetectorParams,
+    shadow_direction: Floats | None,
+) -> dict[str, list[tuple[float, float]]]:
+    """Kept stretches that are the far end of a low sun's shadow: shadow-like, with no loaded
+    track beside them but one a siding further towards the sun (within `shadow_reach_m`), and
+    the siding in between shaded too (its evidence explained away as a shadow). Those are not
+    cars. Nothing is dropped when the shadow's direction (pixel axes) is not known."""
+    p = params
+    if shadow_direction is None:
+        return {k: [] for k in scores}
+    sunward = -np.asarray(shadow_direction, dtype=np.float64)
+    occupied = {k: _samples(kept.get(k, ()), s.step_m, s.z.shape[0]) for k, s in scores.items()}
+    shaded = {k: s.usable & (s.z >= p.low_z) & suppressed.get(k, np.zeros_like(s.usable))
+              for k, s in scores.items()}
+    out: dict[str, list[tuple[float, float]]] = {}
+    for k, score in scores.items():
+        out[k] = []
+        if score.positions.shape[0] != score.z.shape[0]:
+            continue
+        loaded, between = _points(scores, occupied, k), _points(scores, shaded, k)
+        for seg in kept.get(k, ()):
+            sel = _samples([seg], score.step_m, score.z.shape[0])
+            where = score.positions[sel]
+            far = _near_share(loaded, where, p.shadow_reach_m / gsd_m, sunward)
+            close = _near_share(loaded, where, p.neighbour_max_m / gsd_m)
+            dark = _near_share(between, where, p.neighbour_max_m / gsd_m)
+            if far >= 0.5 and close < 0.5 and dark >= 0.5 and _shadow_like(score, sel, p):
+                out[k].append(seg)
+    return out
 
 
 def doubtful_cars(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.3.0"
+DETECTOR_VERSION = "0.3.1"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -167,6 +167,9 @@ class DetectorParams:
     # a car's shadow reaches the second siding (10.6 m) when the sun is below ~30° (winter at
     # 42° N): within this a shadow-like stretch beside a loaded track may be a shadow
     shadow_reach_m: float = 12.0
+    # a stretch is shadow-like when its samples are darker than the ballast by fractions within
+    # this ratio in every band (simulated shadows: 1.25; grey roofs: > 2)
+    shadow_like_band_ratio: float = 1.6
     neighbour_max_bleed: float = 0.5  # largest fraction of a neighbour's difference that leaks
     neighbour_min_coef: float = -0.1
     bleed_typical: float = 0.25  # scale of the soft prior on the leak fraction
