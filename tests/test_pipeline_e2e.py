@@ -68,20 +68,23 @@ def truths(home: Path) -> dict[str, dict[str, Any]]:
 
 def test_counts_follow_truth_and_surge_is_flagged(first_run: subprocess.CompletedProcess[str],
                                                   home: Path) -> None:
-    """First-version accuracy guards (issue "Detection core" tightens them with a benchmark)."""
+    """Accuracy guards on the pipeline's path (bench/detect_accuracy.py scores the core on many
+    more scenes): measured 3.1 cars mean absolute error, worst 6, 78 cars at the 73-car peak."""
     rows = stored(home, "scene_counts")
     truth = truths(home)
     assert len(rows) == len(truth) == 18
     by_date = {str(r["acquired"])[:10]: r for r in rows}
-    clear = [(r["cars"], truth[r["scene_id"]]["total"]["cars_clear"]) for r in rows
-             if r["valid_fraction"] >= 0.9]
+    clear_rows = [r for r in rows if r["valid_fraction"] >= 0.9]
+    clear = [(r["cars"], truth[r["scene_id"]]["total"]["cars_clear"]) for r in clear_rows]
     assert len(clear) >= 12
     detected, actual = np.array(clear, dtype=float).T
     assert np.corrcoef(detected, actual)[0, 1] > 0.95, clear  # counts follow the truth
-    assert np.abs(detected - actual).mean() <= 10, clear
+    assert np.abs(detected - actual).mean() <= 5, clear
+    held = [r["cars_low"] <= truth[r["scene_id"]]["total"]["cars"] <= r["cars_high"] for r in clear_rows]
+    assert np.mean(held) >= 0.85, clear  # the ≈90 % interval
     empty, peak = by_date["2023-09-14"], by_date["2023-10-05"]
     assert empty["cars"] <= 5 and not empty["surge"]
-    assert 60 <= peak["cars"] <= 90 and peak["surge"]
+    assert 62 <= peak["cars"] <= 84 and peak["surge"]  # 73 cars ± 15 %
     assert peak["surge_ratio"] > 2.0
     assert by_date["2023-09-22"]["surge"]
     assert not any(r["surge"] for d, r in by_date.items() if d < "2023-09-22")
