@@ -118,10 +118,10 @@ def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: lis
                 ref = (str(reference.image_path), str(reference.mask_path)) if mode != "image" \
                     else (None, None)
                 azimuth, elevation = scene_sun(scene)
-                sun = azimuth if mode == "reference+sun" else None
+                sun = (azimuth, elevation) if mode == "reference+sun" else (None, None)
                 started = time.perf_counter()
                 result = detect_files(aoi_path, str(scene.image_path), ref[0],
-                                      str(scene.mask_path), ref[1], params, sun)
+                                      str(scene.mask_path), ref[1], params, *sun)
                 scores[mode].append(score(kind, index, scene.truth, result,
                                           time.perf_counter() - started, elevation))
         console.log(f"{aoi.id} {gsd:g} m: {kind} done")
@@ -130,7 +130,7 @@ def run_set(gsd: float, per_kind: int, cache: Path, kinds: list[str], modes: lis
 
 def table(gsd: float, mode: str, scores: list[Score]) -> tuple[Table, dict[str, float]]:
     title = {"reference": "with an empty reference", "image": "image only",
-             "reference+sun": "with an empty reference and the sun azimuth"}[mode]
+             "reference+sun": "with an empty reference and the sun's azimuth and elevation"}[mode]
     t = Table(title=f"{gsd:g} m GSD, {title}")
     for col in ("kind", "scenes", "pass", f"pass, sun ≥ {HIGH_SUN_DEG:g}°", "cars MAE", "cars bias",
                 "occupied MAE m", "interval holds", "s/scene"):

@@ -148,6 +148,8 @@ def detect(
     sun_azimuth: Annotated[float | None, typer.Option(
         help="Sun azimuth of the image in degrees from north (scene metadata, e.g. Planet's "
              "sun_azimuth): tells on which side car shadows fall.")] = None,
+    sun_elevation: Annotated[float | None, typer.Option(
+        help="Sun elevation in degrees (scene metadata): how far car shadows reach.")] = None,
 ) -> None:
     """Measure one image: occupied metres and cars per track, as JSON on stdout."""
     import json
@@ -159,7 +161,10 @@ def detect(
         raise InvalidInput(f"--format must be json or table, not {format!r}")
     if sun_azimuth is not None and not 0.0 <= sun_azimuth <= 360.0:
         raise InvalidInput(f"--sun-azimuth must be between 0 and 360 degrees, not {sun_azimuth}")
-    result = detect_files(aoi, image, reference, mask, reference_mask, sun_azimuth_deg=sun_azimuth)
+    if sun_elevation is not None and not 0.0 < sun_elevation <= 90.0:
+        raise InvalidInput(f"--sun-elevation must be above 0 and at most 90 degrees, not {sun_elevation}")
+    result = detect_files(aoi, image, reference, mask, reference_mask, sun_azimuth_deg=sun_azimuth,
+                          sun_elevation_deg=sun_elevation)
     if format == "json":
         sys.stdout.write(json.dumps(result) + "\n")
         return

@@ -66,8 +66,8 @@ def read_mask(path: str, grid: AOIGrid) -> np.ndarray:
 
 def detect_files(aoi_path: Path, image_path: str, reference_path: str | None = None,
                  mask_path: str | None = None, reference_mask_path: str | None = None,
-                 params: DetectorParams | None = None, sun_azimuth_deg: float | None = None
-                 ) -> dict[str, Any]:
+                 params: DetectorParams | None = None, sun_azimuth_deg: float | None = None,
+                 sun_elevation_deg: float | None = None) -> dict[str, Any]:
     aoi = load_aoi(aoi_path)
     gsd = native_gsd_m(image_path, aoi)
     grid = aoi_grid(aoi, gsd_m=gsd, buffer_m=max(60.0, 20 * gsd))
@@ -90,6 +90,7 @@ def detect_files(aoi_path: Path, image_path: str, reference_path: str | None = N
                 reference_valid &= read_mask(reference_mask_path, grid)
     result = detect_image(image, valid, track_lines(aoi, grid), gsd, aoi.car_pitch_m,
                           reference, reference_valid, params=params, sun_azimuth_deg=sun_azimuth_deg,
+                          sun_elevation_deg=sun_elevation_deg,
                           track_lengths_m={t.id: t.length_m for t in aoi.tracks})
     return detection_json(aoi, gsd, result)
 

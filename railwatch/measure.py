@@ -135,7 +135,8 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
             background = reference_profiles
         m = measure_scene(profiles, background, grid.gsd_m, aoi.car_pitch_m, alignment,
                           track_lengths_m=lengths, tracks=lines,
-                          sun_azimuth_deg=clip.scene.sun_azimuth)
+                          sun_azimuth_deg=clip.scene.sun_azimuth,
+                          sun_elevation_deg=clip.scene.sun_elevation)
         results.append(SceneCount(
             aoi_id=aoi.id, source=clip.scene.source, scene_id=clip.scene.scene_id,
             acquired=clip.scene.acquired, detector_version=DETECTOR_VERSION,

@@ -20,6 +20,7 @@ class SceneRef(BaseModel):
     published: datetime | None = None
     cloud_cover: float | None = None
     sun_azimuth: float | None = Field(None, description="Degrees clockwise from north.")
+    sun_elevation: float | None = Field(None, description="Degrees above the horizon.")
     image_href: str
     image_bands: tuple[int, ...] = Field(description="1-based band indexes: blue, green, red, nir.")
     mask_href: str | None = None

@@ -50,9 +50,11 @@ def test_json_contract_and_counts_near_truth(scenes: dict[str, SimulatedScene],
     # the 3 m target for a clear scene (bench/detect_accuracy.py scores many more)
     assert abs(result["total"]["cars"] - truth) <= max(2, 0.15 * truth), (result["total"], truth)
     # the sun's azimuth from the scene's metadata is taken (shadow side), same contract
-    sun = json.loads(day.item_path.read_text())["properties"]["view:sun_azimuth"]
+    props = json.loads(day.item_path.read_text())["properties"]
+    sun, elevation = props["view:sun_azimuth"], props["view:sun_elevation"]
     code, sunny, _ = detect(["--image", str(day.image_path), "--mask", str(day.mask_path),
-                             "--reference", str(empty.image_path), "--sun-azimuth", str(sun)], capsys)
+                             "--reference", str(empty.image_path), "--sun-azimuth", str(sun),
+                             "--sun-elevation", str(elevation)], capsys)
     assert code == 0 and abs(sunny["total"]["cars"] - truth) <= max(2, 0.15 * truth)
     assert result["total"]["cars_low"] <= result["total"]["cars"] <= result["total"]["cars_high"]
     # without a reference it still answers, and says so
@@ -79,7 +81,7 @@ def test_float_reflectance_and_three_bands_work(scenes: dict[str, SimulatedScene
 
 
 @pytest.mark.parametrize("case", ["not-a-raster", "two-bands", "no-overlap", "bad-aoi", "bad-format",
-                                  "bad-sun"])
+                                  "bad-sun", "bad-elevation"])
 def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, SimulatedScene],
                                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     day = scenes["2023-09-13"]
@@ -106,6 +108,8 @@ def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, Sim
         Path(aoi).write_text('{"type": "FeatureCollection", "features": []}')
     elif case == "bad-sun":
         extra = ["--sun-azimuth", "400"]
+    elif case == "bad-elevation":
+        extra = ["--sun-elevation", "-5"]
     else:
         extra = ["--format", "yaml"]
     code = main(["detect", "--aoi", aoi, "--image", image, *extra])

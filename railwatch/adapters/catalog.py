@@ -70,6 +70,7 @@ def scene_from_item(item: pystac.Item, source: str) -> SceneRef:
         published=datetime.fromisoformat(published.replace("Z", "+00:00")) if published else None,
         cloud_cover=props.get("eo:cloud_cover"),
         sun_azimuth=props.get("view:sun_azimuth"),
+        sun_elevation=props.get("view:sun_elevation"),
         image_href=image.get_absolute_href() or image.href,
         image_bands=_band_indexes(image.to_dict(), item.id),
         mask_href=(item.assets[mask_key].get_absolute_href() if mask_key else None),

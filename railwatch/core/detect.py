@@ -29,6 +29,7 @@ def detect_image(
     track_lengths_m: Mapping[str, float] | None = None,
     max_shift_m: float = 18.0,
     sun_azimuth_deg: float | None = None,
+    sun_elevation_deg: float | None = None,
 ) -> SceneMeasurement:
     """Align the image to the reference (if any), find where the tracks really are
     (`locate_tracks`: a reference is as misregistered as any scene), profile both there, and
@@ -67,5 +68,5 @@ def detect_image(
     reported = on_aoi(alignment, location, image.shape[0])
     return measure_scene(
         profiles, background, gsd_m, car_pitch_m, reported, track_lengths_m, params=p,
-        sun_azimuth_deg=sun_azimuth_deg,
+        sun_azimuth_deg=sun_azimuth_deg, sun_elevation_deg=sun_elevation_deg,
     )

@@ -119,6 +119,7 @@ def measure_scene(
     params: DetectorParams | None = None,
     tracks: Sequence[TrackLine] | None = None,
     sun_azimuth_deg: float | None = None,
+    sun_elevation_deg: float | None = None,
 ) -> SceneMeasurement:
     """Occupied metres and car counts per track and in total, with an interval and flags.
 
@@ -128,7 +129,8 @@ def measure_scene(
     `track_lengths_m` overrides the reported lengths (e.g. geodesic); segments stay in the
     profile's metres (the AOI grid, off by the map scale factor only). `tracks` restores the
     sample positions of profiles stored without them (needed to relate neighbouring tracks);
-    `sun_azimuth_deg` tells on which side car shadows fall (learnt from the scene otherwise).
+    `sun_azimuth_deg` tells on which side car shadows fall (learnt from the scene otherwise);
+    `sun_elevation_deg` how far they reach (a low sun's reach past the next siding).
     """
     p = params or DetectorParams()
     if tracks is not None:
@@ -175,7 +177,7 @@ def measure_scene(
             if k in own and k in suspect else s
             for k, s in scores.items()
         }
-    suppressed = explained_mask(scores, inv, gsd_m, p, sun_azimuth_deg)
+    suppressed = explained_mask(scores, inv, gsd_m, p, sun_azimuth_deg, sun_elevation_deg)
     kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
     dropped = far_shadows(scores, kept, suppressed, gsd_m, p,
                           _shadow_direction(scores, gsd_m, p, sun_azimuth_deg))

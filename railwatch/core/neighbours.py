@@ -17,7 +17,7 @@ tank car looks just like a shadow. The rules here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -170,8 +170,13 @@ def explained_mask(
     gsd_m: float,
     params: DetectorParams,
     sun_azimuth_deg: float | None = None,
+    sun_elevation_deg: float | None = None,
 ) -> dict[str, BoolArray]:
     """Positions whose difference the neighbouring tracks explain (True = not a car there).
+
+    With the sun's elevation known and low, a car's shadow may reach past the next siding:
+    tracks that far away towards the sun may cast a shadow too (never required), and full
+    winter shadows may be darker than the learnt typical one (`low_sun_shadow_max_rel`).
 
     Occupancy O is chosen to minimise a yard-wide cost: λ per occupied sample (the price of a
     car, the chi-square at `low_z`) plus, per empty sample, the residual of its difference
@@ -185,7 +190,14 @@ def explained_mask(
     if not any(nbrs.values()):
         return {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
     direction = None if sun_azimuth_deg is None else shadow_direction_from_sun(sun_azimuth_deg)
-    ctx = _Context(scores, nbrs, inv, estimate_shadow(scores, nbrs, p, direction), p)
+    shadow = estimate_shadow(scores, nbrs, p, direction)
+    far: dict[str, list[Link]] = {}
+    max_rel = p.shadow_max_rel
+    reach_m = shadow_reach_m(sun_elevation_deg, p)
+    if reach_m > p.neighbour_max_m and shadow is not None and shadow.direction is not None:
+        far = _far_links(scores, nbrs, links(scores, gsd_m, replace(p, neighbour_max_m=reach_m)))
+        max_rel = p.low_sun_shadow_max_rel
+    ctx = _Context(scores, nbrs, inv, shadow, p, far, max_rel)
     evidence = {k: s.usable & (s.z >= p.low_z) for k, s in scores.items()}
     shadow = ctx.shadow
     if shadow is not None and shadow.direction is not None:
@@ -234,6 +246,29 @@ def explained_mask(
     return {k: evidence[k] & ~occupied[k] for k in scores}
 
 
+def shadow_reach_m(sun_elevation_deg: float | None, params: DetectorParams) -> float:
+    """How far across a car's shadow may reach: the tallest car's shadow plus half a car's
+    width; the neighbour reach when the elevation is not known."""
+    if sun_elevation_deg is None or sun_elevation_deg <= 0:
+        return params.neighbour_max_m
+    length = params.car_max_height_m / np.tan(np.deg2rad(max(sun_elevation_deg, 5.0)))
+    return float(min(length + params.car_half_width_m, params.shadow_reach_m))
+
+
+def _far_links(scores: Mapping[str, TrackScore], adjacent: Mapping[str, list[Link]],
+               wide: Mapping[str, list[Link]]) -> dict[str, list[Link]]:
+    """The samples of `wide` links that are not adjacent ones (the siding beyond the next)."""
+    out: dict[str, list[Link]] = {}
+    for k, found in wide.items():
+        close = {link.other: link.near for link in adjacent.get(k, [])}
+        out[k] = []
+        for link in found:
+            near = link.near & ~close.get(link.other, np.zeros_like(link.near))
+            if near.any():
+                out[k].append(Link(link.other, link.j, near, link.unit))
+    return out
+
+
 def _along(score: TrackScore, direction: Floats) -> float:
     """Mean position of a track's samples along `direction` (pixel axes)."""
     if score.positions.shape[0] == 0:
@@ -247,8 +282,11 @@ class _Context:
     def __init__(
         self, scores: Mapping[str, TrackScore], nbrs: Mapping[str, list[Link]], inv: Floats,
         shadow: Shadow | None, params: DetectorParams,
+        far: Mapping[str, list[Link]] | None = None, max_rel: float | None = None,
     ) -> None:  # fmt: skip
         self.scores, self.nbrs, self.shadow, self.p = scores, nbrs, shadow, params
+        self.far = far or {}  # sidings beyond the next one that a low sun's shadows reach
+        self.max_rel = params.shadow_max_rel if max_rel is None else max_rel
         self.white = np.asarray(np.linalg.cholesky(inv).T, dtype=np.float64)  # |W x|² = x'inv x
         self.lam = m2_of_z(params.low_z, inv.shape[0])
         self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
@@ -277,16 +315,16 @@ class _Context:
     ) -> list[Floats]:
         """`empty_cost` of several (track, idx, override) at once: one fit for all rows."""
         pieces = [self._explainers(k, idx, closed, override) for k, idx, override in parts]
-        d, bleed, caster, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
-        cost = self._residual(d, bleed, caster, g)
+        d, bleed, caster, far_caster, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
+        cost = self._residual(d, bleed, caster, far_caster, g)
         return np.split(cost, np.cumsum([len(idx) for _, idx, _ in parts])[:-1])
 
     def _explainers(
         self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
         override: tuple[str, BoolArray] | None,
-    ) -> tuple[Floats, Floats, BoolArray, Floats]:
+    ) -> tuple[Floats, Floats, BoolArray, BoolArray, Floats]:
         """(whitened difference, bleed from stronger occupied neighbours, has an occupied
-        caster, whitened darkening column) of samples `idx` of track k."""
+        caster, has an occupied far caster, whitened darkening column) of samples `idx`."""
         d = self.wdiff[k][idx]
         norm_k = self.norm2[k][idx]
         bleed = np.zeros_like(d)
@@ -303,12 +341,19 @@ class _Context:
                 caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
             elif self.shadow is not None:
                 caster |= occ
+        far_caster = np.zeros(idx.size, dtype=bool)
+        if self.far and self.shadow is not None and self.shadow.direction is not None:
+            for link in self.far.get(k, []):
+                j = link.j[idx]
+                occ = link.near[idx] & closed[link.other][j]
+                far_caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
         # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
         shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
         g = (-(shade * self.scores[k].background[idx])) @ self.white.T
-        return d, bleed, caster, g
+        return d, bleed, caster, far_caster, g
 
-    def _residual(self, d: Floats, bleed: Floats, caster: BoolArray, g: Floats) -> Floats:
+    def _residual(self, d: Floats, bleed: Floats, caster: BoolArray, far_caster: BoolArray,
+                  g: Floats) -> Floats:
         p = self.p
         n = d.shape[0]
         shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
@@ -320,7 +365,7 @@ class _Context:
         # with a known side a car's shadow must be there; with an unknown side it may be
         required = p.shadow_min_rel if known_side else 0.0
         lo = np.column_stack([np.full(n, p.neighbour_min_coef), np.where(caster, required, 0.0)])
-        hi_dark = np.where(caster, p.shadow_max_rel, np.where(leaks, leak_dark, 0.0))
+        hi_dark = np.where(caster | far_caster, self.max_rel, np.where(leaks, leak_dark, 0.0))
         if self.shadow is None:
             hi_dark = np.where(leaks, leak_dark, 0.0)
         hi = np.column_stack([np.full(n, p.neighbour_max_bleed), hi_dark])

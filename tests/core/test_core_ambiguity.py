@@ -30,3 +30,12 @@ def test_shadow_like_stretch_beside_a_train_is_doubtful() -> None:
     assert doubtful["t2"] > 9.0  # the whole stretch may be t1's shadow
     assert doubtful["t1"] == 0.0  # a red roof is no shadow
     assert doubtful["t3"] == 0.0  # nothing loaded within reach
+
+
+def test_a_low_sun_reaches_past_the_next_siding() -> None:
+    from railwatch.core.neighbours import shadow_reach_m
+
+    p = DetectorParams()
+    assert shadow_reach_m(None, p) == p.neighbour_max_m  # unknown: the next siding only
+    assert shadow_reach_m(60.0, p) < 5.3  # summer noon: not even the next siding's centre
+    assert 10.6 < shadow_reach_m(25.0, p) <= p.shadow_reach_m  # winter: the second siding
