@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,31 +72,37 @@ def ensure_reference(aoi: AOI, grid: AOIGrid, clips: Sequence[ClipRef], store: O
     return True
 
 
-def load_reference(aoi: AOI, store: ObjectStore) -> tuple[np.ndarray, np.ndarray]:
-    return load_clip(store, *reference_keys(aoi.id))
+@dataclass(frozen=True)
+class Reference:
+    """An AOI's reference composite and where it shows the AOI's tracks (the composite averages
+    a few misregistered clips: closer to the truth than any one, yet not on it)."""
+
+    image: np.ndarray
+    valid: np.ndarray
+    tracks: list[TrackLine]
+    location: TrackLocation
 
 
-def reference_tracks(aoi: AOI, grid: AOIGrid, reference: tuple[np.ndarray, np.ndarray]
-                     ) -> tuple[list[TrackLine], TrackLocation]:
-    """The AOI's tracks where its reference composite shows them (the composite averages a
-    few misregistered clips: it is closer to the truth than any one, yet not on it)."""
-    return located_tracks(reference, track_lines(aoi, grid), grid.gsd_m, DetectorParams(),
-                          REGISTRATION_MAX_SHIFT_M)
+def load_reference(aoi: AOI, grid: AOIGrid, store: ObjectStore) -> Reference:
+    """The stored composite, its tracks located once for all the clips measured against it."""
+    image, valid = load_clip(store, *reference_keys(aoi.id))
+    tracks, location = located_tracks((image, valid), track_lines(aoi, grid), grid.gsd_m,
+                                      DetectorParams(), REGISTRATION_MAX_SHIFT_M)
+    return Reference(image, valid, tracks, location)
 
 
 def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
-                 reference: tuple[np.ndarray, np.ndarray]) -> MeasuredScene:
+                 reference: Reference) -> MeasuredScene:
     """Register a clip to the AOI reference and store its track profiles."""
     started = time.perf_counter()
     image, valid = load_clip(store, clip.image_key, clip.mask_key)
     params = DetectorParams()
     # the tracks are profiled where the registered image would put them (no resampling)
-    alignment = estimate_alignment(image, valid, *reference, REGISTRATION_MAX_SHIFT_M / grid.gsd_m,
-                                   params)
-    lines, location = reference_tracks(aoi, grid, reference)
-    profiles = extract_profiles(image, valid, lines, grid.gsd_m, params=params,
+    alignment = estimate_alignment(image, valid, reference.image, reference.valid,
+                                   REGISTRATION_MAX_SHIFT_M / grid.gsd_m, params)
+    profiles = extract_profiles(image, valid, reference.tracks, grid.gsd_m, params=params,
                                 alignment=alignment)
-    alignment = on_aoi(alignment, location, image.shape[0])  # what is reported
+    alignment = on_aoi(alignment, reference.location, image.shape[0])  # what is reported
     key = profile_key(clip)
     store.put_bytes(key, encode_profiles(profiles, alignment))
     return MeasuredScene(
@@ -129,9 +136,9 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
         background = used.profiles
         if background is None:  # little history yet: the reference composite is the background
             if reference_profiles is None:
-                reference = load_reference(aoi, store)
-                located, _ = reference_tracks(aoi, grid, reference)
-                reference_profiles = extract_profiles(*reference, located, grid.gsd_m)
+                reference = load_reference(aoi, grid, store)
+                reference_profiles = extract_profiles(reference.image, reference.valid,
+                                                      reference.tracks, grid.gsd_m)
             background = reference_profiles
         m = measure_scene(profiles, background, grid.gsd_m, aoi.car_pitch_m, alignment,
                           track_lengths_m=lengths, tracks=lines,

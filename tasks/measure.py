@@ -27,7 +27,7 @@ def build_reference(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: st
 def measure_clips(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: str
                   ) -> list[MeasuredScene | FailedScene]:
     store = open_store(store_url)
-    reference = load_reference(aoi, store)
+    reference = load_reference(aoi, grid, store)
     out: list[MeasuredScene | FailedScene] = []
     for clip in clips:
         try:

@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
-import numpy.typing as npt
 
 from railwatch.core.ambiguity import doubtful_cars, far_shadows
-from railwatch.core.neighbours import estimate_shadow, explained_mask, shadow_direction_from_sun
-from railwatch.core.occupancy import TrackScore, runs, score_tracks, segments
+from railwatch.core.neighbours import explained_mask, scene_shadow
+from railwatch.core.occupancy import runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
     bridge_gaps,
@@ -22,7 +21,6 @@ from railwatch.core.resolved import (
     union,
 )
 from railwatch.core.selfref import background_from_scene
-from railwatch.core.tracklinks import links
 from railwatch.core.types import (
     Alignment,
     BoolArray,
@@ -47,15 +45,6 @@ def with_positions(
         if pos.shape[0] == prof.valid.shape[0]:
             out[k] = replace(prof, positions=pos)
     return out
-
-
-def _shadow_direction(scores: Mapping[str, TrackScore], gsd_m: float, p: DetectorParams,
-                      sun_azimuth_deg: float | None) -> npt.NDArray[np.float64] | None:
-    """Where car shadows fall (pixel axes): from the sun, else as learnt from the scene."""
-    if sun_azimuth_deg is not None:
-        return shadow_direction_from_sun(sun_azimuth_deg)
-    shadow = estimate_shadow(scores, links(scores, gsd_m, p), p)
-    return None if shadow is None else shadow.direction
 
 
 def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackProfile]:
@@ -177,10 +166,11 @@ def measure_scene(
             if k in own and k in suspect else s
             for k, s in scores.items()
         }
-    suppressed = explained_mask(scores, inv, gsd_m, p, sun_azimuth_deg, sun_elevation_deg)
+    shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
+    suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
     kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
     dropped = far_shadows(scores, kept, suppressed, gsd_m, p,
-                          _shadow_direction(scores, gsd_m, p, sun_azimuth_deg))
+                          None if shadow is None else shadow.direction)
     kept = {k: [seg for seg in segs if seg not in dropped.get(k, [])] for k, segs in kept.items()}
     doubtful = doubtful_cars(scores, kept, car_pitch_m, gsd_m, p)
     results: list[TrackMeasurement] = []

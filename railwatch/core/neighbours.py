@@ -169,12 +169,13 @@ def explained_mask(
     inv: Floats,
     gsd_m: float,
     params: DetectorParams,
-    sun_azimuth_deg: float | None = None,
+    shadow: Shadow | None,
     sun_elevation_deg: float | None = None,
 ) -> dict[str, BoolArray]:
     """Positions whose difference the neighbouring tracks explain (True = not a car there).
 
-    With the sun's elevation known and low, a car's shadow may reach past the next siding:
+    `shadow`: the scene's car shadows (`scene_shadow`, computed once by the caster), None when
+    none stand out. With the sun's elevation known and low, a car's shadow may reach past the next siding:
     tracks that far away towards the sun may cast a shadow too (never required), and full
     winter shadows may be darker than the learnt typical one (`low_sun_shadow_max_rel`).
 
@@ -189,8 +190,6 @@ def explained_mask(
     nbrs = links(scores, gsd_m, p)
     if not any(nbrs.values()):
         return {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
-    direction = None if sun_azimuth_deg is None else shadow_direction_from_sun(sun_azimuth_deg)
-    shadow = estimate_shadow(scores, nbrs, p, direction)
     far: dict[str, list[Link]] = {}
     max_rel = p.shadow_max_rel
     reach_m = shadow_reach_m(sun_elevation_deg, p)
@@ -244,6 +243,14 @@ def explained_mask(
         if not changed:
             break
     return {k: evidence[k] & ~occupied[k] for k in scores}
+
+
+def scene_shadow(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams,
+                 sun_azimuth_deg: float | None = None) -> Shadow | None:
+    """The scene's car shadows: their side from the sun when known, and darkening, as learnt
+    beside strong evidence (`estimate_shadow`)."""
+    direction = None if sun_azimuth_deg is None else shadow_direction_from_sun(sun_azimuth_deg)
+    return estimate_shadow(scores, links(scores, gsd_m, params), params, direction)
 
 
 def shadow_reach_m(sun_elevation_deg: float | None, params: DetectorParams) -> float:
