@@ -17,12 +17,18 @@ class SceneRef(BaseModel):
     source: str = Field(description="Catalog source name, e.g. 'simulator' or 'stac:sentinel-2-l2a'.")
     scene_id: str
     acquired: datetime
-    published: datetime | None = None
+    published: datetime | None = Field(None, description="When the provider published or last "
+                                       "updated the scene (the registry's high-water mark).")
+    version: str | None = Field(None, description="Provider's version of the scene, e.g. "
+                                "'finalized@2023-09-02T07:00:00Z'; a change is reprocessed.")
     cloud_cover: float | None = None
     sun_azimuth: float | None = Field(None, description="Degrees clockwise from north.")
     sun_elevation: float | None = Field(None, description="Degrees above the horizon.")
     image_href: str
     image_bands: tuple[int, ...] = Field(description="1-based band indexes: blue, green, red, nir.")
+    band_hrefs: tuple[str, ...] = Field((), description="One single-band asset per colour "
+                                        "(blue, green, red[, nir]) when the source has no multi-band "
+                                        "image; ingestion of these is issue 4's.")
     mask_href: str | None = None
     mask_kind: MaskKind | None = None
     item_href: str | None = None

@@ -68,7 +68,7 @@ def test_open_catalog_sources(collection: Path, tmp_path: Path) -> None:
     assert open_catalog(str(collection), tmp_path).name == "stac:coll"
     with pytest.raises(ConfigError, match="no such STAC collection file"):
         open_catalog(str(tmp_path / "nope.json"), tmp_path)
-    with pytest.raises(ConfigError, match="not supported yet"):
+    with pytest.raises(ConfigError, match="is not supported"):
         open_catalog("ftp://example/stac", tmp_path)
     aoi = load_aoi(REPO / "aois" / "tumangang.geojson")  # nothing simulated yet: empty, not a crash
     assert SimulatorCatalog(tmp_path).search(aoi, datetime(2023, 1, 1, tzinfo=UTC),

@@ -1,0 +1,72 @@
+"""Static STAC catalogs on disk: any collection file, and the simulator's one per AOI."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import pystac
+from shapely.geometry import shape
+
+from railwatch.adapters.catalogs.base import ASSET_MAPS, AssetMap, SearchResult, parse_time
+from railwatch.aoi import AOI
+from railwatch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def published_before(item: pystac.Item, after: datetime | None) -> bool:
+    """True when the item was published (or updated) no later than `after`: already seen."""
+    if after is None:
+        return False
+    props = item.properties
+    when = parse_time(props.get("updated") or props.get("published") or props.get("created"))
+    return when is not None and when <= after
+
+
+class StaticStacCatalog:
+    """A STAC collection on disk (or any path pystac can read)."""
+
+    def __init__(self, collection_href: str | Path, name: str | None = None,
+                 assets: AssetMap | None = None) -> None:
+        self.href = str(collection_href)
+        self.name = name or "stac"
+        self.assets = assets or ASSET_MAPS["default"]
+
+    def search(self, aoi: AOI, start: datetime, end: datetime,
+               published_after: datetime | None = None) -> SearchResult:
+        try:
+            collection = pystac.Collection.from_file(self.href)
+        except (OSError, pystac.STACError, ValueError) as exc:
+            raise ConfigError(f"cannot open the STAC collection {self.href}: {exc}") from exc
+        items = [
+            item for item in collection.get_items(recursive=True)
+            if item.geometry is not None and item.datetime is not None
+            and start <= item.datetime < end and shape(item.geometry).intersects(aoi.geometry)
+            and not published_before(item, published_after)
+        ]
+        result = SearchResult()
+        result.add_items(items, self.name, self.assets)
+        result.scenes.sort(key=lambda s: s.acquired)
+        return result
+
+
+class SimulatorCatalog:
+    """The built-in simulator's catalog: one static collection per AOI under a folder."""
+
+    name = "simulator"
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def search(self, aoi: AOI, start: datetime, end: datetime,
+               published_after: datetime | None = None) -> SearchResult:
+        collection = self.folder / aoi.id / "collection.json"
+        if not collection.is_file():
+            log.warning(
+                "no simulated scenes for AOI %s under %s; run `railwatch simulate --aoi %s` first",
+                aoi.id, self.folder, aoi.id,
+            )
+            return SearchResult()
+        return StaticStacCatalog(collection, name=self.name).search(aoi, start, end, published_after)

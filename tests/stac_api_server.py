@@ -1,0 +1,197 @@
+"""A real STAC API on loopback for tests: PostgreSQL + PostGIS + pgstac + stac-fastapi-pgstac
+(recipe: ../shared/stack-notes.md), and a small fault-injecting HTTP proxy to put in front of it.
+
+PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+STARTUP_LIMIT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server binaries, if installed and PostGIS is there too."""
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        control = Path("/usr/share/postgresql") / folder.parent.name / "extension" / "postgis.control"
+        if (folder / "initdb").exists() and control.exists():
+            return folder
+    return None
+
+
+def why_no_server() -> str | None:
+    """Why the STAC API cannot be started here, or None when it can."""
+    if postgres_bin() is None:
+        return ("PostgreSQL 15 + PostGIS are not installed: apt-get install -y postgresql-15 "
+                "postgresql-15-postgis-3 (.ci/run does this)")
+    for module in ("pypgstac", "stac_fastapi.pgstac", "uvicorn"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed: pip install -e '.[test]'"
+    return None
+
+
+def _as_pg(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_LIMIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the STAC API exited with code {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the STAC API did not answer at {url} within {STARTUP_LIMIT_S:.0f} s")
+
+
+@contextlib.contextmanager
+def running_stac_api(collection: dict[str, Any], items: list[dict[str, Any]]) -> Iterator[str]:
+    """Start PostgreSQL, load pgstac + `collection` + `items`, serve the API; yield its URL."""
+    from pypgstac.db import PgstacDB
+    from pypgstac.load import Loader, Methods
+    from pypgstac.migrate import Migrate
+
+    bin_dir = postgres_bin()
+    assert bin_dir is not None, why_no_server()
+    root = Path(tempfile.mkdtemp(prefix="rw-pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        pg = pwd.getpwnam("postgres")
+        os.chown(root, pg.pw_uid, pg.pw_gid)
+    port = free_port()
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "postgres",
+           "PGPASSWORD": "postgres", "PGDATABASE": "postgres"}
+    subprocess.run(_as_pg([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]),
+                   check=True, capture_output=True)
+    subprocess.run(_as_pg([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w",
+                           "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
+                   check=True, capture_output=True)
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        db = PgstacDB(dsn=dsn)
+        Migrate(db).run_migration()
+        loader = Loader(db)
+        loader.load_collections(iter([collection]), Methods.insert_ignore)
+        loader.load_items(iter(items), Methods.insert_ignore)
+        db.close()
+        api_port = free_port()
+        api = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(api_port), "--log-level", "warning"],
+            env={**env, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"})
+        url = f"http://127.0.0.1:{api_port}"
+        _wait_for(url, api)
+        yield url
+    finally:
+        if api is not None:
+            api.terminate()
+            api.wait(timeout=30)
+        subprocess.run(_as_pg([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                       check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class FaultProxy:
+    """Forwards every request to `upstream`, but answers the next `burst` ones with an error.
+
+    Records (monotonic time, status) per request, so tests can check that a client waited as
+    long as the ``Retry-After`` it was given.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.burst = 0
+        self.status = 429
+        self.retry_after = "1"
+        self.log: list[tuple[float, int]] = []
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def arm(self, burst: int, status: int = 429, retry_after: str = "1") -> None:
+        with self._lock:
+            self.burst, self.status, self.retry_after = burst, status, retry_after
+            self.log.clear()
+            self.paths.clear()
+
+    def _fault(self) -> int | None:
+        with self._lock:
+            if self.burst > 0:
+                self.burst -= 1
+                return self.status
+            return None
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                fault = proxy._fault()
+                if fault is not None:
+                    body = b'{"code": "TooManyRequests", "description": "max rate reached"}'
+                    self.send_response(fault)
+                    self.send_header("Retry-After", proxy.retry_after)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    proxy.log.append((time.monotonic(), fault))
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("content-length", "connection", "accept-encoding")}
+                req = urllib.request.Request(proxy.upstream + self.path, data=data, headers=headers,
+                                             method=self.command)
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        status, body, ctype = resp.status, resp.read(), resp.headers.get("Content-Type")
+                except urllib.error.HTTPError as err:
+                    status, body, ctype = err.code, err.read(), err.headers.get("Content-Type")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype or "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                proxy.log.append((time.monotonic(), status))
+                proxy.paths.append(self.command + " " + self.path)
+
+            do_GET = do_POST = do_PUT = _forward
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,177 @@
+"""The Planet source: the unmodified `planet` SDK over a stateful double of Planet's Data API at
+the HTTP layer (respx), with the API's shapes: quick-search pages linked by `_links._next`, items
+with `_permissions`, assets going inactive → activating → active, 429s and a 5xx."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from railwatch.adapters.catalogs import open_catalog
+from railwatch.adapters.catalogs.planet import PlanetCatalog, planet_config
+from railwatch.aoi import AOI, load_aoi
+from railwatch.errors import CatalogError, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+API = "https://api.planet.com"
+KEY = "PLAK-test-key-never-logged"
+T0, T1 = dt.datetime(2023, 9, 1, tzinfo=dt.UTC), dt.datetime(2023, 10, 1, tzinfo=dt.UTC)
+ASSETS = ("ortho_analytic_4b_sr", "ortho_udm2")
+
+
+def feature(n: int, stage: str = "finalized", permitted: tuple[str, ...] = ASSETS) -> dict[str, Any]:
+    item_id = f"202309{n:02d}_021500_00_24a{n % 10}"
+    return {
+        "type": "Feature", "id": item_id,
+        "geometry": {"type": "Polygon", "coordinates": [[[130.5, 42.3], [130.7, 42.3], [130.7, 42.5],
+                                                         [130.5, 42.5], [130.5, 42.3]]]},
+        "properties": {
+            "acquired": f"2023-09-{n:02d}T02:15:00.000000Z", "published": f"2023-09-{n:02d}T05:00:00Z",
+            "updated": f"2023-09-{n:02d}T05:00:00Z", "cloud_cover": 0.07, "clear_percent": 91,
+            "gsd": 3.9, "instrument": "PSB.SD", "item_type": "PSScene", "quality_category": "standard",
+            "publishing_stage": stage, "view_angle": 3.1, "sun_azimuth": 151.2, "sun_elevation": 44.5,
+        },
+        "assets": ["basic_analytic_4b", *ASSETS],
+        "_permissions": [f"assets.{a}:download" for a in permitted],
+        "_links": {"_self": f"{API}/data/v1/item-types/PSScene/items/{item_id}",
+                   "assets": f"{API}/data/v1/item-types/PSScene/items/{item_id}/assets/"},
+    }
+
+
+class PlanetDouble:
+    """Planet's Data API as respx routes, with state: pages, activation progress, faults."""
+
+    def __init__(self, router: respx.MockRouter, features: list[dict[str, Any]], page_size: int) -> None:
+        self.features, self.page_size = features, page_size
+        self.search_faults: list[int] = []  # statuses to answer the next quick-searches with
+        self.polls_to_active = 2  # GETs of an activated asset list before it is active
+        self.activated: dict[str, int] = {}  # item id -> asset-list GETs since activation
+        self.bodies: list[dict[str, Any]] = []
+        router.get(f"{API}/compute/ops/bundles/spec").respond(json={"bundles": {"analytic_sr_udm2": {
+            "name": "Surface reflectance 4b + UDM2", "assets": {"PSScene": ["ortho_analytic_4b_sr",
+                                                                             "ortho_udm2"]}}}})
+        router.post(url__regex=rf"{API}/data/v1/+quick-search.*").mock(side_effect=self.quick_search)
+        router.get(url__regex=rf"{API}/data/v1/searches/q1/results.*").mock(side_effect=self.page)
+        router.get(url__regex=rf"{API}/data/v1/+item-types/PSScene/items/(?P<item>[^/]+)/assets/?$").mock(
+            side_effect=self.assets)
+        router.get(url__regex=rf"{API}/data/v1/assets/(?P<item>[^/]+)/(?P<asset>[^/]+)/activate").mock(
+            side_effect=self.activate)
+
+    def _page(self, n: int) -> httpx.Response:
+        chunk = self.features[n * self.page_size:(n + 1) * self.page_size]
+        links = {"_self": f"{API}/data/v1/searches/q1/results?_page={n}"}
+        if (n + 1) * self.page_size < len(self.features):
+            links["_next"] = f"{API}/data/v1/searches/q1/results?_page={n + 1}"
+        return httpx.Response(200, json={"type": "FeatureCollection", "features": chunk, "_links": links})
+
+    def quick_search(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(json.loads(request.content))
+        if self.search_faults:
+            status = self.search_faults.pop(0)
+            return httpx.Response(status, headers={"Retry-After": "1"},
+                                  text="max rate reached: retry-in 200ms" if status == 429 else "oops")
+        return self._page(0)
+
+    def page(self, request: httpx.Request) -> httpx.Response:
+        return self._page(int(request.url.params["_page"]))
+
+    def assets(self, request: httpx.Request, item: str) -> httpx.Response:
+        if item in self.activated:
+            self.activated[item] += 1
+        polls = self.activated.get(item)
+        status = ("inactive" if polls is None else
+                  "active" if polls > self.polls_to_active else "activating")
+        body = {}
+        for name in ASSETS:
+            asset: dict[str, Any] = {
+                "status": status, "type": name, "md5_digest": None, "_permissions": ["download"],
+                "_links": {"_self": f"{API}/data/v1/assets/{item}/{name}",
+                           "activate": f"{API}/data/v1/assets/{item}/{name}/activate",
+                           "type": f"{API}/data/v1/asset-types/{name}"}}
+            if status == "active":
+                asset["location"] = f"{API}/data/v1/download?token={item}-{name}"
+                asset["md5_digest"] = "d41d8cd98f00b204e9800998ecf8427e"
+                asset["expires_at"] = "2023-10-01T06:00:00.000000"
+            body[name] = asset
+        return httpx.Response(200, json=body)
+
+    def activate(self, request: httpx.Request, item: str, asset: str) -> httpx.Response:
+        self.activated.setdefault(item, 0)
+        return httpx.Response(202)
+
+
+@pytest.fixture
+def aoi() -> AOI:
+    return load_aoi(REPO / "aois" / "tumangang.geojson")
+
+
+@pytest.fixture
+def planet(monkeypatch: pytest.MonkeyPatch) -> Iterator[PlanetDouble]:
+    monkeypatch.setenv("PL_API_KEY", KEY)
+    features = [feature(n) for n in range(1, 8)] + [feature(8, permitted=("ortho_udm2",))]
+    with respx.mock(assert_all_called=False) as router:
+        yield PlanetDouble(router, features, page_size=3)
+
+
+def test_search_pages_filters_and_reports_missing_permission(
+        planet: PlanetDouble, aoi: AOI, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    cat = open_catalog("planet?max_cloud=20&min_clear=80&stages=finalized", Path("."))
+    assert isinstance(cat, PlanetCatalog)
+    result = cat.search(aoi, T0, T1, published_after=dt.datetime(2023, 8, 1, tzinfo=dt.UTC))
+    assert [s.scene_id[:8] for s in result.scenes] == [f"202309{n:02d}" for n in range(1, 8)]
+    assert [(i[:8], "no download permission for ortho_analytic_4b_sr" in r)
+            for i, r in result.skipped] == [("20230908", True)]
+    first = result.scenes[0]
+    assert first.cloud_cover == pytest.approx(7.0) and first.version == "finalized@2023-09-01T05:00:00Z"
+    assert first.published == dt.datetime(2023, 9, 1, 5, tzinfo=dt.UTC)
+    body = json.dumps(planet.bodies[0])
+    assert planet.bodies[0]["item_types"] == ["PSScene"] and planet.bodies[0]["geometry"]["type"] == "Polygon"
+    for expected in ('"field_name": "cloud_cover", "config": {"lte": 0.2}', '"clear_percent"',
+                     '"quality_category", "config": ["standard"]', '"publishing_stage", "config": ["finalized"]',
+                     '"field_name": "updated"', '"AssetFilter"'):
+        assert expected in body
+    assert KEY not in caplog.text
+
+
+def test_throttling_is_retried_and_server_errors_become_transient(planet: PlanetDouble, aoi: AOI) -> None:
+    cat = PlanetCatalog(planet_config("planet"))
+    planet.search_faults = [429]
+    assert len(cat.search(aoi, T0, T1).scenes) == 7  # the SDK retried after its backoff
+    planet.search_faults = [500]
+    with pytest.raises(CatalogError, match="ServerError") as err:
+        cat.search(aoi, T0, T1)
+    assert KEY not in str(err.value)
+
+
+def test_activation_waits_boundedly_for_active_assets(planet: PlanetDouble, aoi: AOI) -> None:
+    cat = PlanetCatalog(planet_config("planet?poll_s=0&max_polls=5"))
+    scenes = cat.search(aoi, T0, T1).scenes[:2]
+    ready, failed = cat.prepare(scenes)
+    assert failed == [] and [s.scene_id for s in ready] == [s.scene_id for s in scenes]
+    assert ready[0].image_href.endswith(f"token={scenes[0].scene_id}-ortho_analytic_4b_sr")
+    assert ready[0].mask_kind == "udm2" and ready[0].image_bands == (1, 2, 3, 4)
+
+    planet.polls_to_active, planet.activated = 100, {}
+    slow = PlanetCatalog(planet_config("planet?poll_s=0&max_polls=3"))
+    ready, failed = slow.prepare(scenes)
+    assert ready == [] and all("still activating after 3 polls (activating/activating)" in r
+                               for _, r in failed)
+
+
+def test_configuration_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PL_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="set PL_API_KEY"):
+        open_catalog("planet", Path("."))
+    with pytest.raises(ConfigError, match="unknown publishing stage"):
+        planet_config("planet?stages=beta")
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) cloud"):
+        planet_config("planet?cloud=5")
