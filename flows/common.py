@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
@@ -28,7 +28,7 @@ from railwatch.settings import Settings, get_settings
 from tasks.common import FailedScene
 from tasks.ingest import clip_scenes
 from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
-from tasks.search import search_scenes
+from tasks.search import discover_scenes, prepare_scenes
 from tasks.store import store_counts
 
 T = TypeVar("T")
@@ -72,13 +72,18 @@ def gather(stage: str, futures: list[PrefectFuture[list[Any]]], db: CountsStore,
 
 
 def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
-                  force: bool = False) -> RunSummary:
-    """Process every scene over the AOIs acquired in [start, end) that is not done yet."""
+                  force: bool = False, watch: bool = False) -> RunSummary:
+    """Process every scene over the AOIs acquired in [start, end) that is not done yet.
+
+    A `watch` searches only past each (AOI, source) mark and processes every registered scene
+    not done yet, whenever acquired; a backfill processes what is pending in its range.
+    """
     logger = get_run_logger()
     settings = get_settings()
     aois = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), aoi_ids)
     db = CountsStore(settings.db_url)
-    catalogs = [open_catalog(s, settings.simulator_dir) for s in settings.catalogs]
+    catalogs = [open_catalog(s, settings.simulator_dir, settings.asset_maps) for s in settings.catalogs]
+    overlap = timedelta(hours=settings.poll_overlap_hours) if watch else None
     store_url = settings.store_url
     summary = RunSummary(aois=[a.id for a in aois])
     grids = {a.id: grid_for(a, settings) for a in aois}
@@ -87,15 +92,21 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     started = time.perf_counter()
     todo: dict[str, list[SceneRef]] = {}
     for aoi in aois:
-        scenes = search_scenes(aoi, catalogs, start, end)
-        db.register_scenes(aoi.id, scenes)
-        status = db.scene_status(aoi.id)
-        todo[aoi.id] = [s for s in scenes
-                        if force or status.get((s.source, s.scene_id)) != "detected"]
-        summary.found += len(scenes)
-        summary.skipped_done += len(scenes) - len(todo[aoi.id])
+        found = discover_scenes(aoi, catalogs, db, start, end, overlap)
+        summary.found += found.found
+        summary.discovered += len(found.new)
+        summary.revised += len(found.revised)
+        pending = db.pending_scenes(aoi.id, None if watch else start, None if watch else end,
+                                    max_attempts=settings.max_attempts, include_done=force)
+        todo[aoi.id], not_ready = prepare_scenes(aoi, pending, catalogs)
+        for failure in not_ready:
+            summary.failed.append((failure.aoi_id, failure.scene_id, failure.reason))
+            db.mark_scene(failure.aoi_id, failure.source, failure.scene_id, "failed", error=failure.reason)
+        waiting = {(s.source, s.scene_id) for s in pending}
+        summary.skipped_done += sum((s.source, s.scene_id) not in waiting for s in found.scenes)
     summary.seconds["search"] = time.perf_counter() - started
-    logger.info("found %d scene(s), %d already done", summary.found, summary.skipped_done)
+    logger.info("found %d scene(s): %d new, %d new version(s), %d already done", summary.found,
+                summary.discovered, summary.revised, summary.skipped_done)
 
     started = time.perf_counter()
     clip_futures = [clip_scenes.submit(by_id[a], grids[a], batch, store_url)

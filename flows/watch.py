@@ -11,7 +11,8 @@ from railwatch.models import RunSummary
 
 
 @flow(name="railwatch-watch", task_runner=dask_task_runner(), log_prints=True)
-def watch(aoi_ids: list[str] | None = None, lookback_days: int = 14) -> RunSummary:
-    """Scenes acquired in the last `lookback_days` that are not done yet (the registry dedups)."""
+def watch(aoi_ids: list[str] | None = None, lookback_days: int = 60) -> RunSummary:
+    """Scenes published since the last poll (acquired in the last `lookback_days`: a scene may be
+    published weeks after acquisition), and any registered scene not done yet."""
     end = datetime.now(UTC)
-    return process_range(aoi_ids, end - timedelta(days=lookback_days), end)
+    return process_range(aoi_ids, end - timedelta(days=lookback_days), end, watch=True)

@@ -129,7 +129,7 @@ def backfill_cmd(
 @app.command(name="watch")
 def watch_cmd(
     aoi: Annotated[list[str] | None, typer.Option(help="AOI id (repeatable); all by default.")] = None,
-    lookback_days: Annotated[int, typer.Option(help="How far back to look for new scenes.")] = 14,
+    lookback_days: Annotated[int, typer.Option(help="Acquired this many days back at most.")] = 60,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
 ) -> None:
     """Process scenes that are new since the last poll."""
@@ -219,7 +219,8 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
     n = max(summary.processed, 1)
     split = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
     per_scene = ", ".join(f"{k} {v / n * 1000:.0f} ms" for k, v in summary.scene_seconds.items())
-    out.print(f"scenes: {summary.found} found, {summary.skipped_done} already done, "
+    out.print(f"scenes: {summary.found} found ({summary.discovered} new, {summary.revised} new "
+              f"version(s)), {summary.skipped_done} already done, "
               f"{summary.processed} processed, {len(summary.failed)} failed")
     for aoi_id, scene_id, reason in summary.failed:
         out.print(f"  [red]failed[/] {aoi_id}/{scene_id}: {reason}")

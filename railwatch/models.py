@@ -104,6 +104,8 @@ class RunSummary(BaseModel):
 
     aois: list[str] = Field(default_factory=list)
     found: int = 0
+    discovered: int = 0  # scenes registered for the first time by this run
+    revised: int = 0  # known scenes whose provider published a new version (reprocessed)
     processed: int = 0
     skipped_done: int = 0
     failed: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, scene, reason)

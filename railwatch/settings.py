@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from railwatch.adapters.catalogs.base import AssetMap
+
 
 class Settings(BaseSettings):
     """Where railwatch keeps things and what it talks to."""
@@ -24,8 +26,17 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL of the counts store.")
     catalogs: list[str] = Field(
         default_factory=lambda: ["simulator"],
-        description="Catalog sources: 'simulator' or a path/URL of a static STAC collection.",
+        description="Catalog sources: 'simulator', a static STAC collection.json path, "
+        "'stac+https://host/path?collections=...' or 'planet' (README: Catalogs).",
     )
+    asset_maps: dict[str, AssetMap] = Field(
+        default_factory=dict,
+        description="Extra asset maps by name or collection id: which asset keys are the image "
+        "bands and the mask (built in: default, sentinel-2-l2a, pc-sentinel-2-l2a).",
+    )
+    poll_overlap_hours: float = Field(24.0, ge=0, description="A watch searches scenes published "
+                                      "this long before its last mark again (late indexing).")
+    max_attempts: int = Field(3, ge=1, description="Failed scenes are retried until this many attempts.")
     dask_address: str | None = Field(None, description="Address of an existing Dask scheduler.")
     dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster when no address.")
     batch_size: int = Field(8, ge=1, description="AOI-scenes per Dask task.")

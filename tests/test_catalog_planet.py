@@ -124,7 +124,7 @@ def planet(monkeypatch: pytest.MonkeyPatch) -> Iterator[PlanetDouble]:
 def test_search_pages_filters_and_reports_missing_permission(
         planet: PlanetDouble, aoi: AOI, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    cat = open_catalog("planet?max_cloud=20&min_clear=80&stages=finalized", Path("."))
+    cat = open_catalog("planet?max_cloud=20&min_clear=80&stages=finalized", Path())
     assert isinstance(cat, PlanetCatalog)
     result = cat.search(aoi, T0, T1, published_after=dt.datetime(2023, 8, 1, tzinfo=dt.UTC))
     assert [s.scene_id[:8] for s in result.scenes] == [f"202309{n:02d}" for n in range(1, 8)]
@@ -136,7 +136,8 @@ def test_search_pages_filters_and_reports_missing_permission(
     body = json.dumps(planet.bodies[0])
     assert planet.bodies[0]["item_types"] == ["PSScene"] and planet.bodies[0]["geometry"]["type"] == "Polygon"
     for expected in ('"field_name": "cloud_cover", "config": {"lte": 0.2}', '"clear_percent"',
-                     '"quality_category", "config": ["standard"]', '"publishing_stage", "config": ["finalized"]',
+                     '"quality_category", "config": ["standard"]',
+                     '"publishing_stage", "config": ["finalized"]',
                      '"field_name": "updated"', '"AssetFilter"'):
         assert expected in body
     assert KEY not in caplog.text
@@ -170,7 +171,7 @@ def test_activation_waits_boundedly_for_active_assets(planet: PlanetDouble, aoi:
 def test_configuration_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PL_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="set PL_API_KEY"):
-        open_catalog("planet", Path("."))
+        open_catalog("planet", Path())
     with pytest.raises(ConfigError, match="unknown publishing stage"):
         planet_config("planet?stages=beta")
     with pytest.raises(ConfigError, match=r"unknown option\(s\) cloud"):

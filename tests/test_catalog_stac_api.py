@@ -1,11 +1,10 @@
 """The STAC API source against a real stac-fastapi-pgstac on loopback, loaded with the simulator's
-STAC items: paging, the cloud filter on the server, a 429/503 burst, items lacking assets."""
+STAC items (tests/conftest.py): paging, the cloud filter on the server, a 429/503 burst, items
+lacking assets."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,69 +12,20 @@ import pytest
 
 from railwatch.adapters.catalogs import StacApiCatalog, open_catalog
 from railwatch.adapters.catalogs.sources import stac_api_config
-from railwatch.aoi import AOI, load_aoi
+from railwatch.aoi import AOI
 from railwatch.errors import CatalogError, ConfigError
-from railwatch.simulate.scene import make_spec
-from railwatch.simulate.season import plan_season
-from railwatch.simulate.stac import COLLECTION_ID, build_collection, build_item
-from tests.stac_api_server import FaultProxy, running_stac_api, why_no_server
+from railwatch.simulate.stac import COLLECTION_ID
+from tests.conftest import BROKEN
+from tests.stac_api_server import FaultProxy, why_no_server
 
-REPO = Path(__file__).resolve().parents[1]
-START, END = dt.date(2023, 9, 1), dt.date(2023, 10, 10)  # 40 simulated scenes
 T0 = dt.datetime(2023, 9, 1, tzinfo=dt.UTC)
 T1 = dt.datetime(2023, 10, 11, tzinfo=dt.UTC)
-BROKEN = "20230905_broken_no_analytic"
 
 pytestmark = pytest.mark.skipif(why_no_server() is not None, reason=str(why_no_server()))
 
 
-@pytest.fixture(scope="session")
-def aoi() -> AOI:
-    return load_aoi(REPO / "aois" / "tumangang.geojson")
-
-
-def simulated_catalog(aoi: AOI, folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The simulator's STAC items for 40 days (metadata only, no pixels) and their collection."""
-    items = []
-    for plan in plan_season(aoi, START, END):
-        spec = make_spec(aoi, plan, 2023, (5000.0, 4500.0), 3.0)
-        doc = build_item(spec, 100 * plan.weather.cloud_cover, 100 * (1 - plan.weather.cloud_cover),
-                         {k: f"/data/{spec.scene_id}/{k}.tif" for k in ("analytic", "udm2", "truth")})
-        items.append(doc)
-        (folder / spec.scene_id).mkdir(parents=True)
-        (folder / spec.scene_id / f"{spec.scene_id}.json").write_text(json.dumps(doc))
-    broken = json.loads(json.dumps(items[4]))
-    broken["id"] = BROKEN
-    del broken["assets"]["analytic"]
-    items.append(broken)
-    for doc in items:
-        doc["links"] = []
-    collection = build_collection(folder)
-    collection["links"] = []
-    return collection, items
-
-
-@pytest.fixture(scope="session")
-def stac_items(aoi: AOI, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return simulated_catalog(aoi, tmp_path_factory.mktemp("sim"))[1]
-
-
-@pytest.fixture(scope="session")
-def stac_api(aoi: AOI, stac_items: list[dict[str, Any]],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    collection, _ = simulated_catalog(aoi, tmp_path_factory.mktemp("sim-coll"))
-    with running_stac_api(collection, stac_items) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def proxy(stac_api: str) -> Iterator[FaultProxy]:
-    fault = FaultProxy(stac_api)
-    yield fault
-    fault.close()
-
-
 def catalog(url: str, **options: Any) -> StacApiCatalog:
+    """The STAC API source over the simulated collection, configured as a user would."""
     query = "&".join(f"{k}={v}" for k, v in {"collections": COLLECTION_ID, **options}.items())
     made = open_catalog(f"stac+{url}?{query}", Path())
     assert isinstance(made, StacApiCatalog)

@@ -128,7 +128,7 @@ def scene_from_item(item: pystac.Item, source: str, assets: AssetMap | None = No
         raise CatalogItemError(f"item {item.id}: none of the mask assets "
                                f"{', '.join(k for k, _ in assets.masks)} is present")
     props = item.properties
-    published = parse_time(props.get("published") or props.get("updated") or props.get("created"))
+    published = parse_time(props.get("updated") or props.get("published") or props.get("created"))
     return SceneRef(
         source=source,
         scene_id=item.id,
