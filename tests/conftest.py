@@ -15,11 +15,10 @@ from railwatch.aoi import AOI, load_aoi
 from railwatch.simulate.scene import make_spec
 from railwatch.simulate.season import plan_season
 from railwatch.simulate.stac import build_collection, build_item
-from tests.stac_api_server import FaultProxy, running_stac_api
+from tests.stac_api_server import BROKEN, FaultProxy, running_stac_api
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = dt.date(2023, 9, 1), dt.date(2023, 10, 10)  # 40 simulated scenes
-BROKEN = "20230905_broken_no_analytic"
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 STARTUP_LIMIT_S = 60.0
+BROKEN = "20230905_broken_no_analytic"  # the loaded item that lacks its image asset
 
 
 def free_port() -> int:

@@ -15,8 +15,7 @@ from railwatch.adapters.catalogs.sources import stac_api_config
 from railwatch.aoi import AOI
 from railwatch.errors import CatalogError, ConfigError
 from railwatch.simulate.stac import COLLECTION_ID
-from tests.conftest import BROKEN
-from tests.stac_api_server import FaultProxy, why_no_server
+from tests.stac_api_server import BROKEN, FaultProxy, why_no_server
 
 T0 = dt.datetime(2023, 9, 1, tzinfo=dt.UTC)
 T1 = dt.datetime(2023, 10, 11, tzinfo=dt.UTC)
