@@ -9,14 +9,15 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Where railwatch keeps things and what it talks to."""
 
-    model_config = SettingsConfigDict(env_prefix="RAILWATCH_", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="RAILWATCH_", env_nested_delimiter="__",
+                                      populate_by_name=True)
 
     home: Path = Field(Path(".railwatch"), description="Working folder for embedded defaults.")
     aoi_dir: Path = Field(Path("aois"), description="Folder of AOI files (the AOI registry).")
@@ -25,6 +26,19 @@ class Settings(BaseSettings):
     catalogs: list[str] = Field(
         default_factory=lambda: ["simulator"],
         description="Catalog sources: 'simulator' or a path/URL of a static STAC collection.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAILWATCH_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="S3-compatible endpoint (http://host:port) for the store and s3:// scenes; unset = AWS.",
+    )
+    s3_region: str | None = Field(
+        None, validation_alias=AliasChoices("RAILWATCH_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="S3 region; unset = boto3's default chain, else us-east-1.",
+    )
+    stream_max_mb: float = Field(
+        20_000.0, gt=0,
+        description="Largest scene streamed to a temporary file when its server cannot serve ranges.",
     )
     dask_address: str | None = Field(None, description="Address of an existing Dask scheduler.")
     dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster when no address.")
