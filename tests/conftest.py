@@ -18,18 +18,24 @@ FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """One moto S3 server subprocess for the whole session (tests use their own buckets)."""
+def fake_aws_env() -> Iterator[None]:
+    """Credentials and region for the test servers (any credentials do, unless auth is on)."""
     saved = {k: os.environ.get(k) for k in FAKE_AWS}
     os.environ.update(FAKE_AWS)
-    server = MotoServer().start()
-    yield server
-    server.stop()
+    yield
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def moto_server(fake_aws_env: None) -> Iterator[MotoServer]:
+    """One moto S3 server subprocess for the whole session (tests use their own buckets)."""
+    server = MotoServer().start()
+    yield server
+    server.stop()
 
 
 @dataclass

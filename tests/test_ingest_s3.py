@@ -128,6 +128,7 @@ def test_interrupted_upload_leaves_no_partial_clip_and_a_rerun_completes_it(
     assert sorted(k.rsplit("/", 1)[1] for k in keys(s3, bucket)) == sorted(CLIP_FILES)
 
 
+@pytest.mark.usefixtures("fake_aws_env")
 def test_s3_server_stopped_mid_run_is_a_clear_storage_error(aoi: AOI, grid: AOIGrid,
                                                            scene: SourceScene) -> None:
     server = MotoServer().start()
@@ -173,3 +174,25 @@ def test_endpoint_and_store_come_from_the_settings(s3: S3, aoi: AOI, grid: AOIGr
         get_settings.cache_clear()
     with pytest.raises(ConfigError, match="RAILWATCH_S3_ENDPOINT_URL like http://host:port"):
         S3Config(endpoint_url="127.0.0.1:9000")
+
+
+@pytest.mark.usefixtures("fake_aws_env")
+def test_wrong_credentials_are_a_one_line_error_naming_the_variables(
+        aoi: AOI, grid: AOIGrid, scene: SourceScene) -> None:
+    import boto3
+
+    # three set-up calls go through unchecked, then every request's keys are checked
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}).start()
+    try:
+        iam = boto3.client("iam", endpoint_url=server.endpoint)
+        iam.create_user(UserName="railwatch")
+        key = iam.create_access_key(UserName="railwatch")["AccessKey"]
+        owner = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key["AccessKeyId"],
+                             aws_secret_access_key=key["SecretAccessKey"])
+        owner.create_bucket(Bucket="clips")
+        store = S3Store("clips", s3=S3Config(endpoint_url=server.endpoint))  # the "testing" keys
+        with pytest.raises(ConfigError, match=r"access denied .* check AWS_ACCESS_KEY_ID") as e:
+            store.put_bytes("tumangang/x.tif", b"data")
+        assert "\n" not in str(e.value)
+    finally:
+        server.stop()
