@@ -26,7 +26,7 @@ from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, Sce
 from railwatch.progress import report
 from railwatch.settings import Settings, get_settings
 from tasks.common import FailedScene
-from tasks.ingest import clip_scenes
+from tasks.ingest import clip_scenes, index_clips
 from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
 from tasks.search import discover_scenes, prepare_scenes
 from tasks.store import store_counts
@@ -115,6 +115,8 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     clips = [c for c in gather("clip", clip_futures, db, summary) if isinstance(c, ClipRef)]
     for clip in clips:
         db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)
+    for a in {c.aoi_id for c in clips}:  # one writer per AOI: the STAC collection of its clips
+        index_clips(by_id[a], grids[a], store_url)
     summary.seconds["clip"] = time.perf_counter() - started
     summary.scene_seconds["clip"] = sum(c.seconds for c in clips)
 

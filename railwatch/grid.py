@@ -65,6 +65,12 @@ def project(geometry_lonlat: BaseGeometry, crs: str) -> BaseGeometry:
     return shapely_transform(to_crs.transform, geometry_lonlat)
 
 
+def project_to_lonlat(geometry: BaseGeometry, crs: str) -> BaseGeometry:
+    """Reproject a geometry in `crs` back to lon/lat (for STAC footprints)."""
+    to_lonlat = Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True)
+    return shapely_transform(to_lonlat.transform, geometry)
+
+
 def aoi_grid(aoi: AOI, gsd_m: float = 3.0, buffer_m: float = 60.0) -> AOIGrid:
     """The grid every clip of `aoi` is written on."""
     centroid = aoi.geometry.centroid

@@ -1,13 +1,17 @@
-"""Ingestion: clip one scene onto its AOI's grid and write image + usable-data mask to the store.
+"""Ingestion: clip one scene onto its AOI's grid and write image + usable-data mask + STAC item.
 
-Keys are deterministic (``{aoi}/{yyyy}/{mm}/{dd}/{source}-{scene}/image.tif``) and the store
-skips identical objects, so re-clipping a scene rewrites nothing.
+Only the AOI's window of each scene is read (GDAL over ``/vsis3/``, ``/vsicurl/`` or a local
+path; a temporary copy for servers without range support). Keys are deterministic
+(``{aoi}/{yyyy}/{mm}/{dd}/{source}-{scene}/image.tif``) and the store skips identical objects,
+so re-clipping a scene rewrites nothing. The item is written last: a clip whose upload was
+interrupted has no item, and the next run completes it.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -19,11 +23,15 @@ from railwatch.adapters.raster import (
     read_on_grid,
     usable_mask,
 )
+from railwatch.adapters.s3 import S3Config, is_s3
+from railwatch.adapters.sources import readable
 from railwatch.adapters.store import ObjectStore
 from railwatch.aoi import AOI
+from railwatch.cliparchive import clip_item, item_bytes, item_key
 from railwatch.errors import SceneError
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, SceneRef
+from railwatch.settings import get_settings
 
 BAND_NAMES = ("blue", "green", "red", "nir")
 
@@ -35,34 +43,43 @@ def scene_prefix(aoi_id: str, scene: SceneRef) -> str:
     return f"{aoi_id}/{when:%Y/%m/%d}/{source}-{scene.scene_id}"
 
 
-def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore) -> ClipRef:
-    """Read only the AOI window of the scene (and its mask) and store both as COGs."""
+def read_href(href: str, grid: AOIGrid, bands: Sequence[int], resampling: Resampling,
+              s3: S3Config) -> tuple[np.ndarray, np.ndarray]:
+    """`read_on_grid` for any scene href, with the S3 session where the href is on S3."""
+    max_bytes = int(get_settings().stream_max_mb * 1e6)
+    with readable(href, max_bytes) as path, gdal_env(**(s3.gdal_options() if is_s3(path) else {})):
+        return read_on_grid(path, grid, bands, resampling)
+
+
+def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
+               s3: S3Config | None = None) -> ClipRef:
+    """Read only the AOI window of the scene (and its mask) and store both as COGs + a STAC item."""
     started = time.perf_counter()
-    with gdal_env():
-        image, has_data = read_on_grid(scene.image_href, grid, scene.image_bands, Resampling.bilinear)
-        if scene.mask_href and scene.mask_kind:
-            mask_raw, mask_has_data = read_on_grid(scene.mask_href, grid, [1], Resampling.nearest)
-            usable = usable_mask(mask_raw, scene.mask_kind) & mask_has_data
-        else:
-            usable = np.ones_like(has_data)
+    s3 = s3 or S3Config.from_settings()
     if len(scene.image_bands) < 3:
         raise SceneError(f"scene {scene.scene_id}: needs blue, green and red bands")
+    image, has_data = read_href(scene.image_href, grid, scene.image_bands, Resampling.bilinear, s3)
+    if scene.mask_href and scene.mask_kind:
+        mask_raw, mask_has_data = read_href(scene.mask_href, grid, [1], Resampling.nearest, s3)
+        usable = usable_mask(mask_raw, scene.mask_kind) & mask_has_data
+    else:
+        usable = np.ones_like(has_data)
     inside = polygon_pixels(grid, aoi.geometry)
     if not has_data[inside].any():
         raise SceneError(f"scene {scene.scene_id}: does not overlap AOI {aoi.id}")
     valid = usable & has_data
     prefix = scene_prefix(aoi.id, scene)
-    image_key, mask_key = f"{prefix}/image.tif", f"{prefix}/mask.tif"
-    store.put_bytes(
-        image_key,
-        encode_cog(image, grid, nodata=0, descriptions=BAND_NAMES[: image.shape[0]]),
-    )
-    store.put_bytes(mask_key, encode_cog(valid[np.newaxis].astype("uint8"), grid, descriptions=["usable"]))
-    return ClipRef(
+    bands = BAND_NAMES[: image.shape[0]]
+    image_info = store.put_bytes(f"{prefix}/image.tif", encode_cog(image, grid, nodata=0,
+                                                                  descriptions=bands))
+    mask_info = store.put_bytes(f"{prefix}/mask.tif", encode_cog(valid[np.newaxis].astype("uint8"),
+                                                                grid, descriptions=["usable"]))
+    clip = ClipRef(
         aoi_id=aoi.id,
         scene=scene,
-        image_key=image_key,
-        mask_key=mask_key,
+        image_key=image_info.key,
+        mask_key=mask_info.key,
         valid_fraction=float(valid[inside].mean()),
-        seconds=time.perf_counter() - started,
     )
+    store.put_bytes(item_key(clip), item_bytes(clip_item(clip, grid, image_info, mask_info, bands)))
+    return clip.model_copy(update={"seconds": time.perf_counter() - started})

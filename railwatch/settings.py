@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from railwatch.adapters.catalogs.base import AssetMap
@@ -18,7 +18,8 @@ from railwatch.adapters.catalogs.base import AssetMap
 class Settings(BaseSettings):
     """Where railwatch keeps things and what it talks to."""
 
-    model_config = SettingsConfigDict(env_prefix="RAILWATCH_", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="RAILWATCH_", env_nested_delimiter="__",
+                                      populate_by_name=True)
 
     home: Path = Field(Path(".railwatch"), description="Working folder for embedded defaults.")
     aoi_dir: Path = Field(Path("aois"), description="Folder of AOI files (the AOI registry).")
@@ -37,6 +38,19 @@ class Settings(BaseSettings):
     poll_overlap_hours: float = Field(24.0, ge=0, description="A watch searches scenes published "
                                       "this long before its last mark again (late indexing).")
     max_attempts: int = Field(3, ge=1, description="Failed scenes are retried until this many attempts.")
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAILWATCH_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="S3-compatible endpoint (http://host:port) for the store and s3:// scenes; unset = AWS.",
+    )
+    s3_region: str | None = Field(
+        None, validation_alias=AliasChoices("RAILWATCH_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="S3 region; unset = boto3's default chain, else us-east-1.",
+    )
+    stream_max_mb: float = Field(
+        20_000.0, gt=0,
+        description="Largest scene streamed to a temporary file when its server cannot serve ranges.",
+    )
     dask_address: str | None = Field(None, description="Address of an existing Dask scheduler.")
     dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster when no address.")
     batch_size: int = Field(8, ge=1, description="AOI-scenes per Dask task.")

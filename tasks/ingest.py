@@ -7,6 +7,7 @@ from prefect.cache_policies import NONE
 
 from railwatch.adapters.store import open_store
 from railwatch.aoi import AOI
+from railwatch.cliparchive import write_collection
 from railwatch.errors import InvalidInput
 from railwatch.grid import AOIGrid
 from railwatch.ingest import clip_scene
@@ -30,3 +31,10 @@ def clip_scenes(aoi: AOI, grid: AOIGrid, scenes: list[SceneRef], store_url: str
             out.append(FailedScene(aoi_id=aoi.id, source=scene.source, scene_id=scene.scene_id,
                                    reason=str(exc)))
     return out
+
+
+@task(name="index-clips", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
+      retry_condition_fn=retry_transient)
+def index_clips(aoi: AOI, grid: AOIGrid, store_url: str) -> str:
+    """(Re)write the AOI's STAC collection from the clip items in the store; its key."""
+    return write_collection(aoi, grid, open_store(store_url))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from railwatch.errors import ConfigError, StorageError
+from railwatch.adapters.s3 import S3Config, s3_error
+from railwatch.errors import ConfigError, RailwatchError, StorageError
 
 
 @dataclass(frozen=True)
@@ -113,64 +114,69 @@ class LocalStore:
 
 
 class S3Store:
-    """An S3 bucket (any endpoint) through boto3; a PUT is atomic by the protocol's nature."""
+    """An S3 bucket (any endpoint) through boto3.
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
+    A PUT is atomic by the protocol's nature: an interrupted upload never becomes visible under its
+    key. Failures become one-line errors naming what to fix (`railwatch.adapters.s3.s3_error`).
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", s3: S3Config | None = None,
                  client: Any | None = None) -> None:
-        import boto3
-
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.endpoint_url = endpoint_url
+        self.s3 = s3 or S3Config.from_settings()
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self._client = client or boto3.client("s3", endpoint_url=endpoint_url)
+        self.client = client or self.s3.client()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+    def _call(self, action: str, key: str, method: str, **kwargs: Any) -> Any:
+        """One boto3 call with its failures turned into railwatch errors."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise s3_error(exc, action, self.uri(key), self.s3) from exc
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
         digest = sha256_hex(data)
         existing = self.info(key)
         if existing is not None and existing.sha256 == digest:
             return existing
-        try:
-            self._client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={"sha256": digest}
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot write s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        self._call("write", key, "put_object", Key=self._key(key), Body=data,
+                   Metadata={"sha256": digest})
         return ObjectInfo(key, len(data), digest)
 
     def get_bytes(self, key: str) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-            return bytes(body.read())
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        body = self._call("read", key, "get_object", Key=self._key(key))["Body"]
+        return bytes(body.read())
 
     def info(self, key: str) -> ObjectInfo | None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
         try:
-            head = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            head = self._call("stat", key, "head_object", Key=self._key(key))
+        except RailwatchError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                    "404", "NoSuchKey", "NotFound"):
                 return None
-            raise StorageError(f"cannot stat s3://{self.bucket}/{self._key(key)}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"cannot stat s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+            raise
         return ObjectInfo(key, int(head["ContentLength"]), head.get("Metadata", {}).get("sha256"))
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        paginator = self._client.get_paginator("list_objects_v2")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
         strip = len(self.prefix) + 1 if self.prefix else 0
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            for obj in page.get("Contents", []):
-                yield obj["Key"][strip:]
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][strip:]
+        except (BotoCoreError, ClientError) as exc:
+            raise s3_error(exc, "list", self.uri(prefix), self.s3) from exc
 
     def gdal_path(self, key: str) -> str:
         return f"/vsis3/{self.bucket}/{self._key(key)}"
@@ -179,13 +185,14 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:
-    """A store from a URL: ``s3://bucket/prefix`` or a folder path."""
+def open_store(url: str, s3: S3Config | None = None) -> ObjectStore:
+    """A store from a URL: ``s3://bucket/prefix`` (endpoint and credentials from `s3`, by default
+    from the settings) or a folder path."""
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ConfigError(f"store URL {url!r} names no bucket; use s3://bucket/prefix")
-        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint_url)
+        return S3Store(parsed.netloc, parsed.path, s3=s3)
     if parsed.scheme in ("", "file"):
         return LocalStore(parsed.path if parsed.scheme == "file" else url)
     raise ConfigError(f"store URL {url!r}: unsupported scheme {parsed.scheme!r}; use a folder or s3://")

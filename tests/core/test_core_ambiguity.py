@@ -38,4 +38,4 @@ def test_a_low_sun_reaches_past_the_next_siding() -> None:
     p = DetectorParams()
     assert shadow_reach_m(None, p) == p.neighbour_max_m  # unknown: the next siding only
     assert shadow_reach_m(60.0, p) < 5.3  # summer noon: not even the next siding's centre
-    assert 10.6 < shadow_reach_m(25.0, p) <= p.shadow_reach_m  # winter: the second siding
+    assert 10.6 < shadow_reach_m(25.0, p) <= p.shadow_reach_max_m  # winter: the second siding

@@ -1,0 +1,117 @@
+"""S3 access in one place: the endpoint, region and credentials that boto3 and GDAL both use.
+
+boto3 and GDAL's ``/vsis3/`` read credentials and endpoints from different variables in different
+forms (``http://host:port`` vs ``host:port`` + ``AWS_HTTPS``); `S3Config` is the single source
+both are derived from, so a store and the scenes it clips can never talk to different endpoints.
+Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+``AWS_PROFILE``, instance roles …) and are handed to GDAL as a rasterio `AWSSession`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from railwatch.errors import ConfigError, RailwatchError, StorageError
+from railwatch.settings import Settings, get_settings
+
+# Error codes that no retry can fix: the bucket, the key or the credentials are wrong.
+_NOT_FOUND = {"NoSuchBucket": "bucket does not exist"}
+_DENIED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
+           "InvalidToken", "ExpiredToken"}
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """Where S3 is: ``endpoint_url`` None means AWS itself; otherwise e.g. ``http://127.0.0.1:9000``."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> S3Config:
+        settings = settings or get_settings()
+        return cls(endpoint_url=settings.s3_endpoint_url or None, region=settings.s3_region or None)
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url:
+            parsed = urlparse(self.endpoint_url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ConfigError(f"S3 endpoint {self.endpoint_url!r} is not a URL; "
+                                  "set RAILWATCH_S3_ENDPOINT_URL like http://host:port")
+
+    def session(self) -> Any:
+        """A boto3 session: the standard credential chain, our region."""
+        import boto3
+
+        return boto3.Session(region_name=self.region)
+
+    def client(self) -> Any:
+        """A boto3 S3 client with bounded retries, so a dead endpoint fails in seconds, not minutes."""
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
+                        read_timeout=60, s3={"addressing_style": "path"} if self.endpoint_url else {})
+        return self.session().client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def gdal_options(self) -> dict[str, Any]:
+        """`rasterio.Env` options for ``/vsis3/`` reads (same credentials and endpoint as boto3)."""
+        from rasterio.session import AWSSession
+
+        session = self.session()
+        region = session.region_name or "us-east-1"
+        if not self.endpoint_url:
+            return {"session": AWSSession(session=session, region_name=region)}
+        parsed = urlparse(self.endpoint_url)
+        return {
+            "session": AWSSession(session=session, region_name=region, endpoint_url=parsed.netloc),
+            "AWS_HTTPS": "YES" if parsed.scheme == "https" else "NO",
+            "AWS_VIRTUAL_HOSTING": "FALSE",
+        }
+
+    @property
+    def where(self) -> str:
+        return self.endpoint_url or "AWS"
+
+
+def is_s3(href: str) -> bool:
+    return href.startswith(("s3://", "/vsis3/"))
+
+
+def gdal_path(href: str) -> str:
+    """The GDAL path of a scene href: ``s3://b/k`` → ``/vsis3/b/k``; others unchanged."""
+    return "/vsis3/" + href[len("s3://"):] if href.startswith("s3://") else href
+
+
+def s3_error(exc: Exception, action: str, uri: str, config: S3Config) -> RailwatchError:
+    """One line naming what failed and what to fix, from a boto3/botocore exception."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+    )
+
+    if isinstance(exc, NoCredentialsError):
+        return ConfigError(f"cannot {action} {uri}: no AWS credentials found; set AWS_ACCESS_KEY_ID "
+                           "and AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+    if isinstance(exc, EndpointConnectionError):
+        return StorageError(f"cannot {action} {uri}: S3 endpoint {config.where} is unreachable "
+                            "(is it up? is RAILWATCH_S3_ENDPOINT_URL right?)")
+    if isinstance(exc, HTTPClientError):  # the connection broke mid-request
+        return StorageError(f"cannot {action} {uri}: the connection to {config.where} broke "
+                            "mid-request; nothing was stored under that key, rerun to complete")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in _NOT_FOUND:
+            bucket = uri.removeprefix("s3://").split("/", 1)[0]
+            return ConfigError(f"cannot {action} {uri}: bucket {bucket!r} does not exist at "
+                               f"{config.where}; create it or fix RAILWATCH_STORE")
+        if code in _DENIED:
+            return ConfigError(f"cannot {action} {uri}: access denied at {config.where} ({code}); "
+                               "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+        return StorageError(f"cannot {action} {uri}: {code} {error.get('Message', '')}".rstrip())
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StorageError(f"cannot {action} {uri}: {first_line}")

@@ -1,0 +1,83 @@
+"""Where car shadows fall is geometry: the sun's azimuth and elevation and the track layout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from railwatch.core.neighbours import explained_mask, scene_shadow
+from railwatch.core.occupancy import TrackScore
+from railwatch.core.shadowgeom import cast_links, casting
+from railwatch.core.tracklinks import links
+from railwatch.core.types import DetectorParams
+
+BALLAST = np.array([1100.0, 1200.0, 1300.0, 1700.0])
+GSD = 3.0
+SPACING_M = 5.3
+
+
+def _yard(diffs: list[np.ndarray], z: list[np.ndarray]) -> dict[str, TrackScore]:
+    """East-west sidings 5.3 m apart, t1 northernmost, sampled every metre on a 3 m grid."""
+    out = {}
+    for i, (d, zz) in enumerate(zip(diffs, z, strict=True)):
+        n = d.shape[0]
+        positions = np.column_stack([np.arange(n) / GSD, np.full(n, i * SPACING_M / GSD)])
+        out[f"t{i + 1}"] = TrackScore(f"t{i + 1}", 1.0, np.ones(n, dtype=bool), d, zz, positions,
+                                      np.tile(BALLAST, (n, 1)))
+    return out
+
+
+def _quiet(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((n, 4)), np.zeros(n)
+
+
+def test_coverage_follows_the_sun() -> None:
+    p = DetectorParams()
+    n = 120
+    scores = _yard([_quiet(n)[0]] * 3, [_quiet(n)[1]] * 3)
+    wide = links(scores, GSD, DetectorParams(neighbour_max_m=16.0))
+    south = np.array([0.0, 1.0])  # sun in the north (pixel rows grow southwards)
+    low = cast_links(scores, wide, south, 20.0, GSD, p)
+    by = {(k, c.link.other): c for k, found in low.items() for c in found}
+    assert np.median(by[("t2", "t1")].low) > 0.9  # the next siding: fully shaded
+    assert 0.2 < np.median(by[("t3", "t1")].high) <= 1.0  # the one beyond: in part
+    assert ("t1", "t2") not in by  # the sun side is never shaded
+    high = cast_links(scores, wide, south, 65.0, GSD, p)
+    by_high = {(k, c.link.other): c for k, found in high.items() for c in found}
+    assert ("t3", "t1") not in by_high  # a summer sun's shadow stops short of the second siding
+    assert np.median(by_high[("t2", "t1")].high) < 0.5
+
+
+def test_casting_looks_back_along_the_track() -> None:
+    closed = np.zeros(50, dtype=bool)
+    closed[10:20] = True
+    j = np.arange(50)
+    seen = casting(closed, j, np.arange(0, 4))  # shadow lands up to 3 samples further on
+    assert seen[10:23].all() and not seen[:10].any() and not seen[23:].any()
+
+
+def test_a_full_winter_shadow_is_not_counted_as_a_train() -> None:
+    """t1 (north) holds a train; a low sun from the south shades t2 fully and t3 in part with
+    the same darkening spectrum: with the sun known, only t1 is a train. With a high sun the
+    same darkening on t2 cannot be t1's shadow and stays evidence of a car."""
+    n = 200
+    rng = np.random.default_rng(3)
+    car = np.zeros((n, 4))
+    car[40:160] = [-500.0, -650.0, -250.0, -850.0]
+    shade = np.array([0.58, 0.64, 0.68, 0.72])  # skylight is blue: shadows keep more blue
+    full = np.zeros((n, 4))
+    full[40:160] = -0.55 * shade * BALLAST
+    part = np.zeros((n, 4))
+    part[40:160] = -0.2 * shade * BALLAST
+    diffs = [d + rng.normal(0, 8.0, (n, 4)) for d in (car, full, part)]
+    z = [np.where(np.abs(d).sum(axis=1) > 300, 20.0, 0.0) for d in diffs]
+    scores = _yard(diffs, z)
+    p = DetectorParams()
+    inv = np.eye(4) / 30.0**2
+    # rows grow southwards and t1 is row 0: a sun in the north shades t2, then t3
+    shadow = scene_shadow(scores, GSD, p, 0.0)
+    assert shadow is not None
+    low = explained_mask(scores, inv, GSD, p, shadow, 18.0)
+    assert not low["t1"][40:160].any()  # the train stays
+    assert low["t2"][50:150].all() and low["t3"][50:150].all()  # its shadows are explained
+    high = explained_mask(scores, inv, GSD, p, shadow, 65.0)
+    assert high["t2"][50:150].mean() < 0.05  # a summer shadow cannot darken t2 that much: a car

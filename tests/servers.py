@@ -1,0 +1,220 @@
+"""Real servers on loopback for tests and benches: moto's S3 server as a subprocess, a counting
+(and, on demand, failing) HTTP proxy in front of it, and a plain file server without Range support.
+
+Nothing here mocks a client: requests leave the process over TCP and are answered by a server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+              "proxy-authorization", "proxy-authenticate"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, seconds: float = 30.0) -> None:
+    """Poll `url` until it answers anything over HTTP."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class MotoServer:
+    """``moto_server -H 127.0.0.1 -p PORT`` as a subprocess (state lives in that process)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoServer:
+        import os
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(self._env or {})},
+        )
+        wait_until_up(f"{self.endpoint}/moto-api/")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclass
+class Exchange:
+    """One request through the proxy."""
+
+    method: str
+    path: str
+    status: int
+    sent: int  # request body bytes
+    received: int  # response body bytes
+
+
+@dataclass
+class Traffic:
+    """What went through a proxy; thread-safe."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, exchange: Exchange) -> None:
+        with self.lock:
+            self.exchanges.append(exchange)
+
+    def count(self, method: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for e in self.exchanges if method in (None, e.method))
+
+    def received(self, method: str = "GET") -> int:
+        with self.lock:
+            return sum(e.received for e in self.exchanges if e.method == method)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.exchanges.clear()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(parts)
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def _forward(self) -> None:
+        proxy = self.server.proxy
+        if proxy.dead:  # the server is gone: the connection closes without an answer
+            self.close_connection = True
+            return
+        if self.command == "PUT" and proxy.puts_until_death is not None:
+            proxy.puts_until_death -= 1
+            if proxy.puts_until_death == 0:  # die in the middle of this upload
+                proxy.dead = True
+                self.rfile.read(int(self.headers.get("Content-Length", 0)) // 2)
+                self.close_connection = True
+                return
+        body = self._read_body()
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if self.command != "HEAD" and body:
+            headers["Content-Length"] = str(len(body))
+        upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=120)
+        try:
+            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+            self.send_response(response.status, response.reason)
+            for key, value in response.getheaders():
+                if key.lower() not in HOP_BY_HOP and (key.lower() != "content-length"
+                                                       or self.command == "HEAD"):
+                    self.send_header(key, value)
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            upstream.close()
+        proxy.traffic.add(Exchange(self.command, self.path, response.status, len(body), len(data)))
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    proxy: CountingProxy
+
+
+class CountingProxy:
+    """An HTTP proxy on loopback in front of `upstream`: counts requests and body bytes, and can
+    play a server that stops in the middle of an upload (`die_during_put`)."""
+
+    def __init__(self, upstream: str) -> None:
+        host_port = upstream.split("://", 1)[1].rstrip("/")
+        self.upstream_host, port = host_port.split(":")
+        self.upstream_port = int(port)
+        self.traffic = Traffic()
+        self.dead = False
+        self.puts_until_death: int | None = None
+        self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
+        self._server.proxy = self
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> CountingProxy:
+        self._thread.start()
+        return self
+
+    def die_during_put(self, nth: int = 1) -> None:
+        """The `nth` PUT from now is cut half way, and nothing is answered after it."""
+        self.puts_until_death = nth
+
+    def revive(self) -> None:
+        self.dead, self.puts_until_death = False, None
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _NoRangeHandler(SimpleHTTPRequestHandler):
+    """Python's file server: it ignores Range headers and always sends the whole file (200)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class PlainFileServer:
+    """A folder served over HTTP on loopback without Range support (like some download URLs)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                           partial(_NoRangeHandler, directory=str(folder)))
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

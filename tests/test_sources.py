@@ -1,0 +1,76 @@
+"""Scenes behind plain HTTP(S) URLs: ranged reads where the server serves ranges (a signed URL
+to the S3 server), a bounded temporary copy where it cannot (Python's file server)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import S3
+
+from railwatch.adapters.raster import decode_raster
+from railwatch.adapters.store import LocalStore
+from railwatch.aoi import load_aoi
+from railwatch.errors import SceneError
+from railwatch.grid import aoi_grid
+from railwatch.ingest import clip_scene
+from railwatch.settings import get_settings
+from tests.rasters import scene_ref, source_scene
+from tests.servers import CountingProxy, PlainFileServer
+
+REPO = Path(__file__).resolve().parents[1]
+AOI = load_aoi(REPO / "aois" / "tumangang.geojson")
+GRID = aoi_grid(AOI)
+
+
+def test_a_server_without_ranges_is_streamed_to_a_temporary_file_then_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scene = source_scene(GRID)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "image.tif").write_bytes(scene.image_cog())
+    (tmp_path / "www" / "udm2.tif").write_bytes(scene.mask_cog())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    server = PlainFileServer(tmp_path / "www")
+    store = LocalStore(tmp_path / "store")
+    try:
+        ref = scene_ref(f"{server.url}/image.tif?token=abc", f"{server.url}/udm2.tif")
+        clip = clip_scene(ref, AOI, GRID, store)
+        np.testing.assert_array_equal(decode_raster(store.get_bytes(clip.image_key)),
+                                      scene.window(GRID))
+        assert decode_raster(store.get_bytes(clip.mask_key))[0, 10:60, 100:200].max() == 0
+        assert list(scratch.iterdir()) == []  # the temporary copies are gone
+
+        monkeypatch.setenv("RAILWATCH_STREAM_MAX_MB", "0.5")  # the disk bound holds
+        get_settings.cache_clear()
+        with pytest.raises(SceneError, match=r"image\.tif: .* exceeds RAILWATCH_STREAM_MAX_MB") as e:
+            clip_scene(ref, AOI, GRID, LocalStore(tmp_path / "other"))
+        assert "token" not in str(e.value)  # signed URLs' secrets stay out of messages
+        assert list(scratch.iterdir()) == []
+        with pytest.raises(SceneError, match=r"missing\.tif: HTTP 404"):
+            clip_scene(scene_ref(f"{server.url}/missing.tif"), AOI, GRID, store)
+    finally:
+        get_settings.cache_clear()
+        server.stop()
+
+
+def test_a_signed_url_with_ranges_is_read_in_part(s3_via_proxy: S3, s3_proxy: CountingProxy,
+                                                  tmp_path: Path) -> None:
+    scene = source_scene(GRID, pad=300)  # the AOI grid is ≈ 27 % of this scene
+    data = scene.image_cog()
+    bucket = s3_via_proxy.new_bucket("source")
+    s3_via_proxy.client.put_object(Bucket=bucket, Key="image.tif", Body=data)
+    url = s3_via_proxy.client.generate_presigned_url("get_object", Params={"Bucket": bucket,
+                                                                           "Key": "image.tif"})
+    s3_proxy.traffic.clear()
+    store = LocalStore(tmp_path / "store")
+
+    clip = clip_scene(scene_ref(url), AOI, GRID, store)
+
+    np.testing.assert_array_equal(decode_raster(store.get_bytes(clip.image_key)), scene.window(GRID))
+    statuses = {e.status for e in s3_proxy.traffic.exchanges if e.method == "GET"}
+    assert statuses == {206}  # every read was a range
+    assert s3_proxy.traffic.received("GET") < 0.6 * len(data)
