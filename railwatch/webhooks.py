@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -94,7 +95,7 @@ def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str], a
 
 
 def deliver_due(alerts: AlertStore, aoi_id: str, secret: SecretStr, timeout_s: float = 10.0,
-                attempts: int = 4, backoff_s: float = 1.0) -> list[DeliveryResult]:
+                attempts: int = 4, backoff_s: float = 1.0, logger: Any = log) -> list[DeliveryResult]:
     """Send every pending or failed delivery of an AOI once (with in-run retries); log each."""
     results = []
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
@@ -106,7 +107,7 @@ def deliver_due(alerts: AlertStore, aoi_id: str, secret: SecretStr, timeout_s: f
                        "User-Agent": "railwatch-webhook/1"}
             result = post(client, outbox.url, body, headers, attempts, backoff_s)
             alerts.record(transition.key, outbox.url, result)
-            (log.info if result.delivered else log.warning)(
+            (logger.info if result.delivered else logger.warning)(
                 "webhook %s %s to %s: %s after %d attempt(s)%s", event, transition.key,
                 redact(outbox.url), "delivered" if result.delivered else "failed", result.attempts,
                 "" if result.delivered else f" ({result.error}); queued for the next run")
