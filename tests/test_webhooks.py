@@ -3,9 +3,7 @@ sometimes: signatures, idempotency keys, in-run retries, and the retry queue on 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,10 @@ from railwatch.errors import ConfigError
 from railwatch.publish import update_alerts
 from railwatch.quicklook import clip_grid
 from railwatch.webhooks import check_config, deliver_due, redact, sign
-from tests.alert_series import QUIET, REPO, VERSION, demo_aoi, store_series
+from tests.alert_series import QUIET, VERSION, demo_aoi, store_series
+from tests.receivers import receiver_example, serving
 
 SECRET = SecretStr("not-a-real-secret-0123")
-_spec = importlib.util.spec_from_file_location("webhook_receiver", REPO / "examples" / "webhook_receiver.py")
-assert _spec is not None and _spec.loader is not None
-receiver_example = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(receiver_example)
-
-
 class FlakyHandler(receiver_example.RequestHandler):  # type: ignore[misc, name-defined]
     """Follows the server's plan, one step per request: "500", "hang" (outlives the client's
     timeout), anything else answers as the example receiver does."""
@@ -50,17 +43,9 @@ class FlakyHandler(receiver_example.RequestHandler):  # type: ignore[misc, name-
 
 @pytest.fixture
 def receiver() -> Iterator[Any]:
-    handled: list[dict[str, Any]] = []
-    server = receiver_example.Receiver(("127.0.0.1", 0), SECRET.get_secret_value().encode(),
-                                       handled.append, handler=FlakyHandler)
-    server.plan, server.requests, server.handled_bodies = [], [], handled
-    server.released = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.released.set()
-    server.shutdown()
-    server.server_close()
+    with serving(SECRET.get_secret_value(), handler=FlakyHandler) as server:
+        server.plan, server.requests = [], []
+        yield server
 
 
 def deliver(alerts: AlertStore, aoi_id: str) -> list[Any]:

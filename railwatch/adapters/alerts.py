@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from railwatch.adapters.counts import Base, CountsStore
+from railwatch.adapters.counts import Base, CountsStore, _as_utc
 
 OUTBOX_DUE = ("pending", "failed")
 
@@ -128,7 +128,10 @@ class AlertStore:
                 AlertRow.aoi_id == aoi_id, AlertRow.detector_version == detector_version
             ).order_by(AlertRow.opened_at)))
             session.expunge_all()
-            return rows
+        for r in rows:  # SQLite hands back naive datetimes
+            r.opened_at, r.updated_at = _as_utc(r.opened_at), _as_utc(r.updated_at)
+            r.closed_at = _as_utc(r.closed_at) if r.closed_at else None
+        return rows
 
     def known_keys(self, keys: Sequence[str]) -> set[str]:
         with self.db._session() as session:
