@@ -53,7 +53,7 @@ def scene_points(rows: Sequence[SceneCountRow], params: SurgeParams) -> list[Sce
 def episodes_of(aoi: AOI, rows: Sequence[SceneCountRow]) -> list[Episode]:
     """The AOI's surge episodes from its stored, flagged series (oldest first)."""
     params = surge_params(aoi)
-    return surge_episodes(scene_points(rows, params), params.close_after)
+    return surge_episodes(scene_points(rows, params), params.close_after, params.update_min_growth)
 
 
 def episode_id(aoi_id: str, episode: Episode) -> str:

@@ -68,6 +68,13 @@ def test_two_surges_are_two_episodes_and_quiet_series_has_none() -> None:
     assert surge_episodes(points(QUIET * 3)) == []
 
 
+def test_small_growth_is_not_news() -> None:
+    counts = [*QUIET, 40, 44, 43, 41, 12]  # +10 % is not more than 10 %
+    (episode,) = surge_episodes(points(counts), min_growth=0.1)
+    assert [(t.kind, t.scene_id) for t in episode.transitions] == [("opened", "s10")]
+    assert (episode.peak_cars, episode.peak_scene_id) == (44, "s11")  # the peak is still tracked
+
+
 def test_live_runs_see_the_same_transitions_as_a_backfill() -> None:
     """A run after each new scene only ever adds transitions to what earlier runs saw."""
     counts = [*QUIET, 35, 45, 40, 60, 73, 70, 11, 9, 12, 10, 44, 50, 12, 10, 11]

@@ -1,10 +1,11 @@
 """Alert episodes from per-scene surge flags: one alert per surge, not one per flagged scene.
 
-An episode opens on the first reliable flagged scene, is updated each time a flagged scene
-beats its peak, and closes after `close_after` consecutive reliable scenes that are not
-flagged. Unreliable scenes (cloudy, poorly registered) neither open, extend nor close one:
-a cloudy week inside a surge is not evidence that it ended. Episodes depend only on the
-series, so a backfill yields the same episodes, in the same order, as the live runs did.
+An episode opens on the first reliable flagged scene, is updated when a flagged scene beats
+the last announced peak by more than `min_growth`, and closes after `close_after` consecutive
+reliable scenes that are not flagged. Unreliable scenes (cloudy, poorly registered) neither
+open, extend nor close one: a cloudy week inside a surge is not evidence that it ended.
+Episodes depend only on the series, so a backfill yields the same episodes, in the same
+order, as the live runs did.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def is_reliable(valid_fraction: float, flags: Iterable[str], min_valid_fraction:
 class _Open:
     first: ScenePoint
     peak: ScenePoint
+    told: int  # the peak the last opened/updated transition announced
     scenes: list[str] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     quiet: int = 0
@@ -78,8 +80,10 @@ class _Open:
                        closer.scene_id if closer else None, closer.acquired if closer else None)
 
 
-def surge_episodes(points: Sequence[ScenePoint], close_after: int = 3) -> list[Episode]:
-    """Episodes of a series sorted by acquisition time (oldest first)."""
+def surge_episodes(points: Sequence[ScenePoint], close_after: int = 3,
+                   min_growth: float = 0.1) -> list[Episode]:
+    """Episodes of a series sorted by acquisition time (oldest first); an update is raised when
+    a flagged scene beats the last announced peak by more than `min_growth` (a share of it)."""
     if close_after < 1:
         raise ValueError(f"close_after must be at least 1, not {close_after}")
     episodes: list[Episode] = []
@@ -88,13 +92,15 @@ def surge_episodes(points: Sequence[ScenePoint], close_after: int = 3) -> list[E
         if not p.reliable:
             continue
         if p.surge and current is None:
-            current = _Open(first=p, peak=p, scenes=[p.scene_id],
+            current = _Open(first=p, peak=p, told=p.cars, scenes=[p.scene_id],
                             transitions=[Transition("opened", p.scene_id, p.acquired)])
         elif p.surge and current is not None:
             current.scenes.append(p.scene_id)
             current.quiet = 0
             if p.cars > current.peak.cars:
                 current.peak = p
+            if p.cars > current.told * (1 + min_growth):  # news, not every new car
+                current.told = p.cars
                 current.transitions.append(Transition("updated", p.scene_id, p.acquired))
         elif current is not None:
             current.quiet += 1

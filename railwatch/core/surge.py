@@ -27,6 +27,7 @@ class SurgeParams:
     min_valid_fraction: float = 0.6  # low-coverage scenes never raise a flag
     mad_floor_cars: float = 2.0  # counts are integers with ±1–2 cars of noise
     close_after: int = 3  # consecutive reliable unflagged scenes that close an alert episode
+    update_min_growth: float = 0.1  # an alert is updated when its peak grows by more than this
 
 
 @dataclass(frozen=True)
