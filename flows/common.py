@@ -28,6 +28,7 @@ from railwatch.settings import Settings, get_settings
 from tasks.common import FailedScene
 from tasks.ingest import clip_scenes, index_clips
 from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
+from tasks.publish import publish_alerts, publish_run_artifacts
 from tasks.search import discover_scenes, prepare_scenes
 from tasks.store import store_counts
 
@@ -160,5 +161,10 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
         summary.flagged.extend((a, s) for s in flagged)
     summary.processed = len(counts)
     summary.seconds["store"] = time.perf_counter() - started
+
+    started = time.perf_counter()  # every selected AOI: failed webhooks are retried even when idle
+    published = [publish_alerts(a, db, store_url, DETECTOR_VERSION) for a in aois]
+    publish_run_artifacts(published, settings.webhook_urls)
+    summary.seconds["publish"] = time.perf_counter() - started
     report("done", 1, 1)
     return summary

@@ -84,6 +84,28 @@ def _show_counts(aoi_id: str, plot: bool = True) -> None:
         out.print(f"plot:   {path}")
 
 
+def _show_alerts(aoi_id: str) -> None:
+    """The AOI's alert episodes and where their webhooks went (the secret is never shown)."""
+    from railwatch.adapters.alerts import AlertStore
+    from railwatch.core import DETECTOR_VERSION
+    from railwatch.webhooks import redact
+
+    settings, area, db = _aoi_and_db(aoi_id)
+    alerts = AlertStore(db)
+    for a in alerts.alerts(area.id, DETECTOR_VERSION):
+        closed = f", closed {a.closed_at:%Y-%m-%d}" if a.closed_at else ""
+        out.print(f"alert:  {a.episode_id} {a.status}: opened {a.opened_at:%Y-%m-%d}{closed}, "
+                  f"peak {a.peak_cars} cars on {len(a.scene_ids)} flagged scene(s)")
+    outbox = alerts.outbox()
+    if not settings.webhook_urls:
+        out.print("webhooks: none configured (RAILWATCH_WEBHOOK_URLS); alerts went to Prefect events "
+                  "railwatch.surge.* and the run's artifacts")
+    for url in settings.webhook_urls:
+        mine = [o for o in outbox if o.url == url]
+        out.print(f"webhooks: {redact(url)}: {sum(o.status == 'delivered' for o in mine)} delivered, "
+                  f"{sum(o.status == 'failed' for o in mine)} queued for retry")
+
+
 @app.command()
 def simulate(
     aoi: Annotated[Path, typer.Option(help="AOI file to simulate scenes over.")] = Path(
@@ -188,6 +210,61 @@ def counts(aoi: Annotated[str, typer.Option(help="AOI id.")] = DEMO_AOI) -> None
     _show_counts(aoi)
 
 
+def _aoi_and_db(aoi_id: str) -> tuple[Any, Any, Any]:
+    from railwatch.adapters.counts import CountsStore
+    from railwatch.aoi import load_registry, select_aois
+    from railwatch.settings import get_settings
+
+    settings = get_settings()
+    (area,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
+    return settings, area, CountsStore(settings.db_url)
+
+
+@app.command()
+def export(
+    aoi: Annotated[str, typer.Option(help="AOI id.")],
+    format: Annotated[str, typer.Option(help="csv or parquet.")] = "csv",
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Output file (default RAILWATCH_HOME/exports/<aoi>-counts.<format>).")] = None,
+) -> None:
+    """Write the stored counts of an AOI (one row per scene, with surge flags) as CSV or Parquet."""
+    from railwatch.brief import export_counts
+    from railwatch.core import DETECTOR_VERSION
+
+    settings, area, db = _aoi_and_db(aoi)
+    path = out_file or settings.home / "exports" / f"{area.id}-counts.{format}"
+    rows = db.scene_counts(area.id, DETECTOR_VERSION)
+    out.print(f"{len(rows)} scene(s) -> {export_counts(rows, path, format)}")
+
+
+@app.command()
+def report(
+    aoi: Annotated[str, typer.Option(help="AOI id.")] = DEMO_AOI,
+    since: Annotated[str | None, typer.Option(help="First date shown (YYYY-MM-DD); all by default.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder (default RAILWATCH_HOME/reports).")] = None,
+) -> None:
+    """Write the time-series PNG and before/after quicklooks of the newest alert's peak scene."""
+    _write_report(aoi, since, out_dir)
+
+
+def _write_report(aoi_id: str, since: str | None = None, out_dir: Path | None = None) -> None:
+    from railwatch.adapters.store import open_store
+    from railwatch.brief import parse_since, write_report
+    from railwatch.core import DETECTOR_VERSION
+
+    settings, area, db = _aoi_and_db(aoi_id)
+    result = write_report(area, db, open_store(settings.store_url), DETECTOR_VERSION,
+                          parse_since(since), out_dir or settings.home / "reports", settings.clip_buffer_m)
+    out.print(f"report: {result.plot}")
+    if result.alert is not None:
+        a = result.alert
+        out.print(f"alert {a.episode_id} ({a.status}): opened {a.opened_at:%Y-%m-%d}, peak "
+                          f"{a.peak_cars} cars" + (f", {a.ratio:.1f}× the historical max" if a.ratio else ""))
+    for label, path in (("before", result.before), ("after", result.after)):
+        if path is not None:
+            out.print(f"{label}:  {path}")
+
+
 @app.command()
 def demo(
     workers: Annotated[int, typer.Option(help="Dask workers and rendering processes.")] = 2,
@@ -208,6 +285,8 @@ def demo(
     simulated = time.perf_counter() - wall
     summary = _run_flow("backfill", start=DEMO_START, end=DEMO_END, aoi_ids=[DEMO_AOI])
     _show_counts(DEMO_AOI)
+    _show_alerts(DEMO_AOI)
+    _write_report(DEMO_AOI)
     from railwatch.adapters.store import open_store
 
     out.print(f"clips:  {open_store(settings.store_url).uri(DEMO_AOI)}/YYYY/MM/DD/<scene>/")

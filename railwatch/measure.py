@@ -149,7 +149,8 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
             acquired=clip.scene.acquired, detector_version=DETECTOR_VERSION,
             tracks=tuple(TrackCount(track_id=t.track_id, length_m=t.length_m,
                                     occupied_m=t.occupied_m, cars=t.cars, cars_low=t.cars_low,
-                                    cars_high=t.cars_high, valid_fraction=t.valid_fraction)
+                                    cars_high=t.cars_high, valid_fraction=t.valid_fraction,
+                                    segments=t.segments)
                          for t in m.tracks),
             occupied_m=m.occupied_m, cars=m.cars, cars_low=m.cars_low, cars_high=m.cars_high,
             valid_fraction=m.valid_fraction, shift_m=m.shift_m, flags=m.flags,

@@ -71,6 +71,8 @@ class TrackCount(BaseModel):
     cars_low: int
     cars_high: int
     valid_fraction: float
+    segments: tuple[tuple[float, float], ...] = Field((), description="Occupied stretches, "
+                                                      "(start_m, end_m) along the track.")
 
 
 class SceneCount(BaseModel):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
+from railwatch.adapters.alerts import AlertRow
 from railwatch.adapters.counts import SceneCountRow
+from railwatch.alerts import surge_params
 from railwatch.aoi import AOI
+from railwatch.core.surge import SurgeFlag
 
 
 def flag_text(row: SceneCountRow) -> str:
@@ -44,52 +49,74 @@ def headline(aoi: AOI, rows: Sequence[SceneCountRow]) -> str | None:
             f"({len(flagged)} scene(s) flagged from {flagged[0].acquired:%Y-%m-%d})")
 
 
-def plot_counts(aoi: AOI, rows: Sequence[SceneCountRow], path: Path) -> Path:
-    """A PNG of cars over time with intervals, low-coverage scenes hollow, surges marked."""
+def plot_counts(aoi: AOI, rows: Sequence[SceneCountRow], path: Path,
+                flags: Sequence[SurgeFlag] | None = None, alerts: Sequence[AlertRow] = ()) -> Path:
+    """A PNG of cars over time: intervals, low-coverage scenes hollow, the baseline and its
+    normal range (from `flags`), the historical maximum, surges and alert episodes marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    def when(r: SceneCountRow) -> float:
-        return float(mdates.date2num(r.acquired))  # type: ignore[no-untyped-call]
+    def when(t: datetime) -> float:
+        return float(mdates.date2num(t))  # type: ignore[no-untyped-call]
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(11, 5.2), dpi=110)
+    if flags is not None:
+        _baseline_band(ax, [when(r.acquired) for r in rows], flags, surge_params(aoi).z_threshold)
+    for i, a in enumerate(a for a in alerts if a.status != "withdrawn"):
+        end = a.closed_at or rows[-1].acquired
+        ax.axvspan(when(a.opened_at) - 0.5, when(end) + 0.5, color="#d62728", alpha=0.08, lw=0,
+                   label="alert episode (open → closed)" if i == 0 else None)
+        ax.axvline(when(a.opened_at), color="#d62728", lw=1, ls=":")
     good = [r for r in rows if r.valid_fraction >= 0.6]
     poor = [r for r in rows if r.valid_fraction < 0.6]
     if good:
-        ax.errorbar([when(r) for r in good], [r.cars for r in good],
+        ax.errorbar([when(r.acquired) for r in good], [r.cars for r in good],
                     yerr=[[r.cars - r.cars_low for r in good], [r.cars_high - r.cars for r in good]],
                     fmt="o", color="#1f4e79", capsize=2, lw=1, ms=5, label="cars (90% interval)")
     if poor:  # cloud-covered: the count covers only the clear part, so no interval is drawn
-        ax.plot([when(r) for r in poor], [r.cars for r in poor], "o", color="#9a9a9a", mfc="white",
-                ms=5, label="low coverage (cloud): partial count")
+        ax.plot([when(r.acquired) for r in poor], [r.cars for r in poor], "o", color="#9a9a9a",
+                mfc="white", ms=5, label="low coverage (cloud): partial count")
     history_max = aoi.prop("history_max_cars")
     if history_max is not None:
         ax.axhline(history_max, color="#c08000", ls="--", lw=1,
                    label=f"historical max ({history_max} cars)")
     surges = [r for r in rows if r.surge]
-    for i, r in enumerate(surges):
-        ax.axvline(when(r), color="#d62728", alpha=0.18, lw=6,
-                   label="surge flagged" if i == 0 else None)
     if surges:
+        ax.plot([when(r.acquired) for r in surges], [r.cars for r in surges], "o", color="#d62728",
+                ms=7, label="surge flagged")
         peak = max(surges, key=lambda r: r.cars)
         ax.annotate(f"{peak.cars} cars, {peak.surge_ratio or 0:.1f}× max",
-                    (when(peak), peak.cars), xytext=(-120, 8), textcoords="offset points",
+                    (when(peak.acquired), peak.cars), xytext=(-130, 6), textcoords="offset points",
                     color="#d62728", fontweight="bold",
                     arrowprops={"arrowstyle": "->", "color": "#d62728"})
     ax.set_title(f"{aoi.label}: rail cars per scene")
     ax.set_ylabel("rail cars")
     top = max([r.cars_high for r in good] + [r.cars for r in rows] + [history_max or 0, 1])
-    ax.set_ylim(0, top * 1.15)
+    ax.set_ylim(0, top * 1.18)
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def _baseline_band(ax: Any, times: Sequence[float], flags: Sequence[SurgeFlag], z: float) -> None:
+    """The trailing median and the range the surge test treats as normal (median ± z·spread)."""
+    known = [(t, f.baseline, f.spread or 0.0) for t, f in zip(times, flags, strict=True)
+             if f.baseline is not None]
+    if not known:
+        return
+    t, base, spread = (list(v) for v in zip(*known, strict=True))
+    low = [max(b - z * s, 0.0) for b, s in zip(base, spread, strict=True)]
+    high = [b + z * s for b, s in zip(base, spread, strict=True)]
+    ax.fill_between(t, low, high, step="mid", color="#2ca02c", alpha=0.15, lw=0,
+                    label=f"normal range (baseline ± {z:g} robust σ)")
+    ax.step(t, base, where="mid", color="#2ca02c", lw=1.2, label="baseline (trailing median)")

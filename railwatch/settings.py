@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from railwatch.adapters.catalogs.base import AssetMap
@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, description="AOI-scenes per Dask task.")
     clip_buffer_m: float = Field(60.0, ge=0, description="Margin around the AOI in every clip.")
     max_aoi_km2: float = Field(100.0, gt=0, description="Largest AOI accepted as a rail yard.")
+    webhook_urls: list[str] = Field(
+        default_factory=list, description="Receivers of surge alerts (JSON list of http(s) URLs).")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of the X-Railwatch-Signature header (never logged).")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Per-request webhook timeout.")
+    webhook_attempts: int = Field(4, ge=1, description="Attempts per delivery within one run.")
+    webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay (doubles each time).")
 
     @property
     def store_url(self) -> str:

@@ -6,8 +6,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from railwatch.adapters.counts import CountsStore
+from railwatch.alerts import flag_stored_series
 from railwatch.aoi import AOI
-from railwatch.core.surge import SurgeParams, flag_surges
 from railwatch.models import SceneCount
 from tasks.common import retry_transient
 
@@ -20,14 +20,7 @@ def store_counts(aoi: AOI, counts: list[SceneCount], db: CountsStore,
     db.upsert_counts(counts)
     for c in counts:
         db.mark_scene(aoi.id, c.source, c.scene_id, "detected")
-    series = db.scene_counts(aoi.id, detector_version)
-    params = SurgeParams(**aoi.prop("surge", {}))
-    flags = flag_surges([r.acquired for r in series], [r.cars for r in series],
-                        [r.valid_fraction for r in series], aoi.prop("history_max_cars"), params)
-    db.set_surge_flags(aoi.id, detector_version, {
-        r.scene_id: (f.surge, f.ratio, f.baseline) for r, f in zip(series, flags, strict=True)
-    })
-    flagged = [r.scene_id for r, f in zip(series, flags, strict=True) if f.surge]
+    flagged = flag_stored_series(aoi, db, detector_version)
     if flagged:
         get_run_logger().warning("%s: surge flagged on %d scene(s)", aoi.id, len(flagged))
     return flagged

@@ -12,13 +12,17 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.receivers import serving
+
 REPO = Path(__file__).resolve().parents[1]
+WEBHOOK_SECRET = "e2e-secret-do-not-log"
 pytestmark = pytest.mark.slow
 
 
@@ -35,7 +39,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def env(home: Path) -> dict[str, str]:
+def receiver() -> Iterator[Any]:
+    with serving(WEBHOOK_SECRET) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def env(home: Path, receiver: Any) -> dict[str, str]:
     return {
         **os.environ,
         "RAILWATCH_HOME": str(home),
@@ -43,6 +53,8 @@ def env(home: Path) -> dict[str, str]:
         "PREFECT_HOME": str(home / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        "RAILWATCH_WEBHOOK_URLS": json.dumps([f"http://127.0.0.1:{receiver.server_port}/hook"]),
+        "RAILWATCH_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
 
 
@@ -55,10 +67,10 @@ def first_run(env: dict[str, str], home: Path) -> subprocess.CompletedProcess[st
                     "--end", "2023-10-10"], env)
 
 
-def stored(home: Path, table: str) -> list[dict[str, Any]]:
+def stored(home: Path, table: str, order: str = "acquired, scene_id") -> list[dict[str, Any]]:
     with sqlite3.connect(home / "counts.db") as con:
         con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY acquired, scene_id")]
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY {order}")]
 
 
 def truths(home: Path) -> dict[str, dict[str, Any]]:
@@ -143,3 +155,28 @@ def test_lost_background_model_is_rebuilt(first_run: subprocess.CompletedProcess
     run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-10-05", "--end", "2023-10-05",
              "--force"], env)
     assert model.read_bytes() == before and stored(home, "scene_counts") == counts
+
+
+def test_surge_is_delivered_once_with_quicklooks_and_report(
+        first_run: subprocess.CompletedProcess[str], env: dict[str, str], home: Path,
+        receiver: Any) -> None:
+    """Runs after the reruns above: they added no alert and delivered nothing twice."""
+    bodies = receiver.handled_bodies
+    assert bodies and bodies[0]["event"] == "railwatch.surge.opened"
+    assert bodies[0]["date"] == "2023-09-22" and bodies[0]["aoi"]["id"] == "tumangang"
+    keys = [b["idempotency_key"] for b in bodies]
+    assert len(keys) == len(set(keys)) == len(stored(home, "alert_transitions", "at"))
+    peak = max(bodies, key=lambda b: b["scene"]["cars"])
+    assert peak["date"] == "2023-10-05" and peak["scene"]["ratio"] > 2.0
+    quicklook = Path(peak["scene"]["links"]["quicklook"].removeprefix("file://"))
+    assert quicklook.is_file() and quicklook.name == "quicklook.png"
+    (alert,) = stored(home, "alerts", "opened_at")
+    assert alert["peak_scene_id"] == peak["scene"]["scene_id"]
+    assert WEBHOOK_SECRET not in first_run.stdout + first_run.stderr
+    proc = run_cli(["report", "--aoi", "tumangang", "--since", "2023-09-01"], env)
+    assert (home / "reports" / "tumangang-cars-since-2023-09-01.png").is_file(), proc.stdout
+    assert (home / "reports" / "tumangang-after-2023-10-05.png").is_file(), proc.stdout
+    (before,) = (home / "reports").glob("tumangang-before-2023-09-*.png")  # the last quiet clear day
+    assert "2023-09-08" <= before.stem[-10:] < "2023-09-22"
+    run_cli(["export", "--aoi", "tumangang", "--format", "csv", "--out", str(home / "c.csv")], env)
+    assert len((home / "c.csv").read_text().splitlines()) == 19

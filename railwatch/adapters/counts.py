@@ -96,6 +96,7 @@ class TrackCountRow(Base):
     cars_low: Mapped[int] = mapped_column(Integer)
     cars_high: Mapped[int] = mapped_column(Integer)
     valid_fraction: Mapped[float] = mapped_column(Float)
+    segments: Mapped[list[list[float]] | None] = mapped_column(JSON)  # occupied (start_m, end_m)
 
 
 class SceneCountRow(Base):

@@ -26,6 +26,8 @@ class SurgeParams:
     ratio_threshold: float = 1.5  # cars / historical maximum
     min_valid_fraction: float = 0.6  # low-coverage scenes never raise a flag
     mad_floor_cars: float = 2.0  # counts are integers with ±1–2 cars of noise
+    close_after: int = 3  # consecutive reliable unflagged scenes that close an alert episode
+    update_min_growth: float = 0.1  # an alert is updated when its peak grows by more than this
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class SurgeFlag:
     ratio: float | None  # cars / max(earlier reliable counts, known historical max)
     baseline: float | None  # trailing median of earlier reliable counts
     robust_z: float | None
+    spread: float | None = None  # the robust z's unit: max(1.4826 × MAD, mad_floor_cars)
 
 
 def flag_surges(
@@ -60,10 +63,11 @@ def flag_surges(
             peaks.append(float(history_max))
         peak = max(peaks) if peaks else None
         ratio = counts[i] / peak if peak else None
-        z = None
+        z = spread = None
         if baseline is not None:
             mad = float(np.median(np.abs(counts[recent] - baseline)))
-            z = (counts[i] - baseline) / max(1.4826 * mad, p.mad_floor_cars)
+            spread = max(1.4826 * mad, p.mad_floor_cars)
+            z = (counts[i] - baseline) / spread
         enough = recent.size >= p.min_history or history_max is not None
         surge = bool(
             reliable[i]
@@ -74,5 +78,5 @@ def flag_surges(
         )
         elevated[i] = surge or (recent.size >= p.min_history and z is not None and z >= p.z_threshold)
         out.append(SurgeFlag(surge, None if ratio is None else float(ratio), baseline,
-                             None if z is None else float(z)))
+                             None if z is None else float(z), spread))
     return out

@@ -1,0 +1,86 @@
+"""After counts are stored: alert episodes, quicklooks of the scenes they point at, and the
+outbox of transitions (for Prefect events and webhooks). No Prefect here, so the tests and the
+CLI can run it as the flows do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from railwatch.adapters.alerts import AlertStore
+from railwatch.adapters.counts import CountsStore, SceneCountRow
+from railwatch.adapters.store import ObjectStore
+from railwatch.alerts import (
+    alert_records,
+    as_link,
+    episode_id,
+    episodes_of,
+    quicklook_key,
+    transition_key,
+    transition_records,
+)
+from railwatch.aoi import AOI
+from railwatch.errors import RailwatchError
+from railwatch.grid import AOIGrid
+from railwatch.quicklook import render_quicklook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlertUpdate:
+    """What one run found for an AOI: its stored series, its episodes, the new transitions."""
+
+    rows: list[SceneCountRow]
+    episodes: int
+    open_episodes: int
+    new: list[dict[str, Any]]
+
+
+def scene_links(store: ObjectStore, quicklooks: set[str]) -> Any:
+    """Links of a scene in a webhook body: its clip, mask and (when rendered) quicklook."""
+    def links(row: SceneCountRow) -> dict[str, str | None]:
+        ql = quicklook_key(row.image_key)
+        return {"clip": as_link(store.uri(row.image_key)), "mask": as_link(store.uri(row.mask_key)),
+                "quicklook": as_link(store.uri(ql)) if ql in quicklooks else None}
+    return links
+
+
+def ensure_quicklooks(aoi: AOI, grid: AOIGrid, db: CountsStore, store: ObjectStore,
+                      rows: Sequence[SceneCountRow]) -> set[str]:
+    """Render the quicklook of each scene (once: an existing one is kept); the keys that exist."""
+    done = set()
+    for row in rows:
+        key = quicklook_key(row.image_key)
+        if store.info(key) is None:
+            if store.info(row.image_key) is None:
+                log.warning("%s: no clip at %s, no quicklook", aoi.id, row.image_key)
+                continue
+            try:
+                png = render_quicklook(aoi, grid, row, db.track_counts(aoi.id, row.scene_id), store)
+            except RailwatchError as exc:
+                log.warning("%s: quicklook of %s failed: %s", aoi.id, row.scene_id, exc)
+                continue
+            store.put_bytes(key, png)
+        done.add(key)
+    return done
+
+
+def update_alerts(aoi: AOI, grid: AOIGrid, db: CountsStore, alerts: AlertStore, store: ObjectStore,
+                  detector_version: str, urls: Sequence[str]) -> AlertUpdate:
+    """Recompute the AOI's episodes, store them, and queue the transitions not seen before."""
+    rows = db.scene_counts(aoi.id, detector_version)
+    episodes = episodes_of(aoi, rows)
+    keys = {transition_key(detector_version, episode_id(aoi.id, e), t): t.scene_id
+            for e in episodes for t in e.transitions}
+    new_keys = set(keys) - alerts.known_keys(list(keys))
+    scenes = {keys[k] for k in new_keys}
+    quicklooks = ensure_quicklooks(aoi, grid, db, store, [r for r in rows if r.scene_id in scenes])
+    new = transition_records(aoi, detector_version, rows, episodes, scene_links(store, quicklooks),
+                             new_keys)
+    alerts.sync_alerts(aoi.id, detector_version, alert_records(aoi, rows, episodes))
+    alerts.add_transitions(new, urls)
+    return AlertUpdate(rows, len(episodes), sum(e.is_open for e in episodes), new)

@@ -1,0 +1,55 @@
+"""Exports (CSV, Parquet) and the report's time series, from a stored series with a surge."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from railwatch.adapters.alerts import AlertStore
+from railwatch.adapters.counts import CountsStore
+from railwatch.adapters.store import LocalStore
+from railwatch.brief import export_counts, parse_since, write_report
+from railwatch.errors import InvalidInput
+from railwatch.publish import update_alerts
+from railwatch.quicklook import clip_grid
+from tests.alert_series import QUIET, VERSION, demo_aoi, store_series
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> CountsStore:
+    aoi, db = demo_aoi(), CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+    store_series(db, aoi, [*QUIET, 35, 45, 40, 11, 12, 10])
+    update_alerts(aoi, clip_grid(aoi, 60.0), db, AlertStore(db), LocalStore(tmp_path / "store"),
+                  VERSION, [])
+    return db
+
+
+def test_export_csv_and_parquet_hold_the_same_rows(tmp_path: Path, db: CountsStore) -> None:
+    rows = db.scene_counts("tumangang", VERSION)
+    with export_counts(rows, tmp_path / "c.csv", "csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    parquet = pq.read_table(export_counts(rows, tmp_path / "c.parquet", "parquet")).to_pylist()
+    assert len(table) == len(parquet) == 16
+    assert [r["surge"] for r in table].count("True") == 3
+    assert sum(r["surge"] for r in parquet) == 3 and parquet[11]["cars"] == 45
+    assert table[11]["acquired"] == "2023-09-12T10:30:00+00:00"
+    with pytest.raises(InvalidInput, match="--format must be one of csv, parquet, not 'xlsx'"):
+        export_counts(rows, tmp_path / "c.xlsx", "xlsx")
+
+
+def test_report_plot_marks_the_alert_and_checks_its_input(tmp_path: Path, db: CountsStore) -> None:
+    aoi, store = demo_aoi(), LocalStore(tmp_path / "store")
+    report = write_report(aoi, db, store, VERSION, date(2023, 9, 5), tmp_path / "out", 60.0)
+    assert report.alert is not None and report.alert.peak_cars == 45
+    assert report.before is None and report.after is None  # no clips in this store
+    with Image.open(report.plot) as img:
+        assert img.size[0] > 1000 and len(set(img.convert("L").getdata())) > 20
+    with pytest.raises(InvalidInput, match="no counts for AOI 'tumangang' since 2024-01-01"):
+        write_report(aoi, db, store, VERSION, date(2024, 1, 1), tmp_path / "out", 60.0)
+    with pytest.raises(InvalidInput, match="--since must be a date like 2023-09-01"):
+        parse_since("last week")
