@@ -74,12 +74,15 @@ def far_shadows(
     gsd_m: float,
     params: DetectorParams,
     shadow_direction: Floats | None,
+    reach_m: float | None = None,
 ) -> dict[str, list[tuple[float, float]]]:
     """Kept stretches that are the far end of a low sun's shadow: shadow-like, with no loaded
     track beside them but one a siding further towards the sun (within `shadow_reach_m`), and
     the siding in between shaded too (its evidence explained away as a shadow). Those are not
-    cars. Nothing is dropped when the shadow's direction (pixel axes) is not known."""
+    cars. Nothing is dropped when the shadow's direction (pixel axes) is not known. `reach_m`:
+    how far shadows reach (from the sun's elevation; `shadow_reach_m` when not known)."""
     p = params
+    reach = p.shadow_reach_m if reach_m is None else reach_m
     if shadow_direction is None:
         return {k: [] for k in scores}
     sunward = -np.asarray(shadow_direction, dtype=np.float64)
@@ -95,7 +98,7 @@ def far_shadows(
         for seg in kept.get(k, ()):
             sel = _samples([seg], score.step_m, score.z.shape[0])
             where = score.positions[sel]
-            far = _near_share(loaded, where, p.shadow_reach_m / gsd_m, sunward)
+            far = _near_share(loaded, where, reach / gsd_m, sunward)
             close = _near_share(loaded, where, p.neighbour_max_m / gsd_m)
             dark = _near_share(between, where, p.neighbour_max_m / gsd_m)
             if far >= 0.5 and close < 0.5 and dark >= 0.5 and _shadow_like(score, sel, p):
@@ -109,10 +112,12 @@ def doubtful_cars(
     car_pitch_m: float,
     gsd_m: float,
     params: DetectorParams,
+    reach_m: float | None = None,
 ) -> dict[str, float]:
     """Cars per track counted on stretches that may be shadows (module docstring); `kept` are
-    the segments counted."""
+    the segments counted; `reach_m` as in `far_shadows`."""
     p = params
+    reach = p.shadow_reach_m if reach_m is None else reach_m
     occupied = {k: _samples(kept.get(k, ()), s.step_m, s.z.shape[0]) for k, s in scores.items()}
     doubtful: dict[str, float] = {}
     for k, score in scores.items():
@@ -125,7 +130,7 @@ def doubtful_cars(
         tree = cKDTree(points)
         for seg in kept.get(k, ()):
             sel = _samples([seg], score.step_m, score.z.shape[0])
-            dist, _ = tree.query(score.positions[sel], distance_upper_bound=p.shadow_reach_m / gsd_m)
+            dist, _ = tree.query(score.positions[sel], distance_upper_bound=reach / gsd_m)
             beside = float(np.isfinite(dist).mean()) if dist.size else 0.0
             if beside >= 0.5 and _shadow_like(score, sel, p):
                 doubtful[k] += _cars([seg], car_pitch_m, p)

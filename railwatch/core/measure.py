@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from railwatch.core.ambiguity import doubtful_cars, far_shadows
-from railwatch.core.neighbours import explained_mask, scene_shadow
+from railwatch.core.neighbours import explained_mask, scene_shadow, shadow_reach_m
 from railwatch.core.occupancy import runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
@@ -169,10 +169,11 @@ def measure_scene(
     shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
     suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
     kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
+    reach = None if sun_elevation_deg is None else shadow_reach_m(sun_elevation_deg, p)
     dropped = far_shadows(scores, kept, suppressed, gsd_m, p,
-                          None if shadow is None else shadow.direction)
+                          None if shadow is None else shadow.direction, reach)
     kept = {k: [seg for seg in segs if seg not in dropped.get(k, [])] for k, segs in kept.items()}
-    doubtful = doubtful_cars(scores, kept, car_pitch_m, gsd_m, p)
+    doubtful = doubtful_cars(scores, kept, car_pitch_m, gsd_m, p, reach)
     results: list[TrackMeasurement] = []
     total_n = total_var = total_hidden = 0.0
     resolved_low = resolved_high = 0

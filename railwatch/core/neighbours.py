@@ -24,6 +24,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from railwatch.core.occupancy import TrackScore
+from railwatch.core.shadowgeom import CastLink, cast_links, casting, full_shadow_darkening
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams
 
@@ -175,9 +176,10 @@ def explained_mask(
     """Positions whose difference the neighbouring tracks explain (True = not a car there).
 
     `shadow`: the scene's car shadows (`scene_shadow`, computed once by the caster), None when
-    none stand out. With the sun's elevation known and low, a car's shadow may reach past the next siding:
-    tracks that far away towards the sun may cast a shadow too (never required), and full
-    winter shadows may be darker than the learnt typical one (`low_sun_shadow_max_rel`).
+    none stand out. With the sun's elevation known too, where shadows fall is geometry
+    (shadowgeom.py): each sample may be shaded by every sun-side track whose cars' shadows
+    reach it (a winter sun's past the next siding), by at least the shortest and at most the
+    tallest car's coverage of a full shadow, whose darkening is learnt from well-covered samples.
 
     Occupancy O is chosen to minimise a yard-wide cost: λ per occupied sample (the price of a
     car, the chi-square at `low_z`) plus, per empty sample, the residual of its difference
@@ -190,13 +192,20 @@ def explained_mask(
     nbrs = links(scores, gsd_m, p)
     if not any(nbrs.values()):
         return {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
-    far: dict[str, list[Link]] = {}
-    max_rel = p.shadow_max_rel
-    reach_m = shadow_reach_m(sun_elevation_deg, p)
-    if reach_m > p.neighbour_max_m and shadow is not None and shadow.direction is not None:
-        far = _far_links(scores, nbrs, links(scores, gsd_m, replace(p, neighbour_max_m=reach_m)))
-        max_rel = p.low_sun_shadow_max_rel
-    ctx = _Context(scores, nbrs, inv, shadow, p, far, max_rel)
+    cast: dict[str, list[CastLink]] | None = None
+    shade = None if shadow is None else shadow.darkening
+    partners = nbrs
+    if shadow is not None and shadow.direction is not None and sun_elevation_deg is not None \
+            and sun_elevation_deg > 0:
+        # the sun is known: where shadows fall is geometry (shadowgeom.py), and how dark a full
+        # one is can be learnt from well-covered samples
+        reach_m = max(shadow_reach_m(sun_elevation_deg, p), p.neighbour_max_m)
+        wide = links(scores, gsd_m, replace(p, neighbour_max_m=reach_m))
+        found = cast_links(scores, wide, shadow.direction, sun_elevation_deg, gsd_m, p)
+        full = full_shadow_darkening(scores, found, p)
+        if full is not None:
+            cast, shade, partners = found, full, wide
+    ctx = _Context(scores, nbrs, inv, shadow, p, cast, shade)
     evidence = {k: s.usable & (s.z >= p.low_z) for k, s in scores.items()}
     shadow = ctx.shadow
     if shadow is not None and shadow.direction is not None:
@@ -210,6 +219,10 @@ def explained_mask(
     closed = {k: ctx.closed(k, occupied[k]) for k in scores}
     for _ in range(p.neighbour_iterations):
         changed = False
+        # with shadows placed by geometry, a neighbour that must be a car also needs its own
+        # shadow on ITS anti-sun side: that missing shadow is part of what "a car there" costs
+        car_cost = {k: ctx.lam + _missing_shadow_cost(ctx, partners, occupied, closed, k)
+                    for k in scores} if cast is not None else None
         for k in order:
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
@@ -219,7 +232,7 @@ def explained_mask(
             # gaps, so a lone sample flipped among occupied ones would change nothing.
             parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]] = [(k, idx, None)]
             picks = []
-            for link in nbrs[k]:
+            for link in partners[k]:
                 j = link.j[idx]
                 sel = link.near[idx] & ~occupied[link.other][j]
                 m = int(np.count_nonzero(sel))
@@ -227,12 +240,14 @@ def explained_mask(
                     continue
                 hypothesis = np.arange(2 * m) >= m
                 parts.append((link.other, np.concatenate([j[sel], j[sel]]), (k, hypothesis)))
-                picks.append((sel, m))
+                picks.append((link, sel, m))
             costs = ctx.empty_costs(parts, closed)
             cost_empty = costs[0]
             cost_car = np.full(idx.size, ctx.lam)
-            for (sel, m), both in zip(picks, costs[1:], strict=True):
-                both = np.minimum(both, ctx.lam)  # the neighbour can always be a car itself
+            for (link, sel, m), both in zip(picks, costs[1:], strict=True):
+                # the neighbour can always be a car itself
+                own = ctx.lam if car_cost is None else np.tile(car_cost[link.other][link.j[idx][sel]], 2)
+                both = np.minimum(both, own)
                 cost_empty[sel] += both[:m]
                 cost_car[sel] += both[m:]
             new = cost_car < cost_empty
@@ -243,6 +258,23 @@ def explained_mask(
         if not changed:
             break
     return {k: evidence[k] & ~occupied[k] for k in scores}
+
+
+def _missing_shadow_cost(ctx: _Context, partners: Mapping[str, list[Link]],
+                         occupied: Mapping[str, BoolArray], closed: Mapping[str, BoolArray],
+                         n: str) -> Floats:
+    """Per sample of track n: how much more the empty samples of the tracks it shades would
+    cost if a car stood there (a shadow it casts must show), over their cost without it."""
+    pen = np.zeros(ctx.scores[n].z.shape[0])
+    for link in partners[n]:
+        rows = np.flatnonzero(link.near & ~occupied[link.other][link.j])
+        if rows.size == 0:
+            continue
+        jr = link.j[rows]
+        hypothesis = np.arange(2 * rows.size) >= rows.size
+        cost = ctx.empty_costs([(link.other, np.concatenate([jr, jr]), (n, hypothesis))], closed)[0]
+        pen[rows] += np.maximum(cost[rows.size:] - cost[: rows.size], 0.0)
+    return pen
 
 
 def scene_shadow(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams,
@@ -259,21 +291,7 @@ def shadow_reach_m(sun_elevation_deg: float | None, params: DetectorParams) -> f
     if sun_elevation_deg is None or sun_elevation_deg <= 0:
         return params.neighbour_max_m
     length = params.car_max_height_m / np.tan(np.deg2rad(max(sun_elevation_deg, 5.0)))
-    return float(min(length + params.car_half_width_m, params.shadow_reach_m))
-
-
-def _far_links(scores: Mapping[str, TrackScore], adjacent: Mapping[str, list[Link]],
-               wide: Mapping[str, list[Link]]) -> dict[str, list[Link]]:
-    """The samples of `wide` links that are not adjacent ones (the siding beyond the next)."""
-    out: dict[str, list[Link]] = {}
-    for k, found in wide.items():
-        close = {link.other: link.near for link in adjacent.get(k, [])}
-        out[k] = []
-        for link in found:
-            near = link.near & ~close.get(link.other, np.zeros_like(link.near))
-            if near.any():
-                out[k].append(Link(link.other, link.j, near, link.unit))
-    return out
+    return float(min(length + params.car_half_width_m, params.shadow_reach_max_m))
 
 
 def _along(score: TrackScore, direction: Floats) -> float:
@@ -284,16 +302,19 @@ def _along(score: TrackScore, direction: Floats) -> float:
 
 
 class _Context:
-    """What the cost of an empty sample needs: whitened differences, norms, shadow model."""
+    """What the cost of an empty sample needs: whitened differences, norms, shadow model.
+
+    `cast` (the sun known, shadowgeom.py): per track, the neighbours whose shadows may reach it
+    and how much of each sample they cover; `shade` is then a FULL shadow's darkening. Without
+    it the adjacent sun-side neighbour casts, within learnt bounds of the typical darkening."""
 
     def __init__(
         self, scores: Mapping[str, TrackScore], nbrs: Mapping[str, list[Link]], inv: Floats,
         shadow: Shadow | None, params: DetectorParams,
-        far: Mapping[str, list[Link]] | None = None, max_rel: float | None = None,
+        cast: Mapping[str, list[CastLink]] | None = None, shade: Floats | None = None,
     ) -> None:  # fmt: skip
-        self.scores, self.nbrs, self.shadow, self.p = scores, nbrs, shadow, params
-        self.far = far or {}  # sidings beyond the next one that a low sun's shadows reach
-        self.max_rel = params.shadow_max_rel if max_rel is None else max_rel
+        self.scores, self.nbrs, self.shadow, self.p, self.cast = scores, nbrs, shadow, params, cast
+        self.shade = np.ones(inv.shape[0]) if shade is None else shade
         self.white = np.asarray(np.linalg.cholesky(inv).T, dtype=np.float64)  # |W x|² = x'inv x
         self.lam = m2_of_z(params.low_z, inv.shape[0])
         self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
@@ -313,7 +334,7 @@ class _Context:
         is occupied (`closed`, see `closed`; `override` = (track, per-row value) replaces that
         track's occupancy as seen from each row): bleed from stronger occupied neighbours
         (bounded fraction of theirs), and the shadow of an occupied sun-side neighbour
-        (required, within learnt bounds)."""
+        (required, within bounds)."""
         return self.empty_costs([(k, idx, override)], closed)[0]
 
     def empty_costs(
@@ -322,59 +343,71 @@ class _Context:
     ) -> list[Floats]:
         """`empty_cost` of several (track, idx, override) at once: one fit for all rows."""
         pieces = [self._explainers(k, idx, closed, override) for k, idx, override in parts]
-        d, bleed, caster, far_caster, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
-        cost = self._residual(d, bleed, caster, far_caster, g)
+        d, bleed, lo_dark, hi_dark, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
+        cost = self._residual(d, bleed, lo_dark, hi_dark, g)
         return np.split(cost, np.cumsum([len(idx) for _, idx, _ in parts])[:-1])
+
+    def _seen(self, link: Link, j: Ints, closed: Mapping[str, BoolArray],
+              override: tuple[str, BoolArray] | None) -> BoolArray:
+        return override[1] if override and override[0] == link.other else closed[link.other][j]
 
     def _explainers(
         self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
         override: tuple[str, BoolArray] | None,
-    ) -> tuple[Floats, Floats, BoolArray, BoolArray, Floats]:
-        """(whitened difference, bleed from stronger occupied neighbours, has an occupied
-        caster, has an occupied far caster, whitened darkening column) of samples `idx`."""
+    ) -> tuple[Floats, Floats, Floats, Floats, Floats]:
+        """(whitened difference, bleed from stronger occupied neighbours, least and most shadow
+        darkening (in units of `shade`), whitened darkening column) of samples `idx`."""
         d = self.wdiff[k][idx]
         norm_k = self.norm2[k][idx]
         bleed = np.zeros_like(d)
         caster = np.zeros(idx.size, dtype=bool)
+        side = None if self.shadow is None else self.shadow.direction
         for link in self.nbrs[k]:
             j = link.j[idx]
-            seen = override[1] if override and override[0] == link.other else closed[link.other][j]
-            occ = link.near[idx] & seen
+            occ = link.near[idx] & self._seen(link, j, closed, override)
             if not occ.any():
                 continue
             stronger = occ & (self.norm2[link.other][j] > norm_k)
             bleed[stronger] += self.wdiff[link.other][j[stronger]]
-            if self.shadow is not None and self.shadow.direction is not None:
-                caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
+            if side is not None:
+                caster |= occ & (link.unit[idx] @ side < -0.5)
             elif self.shadow is not None:
                 caster |= occ
-        far_caster = np.zeros(idx.size, dtype=bool)
-        if self.far and self.shadow is not None and self.shadow.direction is not None:
-            for link in self.far.get(k, []):
-                j = link.j[idx]
-                occ = link.near[idx] & closed[link.other][j]
-                far_caster |= occ & (link.unit[idx] @ self.shadow.direction < -0.5)
+        p = self.p
+        if self.cast is not None:
+            lo_dark, hi_dark = np.zeros(idx.size), np.zeros(idx.size)
+            for c in self.cast.get(k, []):
+                j = c.link.j[idx]
+                if override and override[0] == c.link.other:
+                    seen = override[1]
+                else:
+                    seen = casting(closed[c.link.other], j, c.offsets)
+                occ = c.link.near[idx] & seen
+                lo_dark = np.maximum(lo_dark, np.where(occ, c.low[idx], 0.0))
+                hi_dark += np.where(occ, c.high[idx], 0.0)
+            lo_dark *= p.shadow_min_rel
+            hi_dark = np.minimum(hi_dark * p.shadow_max_rel, 1.0)
+        else:
+            # with a known side a car's shadow must be there; with an unknown side it may be
+            lo_dark = np.where(caster, p.shadow_min_rel if side is not None else 0.0, 0.0)
+            hi_dark = np.where(caster, p.shadow_max_rel, 0.0)
         # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
-        shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
-        g = (-(shade * self.scores[k].background[idx])) @ self.white.T
-        return d, bleed, caster, far_caster, g
+        g = (-(self.shade * self.scores[k].background[idx])) @ self.white.T
+        return d, bleed, lo_dark, hi_dark, g
 
-    def _residual(self, d: Floats, bleed: Floats, caster: BoolArray, far_caster: BoolArray,
+    def _residual(self, d: Floats, bleed: Floats, lo_dark: Floats, hi_dark: Floats,
                   g: Floats) -> Floats:
         p = self.p
         n = d.shape[0]
-        shade = np.ones(d.shape[1]) if self.shadow is None else self.shadow.darkening
         # a car's roof leaking in replaces the bright ballast between the tracks, not this
         # track's darker sleeper line: a leak also darkens a little
         leaks = np.any(bleed != 0, axis=1)
-        leak_dark = p.leak_darkening / max(float(np.mean(shade)), 1e-6)
-        known_side = self.shadow is not None and self.shadow.direction is not None
-        # with a known side a car's shadow must be there; with an unknown side it may be
-        required = p.shadow_min_rel if known_side else 0.0
-        lo = np.column_stack([np.full(n, p.neighbour_min_coef), np.where(caster, required, 0.0)])
-        hi_dark = np.where(caster | far_caster, self.max_rel, np.where(leaks, leak_dark, 0.0))
+        leak_dark = p.leak_darkening / max(float(np.mean(self.shade)), 1e-6)
         if self.shadow is None:
             hi_dark = np.where(leaks, leak_dark, 0.0)
+        else:
+            hi_dark = np.where(hi_dark > 0, hi_dark, np.where(leaks, leak_dark, 0.0))
+        lo = np.column_stack([np.full(n, p.neighbour_min_coef), lo_dark])
         hi = np.column_stack([np.full(n, p.neighbour_max_bleed), hi_dark])
         # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior)
         ridge = (1.0 / p.bleed_typical**2, 0.0)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.3.2"
+DETECTOR_VERSION = "0.4.0"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -167,11 +167,13 @@ class DetectorParams:
     # a car's shadow reaches the second siding (10.6 m) when the sun is below ~30° (winter at
     # 42° N): within this a shadow-like stretch beside a loaded track may be a shadow
     shadow_reach_m: float = 12.0
+    shadow_reach_max_m: float = 16.0  # a winter sun's shadow (18°) reaches the third siding
     car_max_height_m: float = 4.6  # the tallest cars (box cars, tank cars) cast the longest shadow
+    # a full shadow's darkening: this percentile of the coverage-normalised darkening of shaded
+    # samples (gaps between cars, lower cars and blur make the median a partial shadow)
+    full_shadow_percentile: float = 80.0
+    car_min_height_m: float = 3.5  # most cars are 3.5-4.6 m tall (a gondola 2.9 m casts less)
     car_half_width_m: float = 1.6
-    # with a low sun known (shadow past the next siding), a full winter shadow may be this much
-    # darker than the learnt typical one, which mixes in partly shaded samples
-    low_sun_shadow_max_rel: float = 1.8
     # a stretch is shadow-like when its samples are darker than the ballast by fractions within
     # this ratio in every band (simulated shadows: 1.25; grey roofs: > 2)
     shadow_like_band_ratio: float = 1.6

@@ -1,0 +1,150 @@
+"""Where a car's shadow falls, from the sun's azimuth and elevation and the track geometry.
+
+With the sun known, the shadow of a car of height h on one siding covers, across the tracks, the
+ground from the car's edge to h / tan(elevation) × (the shadow direction's across-track share)
+beyond it, and is displaced along the track by the along-track share. How much of a
+neighbouring siding's sample that covers is geometry, not a learnt guess: a winter sun may shade
+the next siding fully and the one beyond in part, a summer noon sun neither. The neighbour model
+(neighbours.py) bounds the shadow it may explain on each sample by this coverage, for every
+car height between `car_min_height_m` and `car_max_height_m`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from railwatch.core.occupancy import TrackScore
+from railwatch.core.tracklinks import Link
+from railwatch.core.types import DetectorParams
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class CastLink:
+    """How car shadows on track `link.other` cover the owner's samples: the coverage (0..1) of
+    each owner sample by the shadow of the shortest and the tallest car on the nearest caster
+    sample, and the along-track displacement of the shadow (caster samples to look back over)."""
+
+    link: Link
+    low: Floats  # (S,) coverage by the shortest car's shadow
+    high: Floats  # (S,) coverage by the tallest car's shadow
+    offsets: Ints  # caster sample offsets whose cars may shade the nearest caster sample's place
+
+
+def shadow_length_per_m(sun_elevation_deg: float) -> float:
+    """Metres of ground shadow per metre of height."""
+    return float(1.0 / np.tan(np.deg2rad(max(sun_elevation_deg, 5.0))))
+
+
+def _track_direction(positions: Floats) -> Floats:
+    """Unit vector along the track at every sample (pixel axes)."""
+    if positions.shape[0] < 2:
+        return np.tile([1.0, 0.0], (positions.shape[0], 1))
+    d = np.gradient(positions, axis=0)
+    return np.asarray(d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None], dtype=np.float64)
+
+
+def _overlap(lo: Floats, hi: Floats, a: Floats, b: Floats) -> Floats:
+    """Length of [lo, hi] ∩ [a, b] per element."""
+    return np.asarray(np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None), dtype=np.float64)
+
+
+def cast_links(
+    scores: Mapping[str, TrackScore],
+    wide: Mapping[str, list[Link]],
+    direction: Floats,
+    sun_elevation_deg: float,
+    gsd_m: float,
+    params: DetectorParams,
+) -> dict[str, list[CastLink]]:
+    """For every track, the neighbouring tracks whose car shadows can reach it (from `wide`
+    links, which must reach as far as the longest shadow) and the coverage bounds per sample.
+
+    A sample averages the ground across ±(corridor half-width + half a pixel) of its centreline;
+    a car body covers ±`car_half_width_m` of its own; its shadow starts at the body's edge.
+    """
+    p = params
+    per_m = shadow_length_per_m(sun_elevation_deg)
+    direction = np.asarray(direction, dtype=np.float64)
+    half = p.corridor_half_width_m + 0.5 * gsd_m
+    body = p.car_half_width_m
+    out: dict[str, list[CastLink]] = {k: [] for k in scores}
+    for k, found in wide.items():
+        pos_k = scores[k].positions
+        for link in found:
+            caster = scores[link.other]
+            along = _track_direction(caster.positions)[link.j]
+            normal = np.column_stack([-along[:, 1], along[:, 0]])
+            across_share = normal @ direction
+            sign = np.where(across_share >= 0, 1.0, -1.0)
+            normal *= sign[:, None]  # pointing the way shadows fall
+            across_share = np.abs(across_share)
+            dist = np.einsum("ni,ni->n", (pos_k - caster.positions[link.j]) * gsd_m, normal)
+            covers = []
+            for h in (p.car_min_height_m, p.car_max_height_m):
+                reach = body + h * per_m * across_share
+                covers.append(_overlap(dist - half, dist + half, np.full_like(dist, body), reach)
+                              / (2 * half))
+            low, high = covers
+            high = np.where(link.near, high, 0.0)
+            if not np.any(high > 0.05):
+                continue
+            # along-track: the shadow lands `h * per_m * (direction . along)` metres further on
+            shift = np.median(along @ direction) * per_m / caster.step_m
+            lo_s, hi_s = sorted((p.car_min_height_m * shift, p.car_max_height_m * shift))
+            offsets = np.arange(int(np.floor(lo_s)), int(np.ceil(hi_s)) + 1, dtype=np.intp)
+            out[k].append(CastLink(link, np.where(link.near, low, 0.0), high, offsets))
+    return out
+
+
+def casting(closed: npt.NDArray[np.bool_], j: Ints, offsets: Ints) -> npt.NDArray[np.bool_]:
+    """Whether a car stands anywhere on the caster whose shadow may land beside sample `j`
+    (the caster's occupancy looked up `offsets` samples back along the track)."""
+    if closed.size == 0:
+        return np.zeros(j.shape, dtype=bool)
+    idx = np.clip(j[:, None] - offsets[None, :], 0, closed.size - 1)
+    return np.asarray(np.any(closed[idx], axis=1), dtype=bool)
+
+
+def full_shadow_darkening(
+    scores: Mapping[str, TrackScore],
+    cast: Mapping[str, list[CastLink]],
+    params: DetectorParams,
+) -> Floats | None:
+    """The fraction of the ballast's reflectance a full car shadow takes away, per band: from
+    samples well covered by the shadow of a strongly evidenced, stronger neighbour whose
+    darkening looks like a shadow (similar fraction in every band), each divided by its
+    coverage. None when too few such samples (the learnt typical darkening is used then)."""
+    p = params
+    values = []
+    for k, found in cast.items():
+        s = scores[k]
+        for c in found:
+            t = scores[c.link.other]
+            mid = 0.5 * (c.low + c.high)
+            sel = (c.low >= 0.3) & (t.z[c.link.j] >= p.high_z) & s.usable
+            sel &= np.all(s.background > 0, axis=1)
+            if not sel.any():
+                continue
+            frac = -s.diff[sel] / s.background[sel]
+            ratio = frac.max(axis=1) / np.maximum(frac.min(axis=1), 1e-6)
+            like = (frac.min(axis=1) > 0.02) & (ratio < p.shadow_max_band_ratio)
+            if like.any():
+                values.append(frac[like] / mid[sel][like, None])
+    if not values:
+        return None
+    allv = np.concatenate(values)
+    if allv.shape[0] < p.shadow_min_samples // 2:
+        return None
+    # the spectrum's shape from the typical sample, its depth from the darker ones: a band-wise
+    # percentile would mix samples and bend the shape
+    level = allv.mean(axis=1)
+    shape = np.median(allv / np.maximum(level, 1e-6)[:, None], axis=0)
+    depth = float(np.percentile(level, p.full_shadow_percentile))
+    return np.asarray(np.clip(shape * depth, 0.05, 0.95), dtype=np.float64)
