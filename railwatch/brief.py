@@ -103,8 +103,11 @@ def write_report(aoi: AOI, db: CountsStore, store: ObjectStore, detector_version
 
 def quiet_before(rows: Sequence[SceneCountRow], opened_at: datetime,
                  params: SurgeParams) -> SceneCountRow | None:
-    """The last clear, reliable, unflagged scene before an alert opened: the yard as usual."""
+    """The last clear, reliable scene before an alert opened that was neither flagged nor
+    above the historical maximum by the surge ratio (an onset the z test missed): the yard as
+    usual."""
     points = scene_points(rows, params)
     earlier = [r for r, p in zip(rows, points, strict=True)
-               if r.acquired < opened_at and p.reliable and not p.surge and r.valid_fraction >= 0.9]
+               if r.acquired < opened_at and p.reliable and not p.surge and r.valid_fraction >= 0.9
+               and (r.surge_ratio is None or r.surge_ratio < params.ratio_threshold)]
     return earlier[-1] if earlier else None

@@ -66,3 +66,16 @@ def test_an_onset_that_misses_the_ratio_does_not_hide_the_rest_of_the_surge() ->
     tuned = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20,
                         params=SurgeParams(ratio_threshold=1.3, z_threshold=3.0))
     assert [f.surge for f in tuned] == [False] * len(quiet) + [True] * len(surge)
+
+
+def test_an_onset_that_misses_the_z_test_does_not_raise_the_bar() -> None:
+    """A quiet yard with an empty day (wide spread): the first loaded day is 1.55× the known
+    maximum but only 2.9 robust sigmas up. It is not flagged, but it must not become the maximum
+    that the next, fuller days are compared with."""
+    counts = [18, 20, 14, 14, 20, 2, 17, 16, 14, 7, 8, 31, 40, 42, 75]
+    flags = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20,
+                        params=SurgeParams(ratio_threshold=1.3))
+    assert not any(f.surge for f in flags[:11])
+    assert flags[11].robust_z is not None and flags[11].robust_z < 3.0 and not flags[11].surge
+    assert all(f.surge for f in flags[12:])
+    assert flags[14].ratio is not None and abs(flags[14].ratio - 75 / 20) < 1e-9

@@ -76,7 +76,10 @@ def flag_surges(
             and ratio >= p.ratio_threshold
             and (z is None or z >= p.z_threshold)
         )
-        elevated[i] = surge or (recent.size >= p.min_history and z is not None and z >= p.z_threshold)
+        # far above the baseline OR above the historical maximum by the ratio: either way not
+        # material for the baseline or the maximum a later scene is compared with
+        elevated[i] = surge or (recent.size >= p.min_history and z is not None and z >= p.z_threshold) \
+            or (reliable[i] and enough and ratio is not None and ratio >= p.ratio_threshold)
         out.append(SurgeFlag(surge, None if ratio is None else float(ratio), baseline,
                              None if z is None else float(z), spread))
     return out
