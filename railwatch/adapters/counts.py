@@ -142,7 +142,7 @@ def _scene_row(aoi_id: str, s: SceneRef) -> dict[str, Any]:
             "version": s.version, "revisions": 0}
 
 
-def _is_newer_version(row: SceneRow, scene: SceneRef) -> bool:
+def is_newer_version(row: SceneRow, scene: SceneRef) -> bool:
     """Another version, published later than the registered one (never an older copy)."""
     if scene.version is None or scene.version == row.version:
         return False
@@ -227,7 +227,7 @@ class CountsStore:
                 out.new = [s for k, s in by_key.items() if k in inserted]
             for key, row in known.items():
                 scene = by_key[key]
-                if _is_newer_version(row, scene):
+                if is_newer_version(row, scene):
                     row.previous_version, row.version = row.version, scene.version
                     row.published, row.scene_ref = scene.published, json.loads(scene.model_dump_json())
                     row.status, row.attempts, row.last_error = "discovered", 0, None
