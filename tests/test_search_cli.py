@@ -58,7 +58,8 @@ def test_search_lists_new_done_and_given_up_scenes_and_registers_nothing(home: P
     assert not by_id[scenes[1].scene_id]["process"]
     assert "gave up" in by_id[scenes[1].scene_id]["reason"]
     assert "corrupt tile" in by_id[scenes[1].scene_id]["reason"]
-    assert by_id[scenes[2].scene_id]["process"] and by_id[scenes[2].scene_id]["reason"] == "pending (discovered)"
+    pending = by_id[scenes[2].scene_id]
+    assert pending["process"] and pending["reason"] == "pending (discovered)"
     forced = {p["scene_id"]: p for p in planned(home, "--force")}
     assert all(p["process"] for p in forced.values())
     assert len(db.scene_rows("tumangang")) == 3
