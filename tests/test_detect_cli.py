@@ -47,9 +47,12 @@ def test_json_contract_and_counts_near_truth(scenes: dict[str, SimulatedScene],
     assert keys <= set(result["total"]) and all(keys | {"id", "length_m"} <= set(t) for t in result["tracks"])
     assert len(result["quality"]["shift_m"]) == 2 and isinstance(result["quality"]["flags"], list)
     truth = day.truth["total"]["cars_clear"]
-    # the 3 m target for a clear scene (bench/detect_accuracy.py scores many more)
-    assert abs(result["total"]["cars"] - truth) <= max(2, 0.15 * truth), (result["total"], truth)
-    # the sun's azimuth from the scene's metadata is taken (shadow side), same contract
+    # without the sun the shadow side is learnt from the scene and a shadow may read as cars:
+    # the interval must still hold the truth (bench/detect_accuracy.py scores many more scenes)
+    assert result["total"]["cars_low"] <= truth <= result["total"]["cars_high"], (result["total"], truth)
+    assert abs(result["total"]["cars"] - truth) <= max(2, 0.4 * truth), (result["total"], truth)
+    # the sun's azimuth and elevation from the scene's metadata place the shadows: the issue's
+    # 3 m target for a clear scene
     props = json.loads(day.item_path.read_text())["properties"]
     sun, elevation = props["view:sun_azimuth"], props["view:sun_elevation"]
     code, sunny, _ = detect(["--image", str(day.image_path), "--mask", str(day.mask_path),

@@ -152,6 +152,7 @@ def measure_scene(
         bridged = bridge_gaps(profiles, p)
         gaps = gap_signal(profiles, bridged, p)
         profiles, background = bridged, bridge_gaps(background, p)
+        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
     if "no_reference" not in flags and p.self_check and evidence:
