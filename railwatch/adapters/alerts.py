@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from railwatch.adapters.counts import Base, CountsStore, _as_utc
+from railwatch.adapters.counts import CountsStore
+from railwatch.adapters.db import Base, as_utc
 
 OUTBOX_DUE = ("pending", "failed")
 
@@ -98,15 +99,12 @@ class DeliveryResult:
     error: str | None = None
 
 
-ALERT_TABLES = [t.__table__ for t in (AlertRow, TransitionRow, OutboxRow, DeliveryRow)]
-
-
 class AlertStore:
-    """Reads and writes the alert tables through a CountsStore's engine and sessions."""
+    """Reads and writes the alert tables through a CountsStore's engine and sessions (opening
+    the CountsStore migrated them with the rest)."""
 
     def __init__(self, db: CountsStore) -> None:
         self.db = db
-        Base.metadata.create_all(db.engine, tables=ALERT_TABLES)  # type: ignore[arg-type]
 
     def sync_alerts(self, aoi_id: str, detector_version: str, alerts: Sequence[dict[str, Any]]) -> None:
         """Upsert the episodes of an AOI; stored ones the series no longer shows are withdrawn
@@ -129,8 +127,8 @@ class AlertStore:
             ).order_by(AlertRow.opened_at)))
             session.expunge_all()
         for r in rows:  # SQLite hands back naive datetimes
-            r.opened_at, r.updated_at = _as_utc(r.opened_at), _as_utc(r.updated_at)
-            r.closed_at = _as_utc(r.closed_at) if r.closed_at else None
+            r.opened_at, r.updated_at = as_utc(r.opened_at), as_utc(r.updated_at)
+            r.closed_at = as_utc(r.closed_at) if r.closed_at else None
         return rows
 
     def known_keys(self, keys: Sequence[str]) -> set[str]:
