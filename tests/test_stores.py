@@ -17,6 +17,7 @@ from railwatch.adapters.store import LocalStore, open_store
 from railwatch.errors import ConfigError, StorageError
 from railwatch.models import ClipRef, SceneCount, SceneRef, TrackCount
 from tests.servers import free_port
+from tests.test_migrations import schema_diff
 
 
 def test_local_store_roundtrip_skip_identical_and_no_partials(tmp_path: Path) -> None:
@@ -139,10 +140,18 @@ def test_a_database_from_before_new_columns_keeps_working(db_url: str) -> None:
     assert migrations.current(engine) is None
 
     db = CountsStore(db_url)
-    assert migrations.current(db.engine) == migrations.head()
+    assert migrations.current(db.engine) == migrations.head() and schema_diff(db.engine) == []
     db.upsert_counts([count(2, 12).model_copy(update={"background_id": "reference"})])
     assert [(r.cars, r.background_id) for r in db.scene_counts("yard")] == [(10, None), (12, "reference")]
     assert db.track_counts("yard", "s2")[0].cars == 12
     db.register_scenes("yard", [scene(1).model_copy(update={"version": "v1"})])
     assert db.scene_rows("yard")[0].version == "v1"
     assert AlertStore(db).alerts("yard", "0.1.0") == []
+
+
+def test_a_table_railwatch_did_not_write_is_refused(db_url: str) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as con:
+        con.exec_driver_sql("CREATE TABLE poll_marks (id INTEGER PRIMARY KEY, aoi_id VARCHAR(64))")
+    with pytest.raises(ConfigError, match="poll_marks lacks the required column source"):
+        CountsStore(db_url, engine)

@@ -1,5 +1,6 @@
 """Webhooks against a real receiver on loopback (examples/webhook_receiver.py) that fails
-sometimes: signatures, idempotency keys, in-run retries, and the retry queue on the next run."""
+sometimes: signatures, idempotency keys, in-run retries, and the retry queue on the next run;
+the alert store on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ def deliver(alerts: AlertStore, aoi_id: str) -> list[Any]:
 
 
 def test_surge_is_delivered_signed_once_and_failures_retried_next_run(
-        tmp_path: Path, receiver: Any, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, db_url: str, receiver: Any, caplog: pytest.LogCaptureFixture) -> None:
     aoi = demo_aoi()
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+    db = CountsStore(db_url)
     alerts, store = AlertStore(db), LocalStore(tmp_path / "store")
     url = f"http://127.0.0.1:{receiver.server_port}/hooks/railwatch-token-in-path"
     grid = clip_grid(aoi, 60.0)
@@ -117,9 +118,9 @@ def test_receiver_rejects_bad_signatures_and_answers_repeats_without_handling(
     assert len(receiver.handled_bodies) == 1
 
 
-def test_rerun_adds_no_alerts_transitions_or_deliveries(tmp_path: Path) -> None:
+def test_rerun_adds_no_alerts_transitions_or_deliveries(tmp_path: Path, db_url: str) -> None:
     aoi = demo_aoi()
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+    db = CountsStore(db_url)
     alerts, store = AlertStore(db), LocalStore(tmp_path / "store")
     store_series(db, aoi, [*QUIET, 35, 45, 40, 11, 12, 10])
     grid = clip_grid(aoi, 60.0)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -36,21 +36,29 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def redacted(url: str) -> str:
+    """The URL without its password, fit for a terminal, a log or an error message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def open_engine(url: str) -> Engine:
     """An engine for `url`, or a one-line ConfigError naming what is wrong with it."""
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, ValueError) as exc:
-        raise ConfigError(f"database URL {url!r} is not usable: {exc}") from exc
+        raise ConfigError(f"database URL {redacted(url)!r} is not usable: {exc}") from exc
     if engine.dialect.name not in UPSERTS:
-        raise ConfigError(f"database URL {url!r}: dialect {engine.dialect.name!r} is not supported; "
-                          "use SQLite or PostgreSQL")
+        raise ConfigError(f"database URL {redacted(url)!r}: dialect {engine.dialect.name!r} is not "
+                          "supported; use SQLite or PostgreSQL")
     return engine
 
 
 def database_error(url: str, exc: SQLAlchemyError) -> ConfigError:
     """A failure to reach or migrate the database, as one line (no SQL, no traceback)."""
-    return ConfigError(f"cannot open the counts database {url!r}: {exc.__class__.__name__}: "
+    return ConfigError(f"cannot open the counts database {redacted(url)!r}: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from railwatch.errors import ConfigError
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -47,8 +49,8 @@ def ensure_table(name: str, *columns: sa.Column[Any], unique: tuple[str, ...] = 
         if column.name in have:
             continue
         if not column.nullable:
-            raise RuntimeError(f"table {name} lacks the required column {column.name}; "
-                               "this database is not one railwatch wrote")
+            raise ConfigError(f"table {name} lacks the required column {column.name}; "
+                              "this database is not one railwatch wrote")
         op.add_column(name, column)
 
 
