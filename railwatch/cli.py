@@ -105,7 +105,9 @@ def _show_alerts(aoi_id: str) -> None:
     for url in settings.webhook_urls:
         mine = [o for o in outbox if o.url == url]
         out.print(f"webhooks: {redact(url)}: {sum(o.status == 'delivered' for o in mine)} delivered, "
-                  f"{sum(o.status == 'failed' for o in mine)} queued for retry")
+                  f"{sum(o.status == 'failed' for o in mine)} queued for retry, "
+                  f"{sum(o.status == 'skipped' for o in mine)} skipped as older than "
+                  "RAILWATCH_WEBHOOK_MAX_AGE_DAYS")
 
 
 @app.command()
@@ -275,6 +277,7 @@ def demo(
     """Simulate the Sept–Oct 2023 Tumangang season and run it through the whole pipeline."""
     _quiet_prefect(verbose)
     os.environ.setdefault("RAILWATCH_DASK_WORKERS", str(workers))
+    os.environ.setdefault("RAILWATCH_WEBHOOK_MAX_AGE_DAYS", "0")  # the demo replays 2023 on purpose
     from railwatch.settings import get_settings
 
     settings = get_settings()

@@ -55,6 +55,7 @@ def env(home: Path, receiver: Any) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "RAILWATCH_WEBHOOK_URLS": json.dumps([f"http://127.0.0.1:{receiver.server_port}/hook"]),
         "RAILWATCH_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "RAILWATCH_WEBHOOK_MAX_AGE_DAYS": "0",  # the simulated season is from 2023
     }
 
 

@@ -5,7 +5,8 @@
   idempotency key derived from the episode and scene, so a rerun inserts nothing new; each row
   carries its webhook body, frozen when first inserted, and whether its Prefect event went out;
 - `webhook_outbox`: one row per (transition, URL) with its delivery status; rows whose status
-  is `failed` are the retry queue, tried again on the next run until delivered;
+  is `failed` are the retry queue, tried again on the next run until delivered; `skipped` rows
+  are transitions too old to send when they were found (a backfill's history);
 - `webhook_deliveries`: the append-only log of every delivery try (one row per run and URL).
 """
 
@@ -70,7 +71,7 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), index=True)
     url: Mapped[str] = mapped_column(String(1024))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|failed|delivered
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|failed|delivered|skipped
     runs: Mapped[int] = mapped_column(Integer, default=0)  # runs that tried it
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -135,14 +136,17 @@ class AlertStore:
         with self.db._session() as session:
             return set(session.scalars(select(TransitionRow.key).where(TransitionRow.key.in_(keys))))
 
-    def add_transitions(self, rows: Sequence[dict[str, Any]], urls: Sequence[str]) -> None:
-        """Insert new transitions and queue each for every webhook URL configured now."""
+    def add_transitions(self, rows: Sequence[dict[str, Any]], urls: Sequence[str],
+                        send_since: datetime | None = None) -> None:
+        """Insert new transitions and queue each for every webhook URL configured now; one
+        acquired before `send_since` is recorded as skipped instead (history, not news)."""
         now = datetime.now(UTC)
         new = [r for r in rows if r["key"] not in self.known_keys([r["key"] for r in rows])]
         with self.db._session() as session:
             session.add_all(TransitionRow(**r, created_at=now) for r in new)
-            session.add_all(OutboxRow(key=r["key"], url=u, status="pending", runs=0)
-                            for r in new for u in urls)
+            session.add_all(OutboxRow(key=r["key"], url=u, runs=0, status="skipped" if (
+                send_since is not None and r["at"] < send_since) else "pending")
+                for r in new for u in urls)
 
     def unemitted(self, aoi_id: str) -> list[TransitionRow]:
         """Transitions whose Prefect event has not gone out yet, oldest first."""
