@@ -76,8 +76,9 @@ def _show_counts(aoi_id: str, plot: bool = True) -> None:
 
     settings = get_settings()
     (aoi,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
-    rows = CountsStore(settings.db_url).scene_counts(aoi.id, DETECTOR_VERSION)
-    out.print(counts_table(aoi, rows))
+    db = CountsStore(settings.db_url)
+    rows = db.scene_counts(aoi.id, DETECTOR_VERSION)
+    out.print(counts_table(aoi, rows, db.track_counts(aoi.id, detector_version=DETECTOR_VERSION)))
     line = headline(aoi, rows)
     if line:
         out.print(f"[bold red]{line}[/]")

@@ -61,7 +61,8 @@ def ensure_quicklooks(aoi: AOI, grid: AOIGrid, db: CountsStore, store: ObjectSto
                 log.warning("%s: no clip at %s, no quicklook", aoi.id, row.image_key)
                 continue
             try:
-                png = render_quicklook(aoi, grid, row, db.track_counts(aoi.id, row.scene_id), store)
+                tracks = db.track_counts(aoi.id, row.scene_id, row.detector_version)
+                png = render_quicklook(aoi, grid, row, tracks, store)
             except RailwatchError as exc:
                 log.warning("%s: quicklook of %s failed: %s", aoi.id, row.scene_id, exc)
                 continue

@@ -5,12 +5,13 @@ shows and upgrades the revision."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, MetaData, Table, create_engine, inspect
 
 import railwatch.adapters.alerts  # noqa: F401  (its tables join the metadata)
 from railwatch import migrations
@@ -36,6 +37,24 @@ def test_a_new_database_is_at_head_with_the_models_schema(db_url: str) -> None:
     assert set(inspect(db.engine).get_table_names()) == TABLES
     assert schema_diff(db.engine) == []
     CountsStore(db_url)  # opening again at head changes nothing
+
+
+def test_a_database_at_an_older_revision_is_migrated_with_its_rows(db_url: str) -> None:
+    engine = create_engine(db_url)
+    migrations.upgrade(engine, "0001")  # before per-track surge columns
+    assert "surge" not in {c["name"] for c in inspect(engine).get_columns("track_counts")}
+    with engine.begin() as con:
+        old = Table("track_counts", MetaData(), autoload_with=con)
+        con.execute(old.insert().values(
+            aoi_id="yard", source="simulator", scene_id="s1", track_id="t1", detector_version="0.1.0",
+            acquired=datetime(2023, 9, 1, tzinfo=UTC), length_m=900.0, occupied_m=145.0, cars=10,
+            cars_low=8, cars_high=12, valid_fraction=1.0))
+    db = CountsStore(db_url)
+    assert migrations.current(db.engine) == migrations.head() != "0001"
+    [row] = db.track_counts("yard")
+    assert (row.cars, row.surge, row.baseline_cars) == (10, None, None)
+    db.set_track_surge_flags("yard", "0.1.0", {("s1", "t1"): (True, 2.0, 5.0)})
+    assert db.track_counts("yard", "s1")[0].surge is True
 
 
 def test_concurrent_opens_migrate_once(pg_server: PgServer) -> None:

@@ -117,7 +117,8 @@ def test_bad_database_url_is_a_config_error(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
-OLD_COLUMNS = {"scenes": ["version", "previous_version", "revisions"], "track_counts": ["segments"],
+OLD_COLUMNS = {"scenes": ["version", "previous_version", "revisions"],
+               "track_counts": ["segments", "surge", "surge_ratio", "baseline_cars"],
                "scene_counts": ["background_id"]}
 
 

@@ -39,6 +39,9 @@ class TrackCountRow(Base):
     cars_high: Mapped[int] = mapped_column(Integer)
     valid_fraction: Mapped[float] = mapped_column(Float)
     segments: Mapped[list[list[float]] | None] = mapped_column(JSON)  # occupied (start_m, end_m)
+    surge: Mapped[bool | None] = mapped_column(Boolean)  # the track against its own history
+    surge_ratio: Mapped[float | None] = mapped_column(Float)
+    baseline_cars: Mapped[float | None] = mapped_column(Float)
 
 
 class SceneCountRow(Base):
@@ -106,20 +109,37 @@ class CountsStore(SceneRegistry):
             session.expunge_all()
             return rows
 
-    def track_counts(self, aoi_id: str, scene_id: str) -> list[TrackCountRow]:
+    def track_counts(self, aoi_id: str, scene_id: str | None = None,
+                     detector_version: str | None = None) -> list[TrackCountRow]:
+        """Track rows of a scene (or of the whole AOI, oldest first), of one detector version or all."""
+        query = select(TrackCountRow).where(TrackCountRow.aoi_id == aoi_id)
+        if scene_id is not None:
+            query = query.where(TrackCountRow.scene_id == scene_id)
+        if detector_version:
+            query = query.where(TrackCountRow.detector_version == detector_version)
         with self._session() as session:
-            rows = list(session.scalars(select(TrackCountRow).where(
-                TrackCountRow.aoi_id == aoi_id, TrackCountRow.scene_id == scene_id
-            ).order_by(TrackCountRow.track_id)))
+            rows = list(session.scalars(query.order_by(
+                TrackCountRow.acquired, TrackCountRow.scene_id, TrackCountRow.track_id)))
+            for r in rows:
+                r.acquired = as_utc(r.acquired)
             session.expunge_all()
             return rows
 
     def set_surge_flags(self, aoi_id: str, detector_version: str,
                         flags: dict[str, tuple[bool, float | None, float | None]]) -> None:
         """Write (surge, ratio, baseline) per scene id."""
+        self._set_flags(SceneCountRow, aoi_id, detector_version, flags, lambda r: r.scene_id)
+
+    def set_track_surge_flags(self, aoi_id: str, detector_version: str,
+                              flags: dict[tuple[str, str], tuple[bool, float | None, float | None]]) -> None:
+        """Write (surge, ratio, baseline) per (scene id, track id)."""
+        self._set_flags(TrackCountRow, aoi_id, detector_version, flags, lambda r: (r.scene_id, r.track_id))
+
+    def _set_flags(self, model: Any, aoi_id: str, detector_version: str, flags: dict[Any, Any],
+                   key: Any) -> None:
         with self._session() as session:
-            for row in session.scalars(select(SceneCountRow).where(
-                SceneCountRow.aoi_id == aoi_id, SceneCountRow.detector_version == detector_version
+            for row in session.scalars(select(model).where(
+                model.aoi_id == aoi_id, model.detector_version == detector_version
             )):
-                if row.scene_id in flags:
-                    row.surge, row.surge_ratio, row.baseline_cars = flags[row.scene_id]
+                if key(row) in flags:
+                    row.surge, row.surge_ratio, row.baseline_cars = flags[key(row)]
