@@ -4,35 +4,25 @@ backfill` in a subprocess, as a user runs it, with only RAILWATCH_DATABASE_URL p
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from railwatch import migrations
 from railwatch.adapters.counts import CountsStore
+from tests.cli_runs import cli_env, run_cli
 from tests.pg import PgServer
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 def test_backfill_stores_counts_on_postgresql(pg_server: PgServer, tmp_path: Path) -> None:
     url = pg_server.url(pg_server.new_database())
-    env = {**os.environ, "RAILWATCH_HOME": str(tmp_path), "RAILWATCH_AOI_DIR": str(REPO / "aois"),
-           "RAILWATCH_DATABASE_URL": url, "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    env = cli_env(tmp_path, RAILWATCH_DATABASE_URL=url)
 
-    def railwatch(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=600, check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return proc.stdout
-
-    railwatch("simulate", "--start", "2023-09-08", "--end", "2023-09-10")
-    out = railwatch("backfill", "--aoi", "tumangang", "--start", "2023-09-01", "--end", "2023-10-10")
+    run_cli(["simulate", "--start", "2023-09-08", "--end", "2023-09-10"], env)
+    out = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-01", "--end", "2023-10-10"],
+                  env).stdout
     assert "3 processed" in out and "0 failed" in out
     db = CountsStore(url)
     first = [(r.scene_id, r.cars, r.detector_version) for r in db.scene_counts("tumangang")]
