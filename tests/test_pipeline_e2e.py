@@ -20,7 +20,6 @@ import pytest
 from tests.cli_runs import cli_env, run_cli
 from tests.receivers import serving
 
-REPO = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "e2e-secret-do-not-log"
 pytestmark = pytest.mark.slow
 
