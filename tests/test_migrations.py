@@ -17,6 +17,7 @@ import railwatch.adapters.alerts  # noqa: F401  (its tables join the metadata)
 from railwatch import migrations
 from railwatch.adapters.counts import Base, CountsStore
 from railwatch.cli import main
+from railwatch.errors import ConfigError
 from railwatch.settings import get_settings
 from tests.pg import PgServer
 
@@ -55,6 +56,14 @@ def test_a_database_at_an_older_revision_is_migrated_with_its_rows(db_url: str) 
     assert (row.cars, row.surge, row.baseline_cars) == (10, None, None)
     db.set_track_surge_flags("yard", "0.1.0", {("s1", "t1"): (True, 2.0, 5.0)})
     assert db.track_counts("yard", "s1")[0].surge is True
+
+
+def test_a_database_from_a_newer_railwatch_is_a_config_error(db_url: str) -> None:
+    db = CountsStore(db_url)
+    with db.engine.begin() as con:
+        con.exec_driver_sql(f"UPDATE {migrations.VERSION_TABLE} SET version_num = '9999'")
+    with pytest.raises(ConfigError, match=r"9999.*knows revisions up to"):
+        CountsStore(db_url)
 
 
 def test_concurrent_opens_migrate_once(pg_server: PgServer) -> None:

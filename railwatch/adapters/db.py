@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from alembic.util import CommandError
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -72,6 +73,9 @@ class Database:
             migrations.upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise database_error(url, exc) from exc
+        except CommandError as exc:  # e.g. written by a newer railwatch than this one
+            raise ConfigError(f"cannot migrate the counts database {redacted(url)!r}: {exc} "
+                              f"(this railwatch knows revisions up to {migrations.head()})") from exc
 
     def _upsert(self, session: Session, table: Any, rows: Sequence[dict[str, Any]],
                 keys: Sequence[str]) -> None:
