@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from railwatch.adapters.counts import CountsStore, SceneCountRow
+from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackCountRow
 from railwatch.aoi import AOI
 from railwatch.core.episodes import Episode, ScenePoint, Transition, is_reliable, surge_episodes
 from railwatch.core.surge import SurgeFlag, SurgeParams, flag_surges
@@ -34,13 +35,31 @@ def series_flags(aoi: AOI, rows: Sequence[SceneCountRow]) -> list[SurgeFlag]:
                        [r.valid_fraction for r in rows], aoi.prop("history_max_cars"), surge_params(aoi))
 
 
+def track_flags(aoi: AOI, rows: Sequence[TrackCountRow]) -> dict[tuple[str, str], SurgeFlag]:
+    """The same surge test per track, each track against its own history (a siding filling up
+    while the others empty moves no total). Keyed by (scene id, track id)."""
+    by_track: dict[str, list[TrackCountRow]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: (r.acquired, r.scene_id)):
+        by_track[r.track_id].append(r)
+    params = surge_params(aoi)
+    return {(r.scene_id, track): flag
+            for track, series in by_track.items()
+            for r, flag in zip(series, flag_surges([r.acquired for r in series], [r.cars for r in series],
+                                                   [r.valid_fraction for r in series], None, params),
+                               strict=True)}
+
+
 def flag_stored_series(aoi: AOI, db: CountsStore, detector_version: str) -> list[str]:
-    """Recompute and store the surge flags of an AOI's series; the flagged scene ids."""
+    """Recompute and store the surge flags of an AOI's series and of each of its tracks; the
+    flagged scene ids."""
     series = db.scene_counts(aoi.id, detector_version)
     flags = series_flags(aoi, series)
     db.set_surge_flags(aoi.id, detector_version, {
         r.scene_id: (f.surge, f.ratio, f.baseline) for r, f in zip(series, flags, strict=True)
     })
+    per_track = track_flags(aoi, db.track_counts(aoi.id, detector_version=detector_version))
+    db.set_track_surge_flags(aoi.id, detector_version,
+                             {k: (f.surge, f.ratio, f.baseline) for k, f in per_track.items()})
     return [r.scene_id for r, f in zip(series, flags, strict=True) if f.surge]
 
 

@@ -94,7 +94,8 @@ def write_report(aoi: AOI, db: CountsStore, store: ObjectStore, detector_version
                    f"[{row.cars_low}–{row.cars_high}]" + (f", {row.surge_ratio:.1f}× the historical "
                                                           "maximum" if label == "after" and
                                                           row.surge_ratio else ""))
-        png = render_quicklook(aoi, grid, row, db.track_counts(aoi.id, row.scene_id), store, caption)
+        tracks = db.track_counts(aoi.id, row.scene_id, row.detector_version)
+        png = render_quicklook(aoi, grid, row, tracks, store, caption)
         path = out_dir / f"{aoi.id}-{label}-{row.acquired:%Y-%m-%d}.png"
         path.write_bytes(png)
         paths.append(path)

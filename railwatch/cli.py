@@ -15,10 +15,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from railwatch.cli_db import db_app
 from railwatch.errors import ConfigError, RailwatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 120)  # tables stay legible in logs and pipes
 
@@ -74,8 +76,9 @@ def _show_counts(aoi_id: str, plot: bool = True) -> None:
 
     settings = get_settings()
     (aoi,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
-    rows = CountsStore(settings.db_url).scene_counts(aoi.id, DETECTOR_VERSION)
-    out.print(counts_table(aoi, rows))
+    db = CountsStore(settings.db_url)
+    rows = db.scene_counts(aoi.id, DETECTOR_VERSION)
+    out.print(counts_table(aoi, rows, db.track_counts(aoi.id, detector_version=DETECTOR_VERSION)))
     line = headline(aoi, rows)
     if line:
         out.print(f"[bold red]{line}[/]")
@@ -103,7 +106,9 @@ def _show_alerts(aoi_id: str) -> None:
     for url in settings.webhook_urls:
         mine = [o for o in outbox if o.url == url]
         out.print(f"webhooks: {redact(url)}: {sum(o.status == 'delivered' for o in mine)} delivered, "
-                  f"{sum(o.status == 'failed' for o in mine)} queued for retry")
+                  f"{sum(o.status == 'failed' for o in mine)} queued for retry, "
+                  f"{sum(o.status == 'skipped' for o in mine)} skipped as older than "
+                  "RAILWATCH_WEBHOOK_MAX_AGE_DAYS")
 
 
 @app.command()
@@ -324,6 +329,7 @@ def demo(
     """Simulate the Sept–Oct 2023 Tumangang season and run it through the whole pipeline."""
     _quiet_prefect(verbose)
     os.environ.setdefault("RAILWATCH_DASK_WORKERS", str(workers))
+    os.environ.setdefault("RAILWATCH_WEBHOOK_MAX_AGE_DAYS", "0")  # the demo replays 2023 on purpose
     from railwatch.settings import get_settings
 
     settings = get_settings()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from railwatch.adapters.alerts import AlertStore
@@ -60,7 +61,8 @@ def ensure_quicklooks(aoi: AOI, grid: AOIGrid, db: CountsStore, store: ObjectSto
                 log.warning("%s: no clip at %s, no quicklook", aoi.id, row.image_key)
                 continue
             try:
-                png = render_quicklook(aoi, grid, row, db.track_counts(aoi.id, row.scene_id), store)
+                tracks = db.track_counts(aoi.id, row.scene_id, row.detector_version)
+                png = render_quicklook(aoi, grid, row, tracks, store)
             except RailwatchError as exc:
                 log.warning("%s: quicklook of %s failed: %s", aoi.id, row.scene_id, exc)
                 continue
@@ -70,8 +72,10 @@ def ensure_quicklooks(aoi: AOI, grid: AOIGrid, db: CountsStore, store: ObjectSto
 
 
 def update_alerts(aoi: AOI, grid: AOIGrid, db: CountsStore, alerts: AlertStore, store: ObjectStore,
-                  detector_version: str, urls: Sequence[str]) -> AlertUpdate:
-    """Recompute the AOI's episodes, store them, and queue the transitions not seen before."""
+                  detector_version: str, urls: Sequence[str],
+                  send_since: datetime | None = None) -> AlertUpdate:
+    """Recompute the AOI's episodes, store them, and queue the transitions not seen before
+    (those of scenes acquired before `send_since` are recorded, not sent)."""
     rows = db.scene_counts(aoi.id, detector_version)
     episodes = episodes_of(aoi, rows)
     keys = {transition_key(detector_version, episode_id(aoi.id, e), t): t.scene_id
@@ -82,5 +86,5 @@ def update_alerts(aoi: AOI, grid: AOIGrid, db: CountsStore, alerts: AlertStore, 
     new = transition_records(aoi, detector_version, rows, episodes, scene_links(store, quicklooks),
                              new_keys)
     alerts.sync_alerts(aoi.id, detector_version, alert_records(aoi, rows, episodes))
-    alerts.add_transitions(new, urls)
+    alerts.add_transitions(new, urls, send_since)
     return AlertUpdate(rows, len(episodes), sum(e.is_open for e in episodes), new)

@@ -10,21 +10,28 @@ from typing import Any
 from rich.table import Table
 
 from railwatch.adapters.alerts import AlertRow
-from railwatch.adapters.counts import SceneCountRow
+from railwatch.adapters.counts import SceneCountRow, TrackCountRow
 from railwatch.alerts import surge_params
 from railwatch.aoi import AOI
 from railwatch.core.surge import SurgeFlag
 
 
-def flag_text(row: SceneCountRow) -> str:
+def flag_text(row: SceneCountRow, tracks: Sequence[TrackCountRow] = ()) -> str:
+    """The scene's surge and quality flags, then the tracks that surged against their own history."""
     parts = []
     if row.surge:
         parts.append(f"SURGE {row.surge_ratio:.1f}× max" if row.surge_ratio else "SURGE")
     parts.extend(f for f in row.flags.split(",") if f)
+    parts.extend(f"track {t.track_id} surge" + (f" {t.surge_ratio:.1f}×" if t.surge_ratio else "")
+                 for t in tracks if t.surge and t.scene_id == row.scene_id)
     return ", ".join(parts)
 
 
-def counts_table(aoi: AOI, rows: Sequence[SceneCountRow]) -> Table:
+def counts_table(aoi: AOI, rows: Sequence[SceneCountRow], tracks: Sequence[TrackCountRow] = ()) -> Table:
+    """One line per scene; `tracks` (the AOI's track rows) add each scene's per-track surges."""
+    by_scene: dict[str, list[TrackCountRow]] = {}
+    for t in tracks:
+        by_scene.setdefault(t.scene_id, []).append(t)
     table = Table(title=f"{aoi.label} ({aoi.id}): rail cars per scene", title_justify="left")
     for name, justify in [("date", "left"), ("scene", "left"), ("valid", "right"),
                           ("occupied m", "right"), ("cars", "right"), ("interval", "right"),
@@ -34,7 +41,7 @@ def counts_table(aoi: AOI, rows: Sequence[SceneCountRow]) -> Table:
         style = "bold red" if r.surge else ("dim" if r.valid_fraction < 0.6 else None)
         table.add_row(f"{r.acquired:%Y-%m-%d}", r.scene_id, f"{r.valid_fraction:.2f}",
                       f"{r.occupied_m:.0f}", str(r.cars), f"{r.cars_low}–{r.cars_high}",
-                      flag_text(r), style=style)
+                      flag_text(r, by_scene.get(r.scene_id, ())), style=style)
     return table
 
 

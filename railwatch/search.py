@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from railwatch.adapters.catalogs import Catalog
-from railwatch.adapters.counts import CountsStore, SceneRow, is_newer_version
+from railwatch.adapters.counts import CountsStore
+from railwatch.adapters.registry import SceneRow, is_newer_version
 from railwatch.aoi import AOI
 from railwatch.errors import ConfigError
 from railwatch.models import SceneRef

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, description="Per-request webhook timeout.")
     webhook_attempts: int = Field(4, ge=1, description="Attempts per delivery within one run.")
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay (doubles each time).")
+    webhook_max_age_days: float = Field(
+        7.0, ge=0, description="Transitions of scenes acquired longer ago than this are recorded as "
+        "skipped, not sent (a backfill does not page anyone about last year); 0 = send all.")
 
     @property
     def store_url(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -70,8 +71,10 @@ def publish_alerts(aoi: AOI, db: CountsStore, store_url: str, detector_version: 
     check_config(urls, secret)
     store = open_store(store_url)
     alerts = AlertStore(db)
+    max_age = settings.webhook_max_age_days
+    since = datetime.now(UTC) - timedelta(days=max_age) if max_age else None
     update = update_alerts(aoi, clip_grid(aoi, settings.clip_buffer_m), db, alerts, store,
-                           detector_version, urls)
+                           detector_version, urls, since)
     emit_events(aoi, alerts)
     out = AoiPublished(aoi_id=aoi.id, label=aoi.label, headline=headline(aoi, update.rows),
                        episodes=update.episodes, open_episodes=update.open_episodes,

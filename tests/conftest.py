@@ -1,6 +1,7 @@
 """Shared fixtures: real servers on loopback, each session-scoped and started only by the tests
-that ask for it — a STAC API (stac-fastapi-pgstac on PostgreSQL) loaded with the simulator's STAC
-items for the demo AOI, and an S3 server (moto's server mode)."""
+that ask for it — PostgreSQL (one server, a fresh database per store test), a STAC API
+(stac-fastapi-pgstac on that server) loaded with the simulator's STAC items for the demo AOI,
+and an S3 server (moto's server mode)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from railwatch.aoi import AOI, load_aoi
 from railwatch.simulate.scene import make_spec
 from railwatch.simulate.season import plan_season
 from railwatch.simulate.stac import build_collection, build_item
+from tests.pg import PgServer, running_postgres, why_no_postgres
 from tests.servers import CountingProxy, MotoServer
 from tests.stac_api_server import BROKEN, FaultProxy, running_stac_api
 
@@ -59,10 +61,28 @@ def stac_items(aoi: AOI, tmp_path_factory: pytest.TempPathFactory) -> list[dict[
 
 
 @pytest.fixture(scope="session")
-def stac_api(aoi: AOI, stac_items: list[dict[str, Any]],
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the session (tests take their own databases)."""
+    if why_no_postgres():
+        pytest.skip(str(why_no_postgres()))
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty counts database: a SQLite file, or a new database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'counts.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.url(server.new_database())
+
+
+@pytest.fixture(scope="session")
+def stac_api(aoi: AOI, stac_items: list[dict[str, Any]], pg_server: PgServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     collection, _ = simulated_catalog(aoi, tmp_path_factory.mktemp("sim-coll"))
-    with running_stac_api(collection, stac_items) as url:
+    with running_stac_api(pg_server, collection, stac_items) as url:
         yield url
 
 

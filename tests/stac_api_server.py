@@ -1,7 +1,6 @@
-"""A real STAC API on loopback for tests: PostgreSQL + PostGIS + pgstac + stac-fastapi-pgstac
-(recipe: ../shared/stack-notes.md), and a small fault-injecting HTTP proxy to put in front of it.
-
-PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user.
+"""A real STAC API on loopback for tests: PostgreSQL + PostGIS (tests/pg.py) + pgstac +
+stac-fastapi-pgstac (recipe: ../shared/stack-notes.md), and a small fault-injecting HTTP proxy
+to put in front of it.
 """
 
 from __future__ import annotations
@@ -9,54 +8,25 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from tests.pg import PgServer, why_no_postgres
+from tests.servers import free_port
 
 STARTUP_LIMIT_S = 60.0
 BROKEN = "20230905_broken_no_analytic"  # the loaded item that lacks its image asset
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def postgres_bin() -> Path | None:
-    """The folder of PostgreSQL's server binaries, if installed and PostGIS is there too."""
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        control = Path("/usr/share/postgresql") / folder.parent.name / "extension" / "postgis.control"
-        if (folder / "initdb").exists() and control.exists():
-            return folder
-    return None
-
-
 def why_no_server() -> str | None:
     """Why the STAC API cannot be started here, or None when it can."""
-    if postgres_bin() is None:
-        return ("PostgreSQL 15 + PostGIS are not installed: apt-get install -y postgresql-15 "
-                "postgresql-15-postgis-3 (.ci/run does this)")
-    for module in ("pypgstac", "stac_fastapi.pgstac", "uvicorn"):
-        try:
-            __import__(module)
-        except ImportError:
-            return f"{module} is not installed: pip install -e '.[test]'"
-    return None
-
-
-def _as_pg(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+    return why_no_postgres(postgis=True, modules=("pypgstac", "stac_fastapi.pgstac", "uvicorn"))
 
 
 def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -72,51 +42,34 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_stac_api(collection: dict[str, Any], items: list[dict[str, Any]]) -> Iterator[str]:
-    """Start PostgreSQL, load pgstac + `collection` + `items`, serve the API; yield its URL."""
+def running_stac_api(server: PgServer, collection: dict[str, Any],
+                     items: list[dict[str, Any]]) -> Iterator[str]:
+    """Load pgstac + `collection` + `items` into the server's `postgres` database, serve the
+    API; yield its URL."""
     from pypgstac.db import PgstacDB
     from pypgstac.load import Loader, Methods
     from pypgstac.migrate import Migrate
 
-    bin_dir = postgres_bin()
-    assert bin_dir is not None, why_no_server()
-    root = Path(tempfile.mkdtemp(prefix="rw-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        pg = pwd.getpwnam("postgres")
-        os.chown(root, pg.pw_uid, pg.pw_gid)
-    port = free_port()
-    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "postgres",
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(server.port), "PGUSER": "postgres",
            "PGPASSWORD": "postgres", "PGDATABASE": "postgres"}
-    subprocess.run(_as_pg([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_pg([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w",
-                           "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
-    api: subprocess.Popen[bytes] | None = None
+    db = PgstacDB(dsn=server.dsn())
+    Migrate(db).run_migration()
+    loader = Loader(db)
+    loader.load_collections(iter([collection]), Methods.insert_ignore)
+    loader.load_items(iter(items), Methods.insert_ignore)
+    db.close()
+    api_port = free_port()
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(api_port), "--log-level", "warning"],
+        env={**env, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"})
     try:
-        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        db = PgstacDB(dsn=dsn)
-        Migrate(db).run_migration()
-        loader = Loader(db)
-        loader.load_collections(iter([collection]), Methods.insert_ignore)
-        loader.load_items(iter(items), Methods.insert_ignore)
-        db.close()
-        api_port = free_port()
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(api_port), "--log-level", "warning"],
-            env={**env, "ENABLE_TRANSACTIONS_EXTENSIONS": "true"})
         url = f"http://127.0.0.1:{api_port}"
         _wait_for(url, api)
         yield url
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
-        subprocess.run(_as_pg([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                       check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        api.terminate()
+        api.wait(timeout=30)
 
 
 class FaultProxy:

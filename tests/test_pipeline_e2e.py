@@ -8,10 +8,8 @@ them against the simulator's truth files.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.cli_runs import cli_env, run_cli
 from tests.receivers import serving
 
-REPO = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "e2e-secret-do-not-log"
 pytestmark = pytest.mark.slow
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, f"railwatch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +37,9 @@ def receiver() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def env(home: Path, receiver: Any) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RAILWATCH_HOME": str(home),
-        "RAILWATCH_AOI_DIR": str(REPO / "aois"),
-        "PREFECT_HOME": str(home / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "RAILWATCH_WEBHOOK_URLS": json.dumps([f"http://127.0.0.1:{receiver.server_port}/hook"]),
-        "RAILWATCH_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
+    return cli_env(home, RAILWATCH_WEBHOOK_URLS=json.dumps([f"http://127.0.0.1:{receiver.server_port}/hook"]),
+                   RAILWATCH_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                   RAILWATCH_WEBHOOK_MAX_AGE_DAYS="0")  # the simulated season is from 2023
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,10 @@ each (AOI, scene) once; a new version of a scene is reprocessed deliberately and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,23 @@ def stac(url: str) -> StacApiCatalog:
     return made
 
 
+@contextlib.contextmanager
+def republished(api: str, item: dict[str, Any], original: dict[str, Any]) -> Iterator[None]:
+    """`item` replaces its original in the session's STAC API until the block ends."""
+    def put(doc: dict[str, Any]) -> None:
+        answer = requests.put(f"{api}/collections/{COLLECTION_ID}/items/{doc['id']}", json=doc, timeout=30)
+        assert answer.status_code == 200, answer.text
+
+    put(item)
+    try:
+        yield
+    finally:
+        put(original)
+
+
 def test_overlapping_watches_and_a_backfill_register_each_scene_once(
-        aoi: AOI, stac_api: str, tmp_path: Path) -> None:
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+        aoi: AOI, stac_api: str, db_url: str) -> None:
+    db = CountsStore(db_url)
     first = discover(aoi, [stac(stac_api)], db, T0, T1, overlap=DAY)
     assert len(first.new) == first.found == 40 and first.revised == []
     newest = max(s.published for s in first.scenes if s.published)
@@ -50,8 +66,8 @@ def test_overlapping_watches_and_a_backfill_register_each_scene_once(
 
 
 def test_a_new_version_is_reprocessed_deliberately(
-        aoi: AOI, stac_api: str, stac_items: list[dict[str, Any]], tmp_path: Path) -> None:
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+        aoi: AOI, stac_api: str, stac_items: list[dict[str, Any]], db_url: str) -> None:
+    db = CountsStore(db_url)
     found = discover(aoi, [stac(stac_api)], db, T0, T1, overlap=DAY)
     for scene in found.scenes:
         db.mark_scene(aoi.id, scene.source, scene.scene_id, "detected")
@@ -61,16 +77,14 @@ def test_a_new_version_is_reprocessed_deliberately(
     item = json.loads(json.dumps(stac_items[10]))
     item["properties"]["updated"] = "2024-01-15T00:00:00Z"
     item["properties"]["pl:publishing_stage"] = "finalized"
-    put = requests.put(f"{stac_api}/collections/{COLLECTION_ID}/items/{item['id']}", json=item, timeout=30)
-    assert put.status_code == 200, put.text
+    with republished(stac_api, item, stac_items[10]):
+        watch = discover(aoi, [stac(stac_api)], db, T0, T1, overlap=DAY)
+        assert [s.scene_id for s in watch.revised] == [item["id"]] and watch.new == []
+        assert [s.scene_id for s in db.pending_scenes(aoi.id)] == [item["id"]]
+        assert db.scene_status(aoi.id)[(watch.revised[0].source, item["id"])] == "discovered"
+        row = next(r for r in db.scene_rows(aoi.id) if r.scene_id == item["id"])
+        assert row.revisions == 1 and row.previous_version != row.version
+        assert row.version is not None and row.version.startswith("finalized@2024-01-15")
 
-    watch = discover(aoi, [stac(stac_api)], db, T0, T1, overlap=DAY)
-    assert [s.scene_id for s in watch.revised] == [item["id"]] and watch.new == []
-    assert [s.scene_id for s in db.pending_scenes(aoi.id)] == [item["id"]]
-    assert db.scene_status(aoi.id)[(watch.revised[0].source, item["id"])] == "discovered"
-    row = next(r for r in db.scene_rows(aoi.id) if r.scene_id == item["id"])
-    assert row.revisions == 1 and row.previous_version != row.version
-    assert row.version is not None and row.version.startswith("finalized@2024-01-15")
-
-    rerun = discover(aoi, [stac(stac_api)], db, T0, T1, overlap=DAY)
-    assert rerun.revised == [] and rerun.new == []  # recorded once, not again
+        rerun = discover(aoi, [stac(stac_api)], db, T0, T1, overlap=DAY)
+        assert rerun.revised == [] and rerun.new == []  # recorded once, not again

@@ -1,16 +1,23 @@
-"""The local object store and the counts store (SQLite): atomic, idempotent, no duplicates."""
+"""The local object store and the counts store (on SQLite and on a real PostgreSQL server):
+atomic, idempotent, no duplicates; a database from an older railwatch is adopted in place."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import MetaData, Table, create_engine
 
-from railwatch.adapters.counts import CountsStore
+from railwatch import migrations
+from railwatch.adapters.alerts import AlertStore
+from railwatch.adapters.counts import Base, CountsStore, SceneCountRow, TrackCountRow
+from railwatch.adapters.registry import PollMarkRow, SceneRow
 from railwatch.adapters.store import LocalStore, open_store
 from railwatch.errors import ConfigError, StorageError
 from railwatch.models import ClipRef, SceneCount, SceneRef, TrackCount
+from tests.servers import free_port
+from tests.test_migrations import schema_diff
 
 
 def test_local_store_roundtrip_skip_identical_and_no_partials(tmp_path: Path) -> None:
@@ -52,8 +59,8 @@ def count(i: int, cars: int) -> SceneCount:
                       image_key=f"k{i}", mask_key=f"m{i}")
 
 
-def test_counts_store_upserts_and_registry(tmp_path: Path) -> None:
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+def test_counts_store_upserts_and_registry(db_url: str) -> None:
+    db = CountsStore(db_url)
     db.register_scenes("yard", [scene(1), scene(2)])
     db.register_scenes("yard", [scene(1), scene(2), scene(3)])  # rediscovery adds only s3
     assert len(db.scene_status("yard")) == 3
@@ -78,18 +85,74 @@ def test_counts_store_upserts_and_registry(tmp_path: Path) -> None:
     assert len(db.scene_counts("yard")) == 3 and len(db.scene_counts("yard", "0.1.0")) == 2
 
 
+def test_scene_versions_revisions_and_poll_marks(db_url: str) -> None:
+    db = CountsStore(db_url)
+    t0 = datetime(2023, 9, 2, tzinfo=UTC)
+    first = scene(1).model_copy(update={"version": "preview@1", "published": t0})
+    assert [s.scene_id for s in db.register_scenes("yard", [first, first]).new] == ["s1"]
+    db.mark_scene("yard", "simulator", "s1", "detected")
+    older = first.model_copy(update={"version": "preview@0", "published": t0 - timedelta(days=1)})
+    assert db.register_scenes("yard", [older]).known == 1  # an older copy changes nothing
+    final = first.model_copy(update={"version": "finalized@2", "published": t0 + timedelta(days=3)})
+    assert db.register_scenes("yard", [final]).revised == [final]
+    assert db.register_scenes("yard", [final]).known == 1  # recorded once
+    [row] = db.scene_rows("yard")
+    assert (row.status, row.version, row.previous_version, row.revisions) == (
+        "discovered", "finalized@2", "preview@1", 1)
+    assert db.pending_scenes("yard") == [final]
+
+    assert db.poll_mark("yard", "simulator") is None
+    db.advance_mark("yard", "simulator", t0)
+    db.advance_mark("yard", "simulator", t0 - timedelta(hours=1))  # never backwards
+    assert db.poll_mark("yard", "simulator") == t0
+
+
 def test_bad_database_url_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="database URL"):
         CountsStore("notadialect://x")
     with pytest.raises(ConfigError, match="cannot open the counts database"):
         CountsStore(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    with pytest.raises(ConfigError, match="cannot open the counts database") as caught:
+        CountsStore(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/railwatch")
+    assert "\n" not in str(caught.value)
 
 
-def test_a_database_from_before_new_columns_keeps_working(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'counts.db'}"
-    db = CountsStore(url)
-    with db.engine.begin() as con:  # as an older railwatch left it
-        con.exec_driver_sql("ALTER TABLE scene_counts DROP COLUMN background_id")
-    db = CountsStore(url)
-    db.upsert_counts([count(1, 10).model_copy(update={"background_id": "reference"})])
-    assert db.scene_counts("yard")[0].background_id == "reference"
+OLD_COLUMNS = {"scenes": ["version", "previous_version", "revisions"],
+               "track_counts": ["segments", "surge", "surge_ratio", "baseline_cars"],
+               "scene_counts": ["background_id"]}
+
+
+def test_a_database_from_before_new_columns_keeps_working(db_url: str) -> None:
+    """A database an older railwatch wrote (no migrations, fewer columns, no alert tables) is
+    brought to head on open, its rows kept."""
+    engine = create_engine(db_url)
+    Base.metadata.create_all(engine, tables=[SceneRow.__table__, PollMarkRow.__table__,  # type: ignore[list-item]
+                                             TrackCountRow.__table__, SceneCountRow.__table__])
+    with engine.begin() as con:  # as an older railwatch left it
+        for table, columns in OLD_COLUMNS.items():
+            for column in columns:
+                con.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        old = Table("scene_counts", MetaData(), autoload_with=con)
+        con.execute(old.insert().values(
+            aoi_id="yard", source="simulator", scene_id="s1", detector_version="0.1.0",
+            acquired=datetime(2023, 9, 1, tzinfo=UTC), occupied_m=145.0, cars=10, cars_low=8,
+            cars_high=12, valid_fraction=1.0, shift_dx_m=0.0, shift_dy_m=0.0, flags="", image_key="k1",
+            mask_key="m1", surge=False))
+    assert migrations.current(engine) is None
+
+    db = CountsStore(db_url)
+    assert migrations.current(db.engine) == migrations.head() and schema_diff(db.engine) == []
+    db.upsert_counts([count(2, 12).model_copy(update={"background_id": "reference"})])
+    assert [(r.cars, r.background_id) for r in db.scene_counts("yard")] == [(10, None), (12, "reference")]
+    assert db.track_counts("yard", "s2")[0].cars == 12
+    db.register_scenes("yard", [scene(1).model_copy(update={"version": "v1"})])
+    assert db.scene_rows("yard")[0].version == "v1"
+    assert AlertStore(db).alerts("yard", "0.1.0") == []
+
+
+def test_a_table_railwatch_did_not_write_is_refused(db_url: str) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as con:
+        con.exec_driver_sql("CREATE TABLE poll_marks (id INTEGER PRIMARY KEY, aoi_id VARCHAR(64))")
+    with pytest.raises(ConfigError, match="poll_marks lacks the required column source"):
+        CountsStore(db_url, engine)

@@ -1,10 +1,12 @@
 """Webhooks against a real receiver on loopback (examples/webhook_receiver.py) that fails
-sometimes: signatures, idempotency keys, in-run retries, and the retry queue on the next run."""
+sometimes: signatures, idempotency keys, in-run retries, and the retry queue on the next run;
+the alert store on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from railwatch.errors import ConfigError
 from railwatch.publish import update_alerts
 from railwatch.quicklook import clip_grid
 from railwatch.webhooks import check_config, deliver_due, redact, sign
-from tests.alert_series import QUIET, VERSION, demo_aoi, store_series
+from tests.alert_series import QUIET, START, VERSION, demo_aoi, store_series
 from tests.receivers import receiver_example, serving
 
 SECRET = SecretStr("not-a-real-secret-0123")
@@ -53,9 +55,9 @@ def deliver(alerts: AlertStore, aoi_id: str) -> list[Any]:
 
 
 def test_surge_is_delivered_signed_once_and_failures_retried_next_run(
-        tmp_path: Path, receiver: Any, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, db_url: str, receiver: Any, caplog: pytest.LogCaptureFixture) -> None:
     aoi = demo_aoi()
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+    db = CountsStore(db_url)
     alerts, store = AlertStore(db), LocalStore(tmp_path / "store")
     url = f"http://127.0.0.1:{receiver.server_port}/hooks/railwatch-token-in-path"
     grid = clip_grid(aoi, 60.0)
@@ -117,9 +119,9 @@ def test_receiver_rejects_bad_signatures_and_answers_repeats_without_handling(
     assert len(receiver.handled_bodies) == 1
 
 
-def test_rerun_adds_no_alerts_transitions_or_deliveries(tmp_path: Path) -> None:
+def test_rerun_adds_no_alerts_transitions_or_deliveries(tmp_path: Path, db_url: str) -> None:
     aoi = demo_aoi()
-    db = CountsStore(f"sqlite:///{tmp_path / 'counts.db'}")
+    db = CountsStore(db_url)
     alerts, store = AlertStore(db), LocalStore(tmp_path / "store")
     store_series(db, aoi, [*QUIET, 35, 45, 40, 11, 12, 10])
     grid = clip_grid(aoi, 60.0)
@@ -128,6 +130,23 @@ def test_rerun_adds_no_alerts_transitions_or_deliveries(tmp_path: Path) -> None:
     again = update_alerts(aoi, grid, db, alerts, store, VERSION, ["http://127.0.0.1:9/"])
     assert again.new == [] and len(alerts.outbox()) == 3
     assert [(a.status, a.peak_cars) for a in alerts.alerts(aoi.id, VERSION)] == [("closed", 45)]
+
+
+def test_transitions_older_than_the_max_age_are_recorded_not_sent(
+        tmp_path: Path, db_url: str, receiver: Any) -> None:
+    aoi = demo_aoi()
+    db = CountsStore(db_url)
+    alerts, store = AlertStore(db), LocalStore(tmp_path / "store")
+    url = f"http://127.0.0.1:{receiver.server_port}/hook"
+    store_series(db, aoi, [*QUIET, 35, 45, 40, 11, 12, 10])  # opened day 10, updated 11, closed 15
+    since = START + timedelta(days=12)  # as if a backfill ran on day 19 with a 7-day max age
+    update = update_alerts(aoi, clip_grid(aoi, 60.0), db, alerts, store, VERSION, [url], since)
+    assert [t["kind"] for t in update.new] == ["opened", "updated", "closed"]
+    assert [o.status for o in alerts.outbox()] == ["skipped", "skipped", "pending"]
+    (sent,) = deliver(alerts, aoi.id)
+    assert sent.delivered and [b["event"] for b in receiver.handled_bodies] == ["railwatch.surge.closed"]
+    assert deliver(alerts, aoi.id) == []  # skipped ones never become due
+    assert len(alerts.unemitted(aoi.id)) == 3  # Prefect events are not webhooks: all still go out
 
 
 def test_webhook_settings_are_checked() -> None:

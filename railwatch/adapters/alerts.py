@@ -5,7 +5,8 @@
   idempotency key derived from the episode and scene, so a rerun inserts nothing new; each row
   carries its webhook body, frozen when first inserted, and whether its Prefect event went out;
 - `webhook_outbox`: one row per (transition, URL) with its delivery status; rows whose status
-  is `failed` are the retry queue, tried again on the next run until delivered;
+  is `failed` are the retry queue, tried again on the next run until delivered; `skipped` rows
+  are transitions too old to send when they were found (a backfill's history);
 - `webhook_deliveries`: the append-only log of every delivery try (one row per run and URL).
 """
 
@@ -19,7 +20,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from railwatch.adapters.counts import Base, CountsStore, _as_utc
+from railwatch.adapters.counts import CountsStore
+from railwatch.adapters.db import Base, as_utc
 
 OUTBOX_DUE = ("pending", "failed")
 
@@ -69,7 +71,7 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), index=True)
     url: Mapped[str] = mapped_column(String(1024))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|failed|delivered
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|failed|delivered|skipped
     runs: Mapped[int] = mapped_column(Integer, default=0)  # runs that tried it
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -98,15 +100,12 @@ class DeliveryResult:
     error: str | None = None
 
 
-ALERT_TABLES = [t.__table__ for t in (AlertRow, TransitionRow, OutboxRow, DeliveryRow)]
-
-
 class AlertStore:
-    """Reads and writes the alert tables through a CountsStore's engine and sessions."""
+    """Reads and writes the alert tables through a CountsStore's engine and sessions (opening
+    the CountsStore migrated them with the rest)."""
 
     def __init__(self, db: CountsStore) -> None:
         self.db = db
-        Base.metadata.create_all(db.engine, tables=ALERT_TABLES)  # type: ignore[arg-type]
 
     def sync_alerts(self, aoi_id: str, detector_version: str, alerts: Sequence[dict[str, Any]]) -> None:
         """Upsert the episodes of an AOI; stored ones the series no longer shows are withdrawn
@@ -129,22 +128,25 @@ class AlertStore:
             ).order_by(AlertRow.opened_at)))
             session.expunge_all()
         for r in rows:  # SQLite hands back naive datetimes
-            r.opened_at, r.updated_at = _as_utc(r.opened_at), _as_utc(r.updated_at)
-            r.closed_at = _as_utc(r.closed_at) if r.closed_at else None
+            r.opened_at, r.updated_at = as_utc(r.opened_at), as_utc(r.updated_at)
+            r.closed_at = as_utc(r.closed_at) if r.closed_at else None
         return rows
 
     def known_keys(self, keys: Sequence[str]) -> set[str]:
         with self.db._session() as session:
             return set(session.scalars(select(TransitionRow.key).where(TransitionRow.key.in_(keys))))
 
-    def add_transitions(self, rows: Sequence[dict[str, Any]], urls: Sequence[str]) -> None:
-        """Insert new transitions and queue each for every webhook URL configured now."""
+    def add_transitions(self, rows: Sequence[dict[str, Any]], urls: Sequence[str],
+                        send_since: datetime | None = None) -> None:
+        """Insert new transitions and queue each for every webhook URL configured now; one
+        acquired before `send_since` is recorded as skipped instead (history, not news)."""
         now = datetime.now(UTC)
         new = [r for r in rows if r["key"] not in self.known_keys([r["key"] for r in rows])]
         with self.db._session() as session:
             session.add_all(TransitionRow(**r, created_at=now) for r in new)
-            session.add_all(OutboxRow(key=r["key"], url=u, status="pending", runs=0)
-                            for r in new for u in urls)
+            session.add_all(OutboxRow(key=r["key"], url=u, runs=0, status="skipped" if (
+                send_since is not None and r["at"] < send_since) else "pending")
+                for r in new for u in urls)
 
     def unemitted(self, aoi_id: str) -> list[TransitionRow]:
         """Transitions whose Prefect event has not gone out yet, oldest first."""

@@ -1,0 +1,35 @@
+"""Per-track surges: each track's count against its own history, stored per track row and shown
+in the counts table — a siding filling up while another empties moves no total."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from railwatch.adapters.counts import CountsStore
+from railwatch.alerts import flag_stored_series
+from railwatch.models import TrackCount
+from railwatch.report import counts_table
+from tests.alert_series import QUIET, VERSION, demo_aoi, scene_count
+
+
+def track(track_id: str, cars: int) -> TrackCount:
+    return TrackCount(track_id=track_id, length_m=900, occupied_m=cars * 14.5, cars=cars,
+                      cars_low=max(cars - 2, 0), cars_high=cars + 2, valid_fraction=1.0)
+
+
+def test_a_track_surges_while_the_total_stays_calm(db_url: str) -> None:
+    aoi, db = demo_aoi(), CountsStore(db_url)
+    days = [(QUIET[i], QUIET[-1 - i]) for i in range(len(QUIET))] + [(0, 24), (11, 12)]
+    db.upsert_counts([scene_count(aoi, day, a + b).model_copy(
+        update={"tracks": (track("t1", a), track("t2", b))}) for day, (a, b) in enumerate(days)])
+
+    assert flag_stored_series(aoi, db, VERSION) == []  # 24 cars in all: an ordinary day
+    flagged = [(t.scene_id, t.track_id) for t in db.track_counts(aoi.id, detector_version=VERSION) if t.surge]
+    assert flagged == [("s10", "t2")]
+    (t2,) = [t for t in db.track_counts(aoi.id, "s10", VERSION) if t.track_id == "t2"]
+    assert t2.baseline_cars is not None and t2.baseline_cars < 15 and t2.surge_ratio is not None
+
+    console = Console(width=200, record=True)
+    console.print(counts_table(aoi, db.scene_counts(aoi.id, VERSION), db.track_counts(aoi.id)))
+    lines = [line for line in console.export_text().splitlines() if "track t2 surge" in line]
+    assert len(lines) == 1 and "s10" in lines[0]
