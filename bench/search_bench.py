@@ -33,6 +33,7 @@ from railwatch.aoi import AOI, load_aoi  # noqa: E402
 from railwatch.simulate.scene import make_spec  # noqa: E402
 from railwatch.simulate.season import plan_season  # noqa: E402
 from railwatch.simulate.stac import COLLECTION_ID, build_collection, build_item  # noqa: E402
+from tests.pg import running_postgres  # noqa: E402
 from tests.stac_api_server import FaultProxy, running_stac_api, why_no_server  # noqa: E402
 
 START = dt.date(2023, 1, 1)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         collection, items = items_for(aois, args.days, folder / "items")
         console.log(f"{len(items)} items built in {time.perf_counter() - started:.1f}s; loading pgstac")
-        with running_stac_api(collection, items) as url:
+        with running_postgres(postgis=True) as pg, running_stac_api(pg, collection, items) as url:
             proxy = FaultProxy(url)
             table = Table(title=f"1 search per AOI over {args.days} days: {args.aois} AOIs, "
                                 f"{len(items)} items in the API (stac-fastapi-pgstac on loopback)")

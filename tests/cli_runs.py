@@ -17,8 +17,10 @@ def cli_env(home: Path, **settings: str) -> dict[str, str]:
             "DO_NOT_TRACK": "1", **settings}
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_cli(args: list[str], env: dict[str, str], expect: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run `railwatch ARGS`; its exit status must be `expect`."""
     proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, f"railwatch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == expect, (f"railwatch {' '.join(args)} exited {proc.returncode}:\n"
+                                       f"{proc.stdout}\n{proc.stderr}")
     return proc

@@ -4,9 +4,7 @@ same catalogs and scene registry the flows use, registering nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,18 +14,12 @@ import pytest
 from railwatch.adapters.counts import CountsStore
 from railwatch.models import SceneRef
 from railwatch.simulate.stac import COLLECTION_ID
+from tests.cli_runs import REPO, cli_env, run_cli
 from tests.stac_api_server import BROKEN, why_no_server
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def railwatch(args: list[str], home: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(REPO / "aois"),
-           "PREFECT_HOME": str(home / "prefect")}
-    proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == expect, proc.stdout + proc.stderr
-    return proc
+    return run_cli(args, cli_env(home), expect)
 
 
 def planned(home: Path, *extra: str) -> list[dict[str, Any]]:
