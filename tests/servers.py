@@ -144,6 +144,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body or None, headers=headers)
             response = upstream.getresponse()
             data = response.read()
+            # counted before the client has its answer, so a count taken right after a call is complete
+            proxy.traffic.add(Exchange(self.command, self.path, response.status, len(body), len(data)))
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() not in HOP_BY_HOP and (key.lower() != "content-length"
@@ -156,7 +158,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         finally:
             upstream.close()
-        proxy.traffic.add(Exchange(self.command, self.path, response.status, len(body), len(data)))
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
