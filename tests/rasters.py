@@ -74,7 +74,7 @@ class BandScene:
         return [encode_cog(band[np.newaxis], self.grid, nodata=0) for band in self.bands]
 
     def scl_cog(self) -> bytes:
-        coarse = AOIGrid(self.grid.crs, self.grid.transform * Affine.scale(2), self.scl.shape[2],
+        coarse = AOIGrid(self.grid.crs, self.grid.transform @ Affine.scale(2), self.scl.shape[2],
                          self.scl.shape[1])
         return encode_cog(self.scl, coarse, nodata=0)
 
