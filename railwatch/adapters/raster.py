@@ -37,7 +37,7 @@ COG_READ_OPTIONS: dict[str, Any] = {
 SCL_USABLE = (4, 5, 6, 7, 11)
 # COGs written: a clip up to this size (≈ 2-3 km at 3 m) gets no overviews (see `encode_cog`).
 OVERVIEW_MIN_PX = 1024
-# Deflate level 1: on noisy 12-bit imagery with predictor 2 it is as small as level 6 (±2 %, bench)
+# Deflate level 1: on synthetic noisy 12-bit imagery with predictor 2 it is as small as level 6 (±2 %)
 # and encodes ≈ 2× faster.
 DEFLATE_LEVEL = 1
 
