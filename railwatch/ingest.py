@@ -1,7 +1,8 @@
 """Ingestion: clip one scene onto its AOI's grid and write image + usable-data mask + STAC item.
 
-Only the AOI's window of each scene is read (GDAL over ``/vsis3/``, ``/vsicurl/`` or a local
-path; a temporary copy for servers without range support). Keys are deterministic
+Only the AOI's window of each scene (of each band asset, for Sentinel-2-like items) is read
+(GDAL over ``/vsis3/``, ``/vsicurl/`` or a local path; a temporary copy for servers without
+range support). Keys are deterministic
 (``{aoi}/{yyyy}/{mm}/{dd}/{source}-{scene}/image.tif``) and the store skips identical objects,
 so re-clipping a scene rewrites nothing. The item is written last: a clip whose upload was
 interrupted has no item, and the next run completes it.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -34,6 +36,7 @@ from railwatch.models import ClipRef, SceneRef
 from railwatch.settings import get_settings
 
 BAND_NAMES = ("blue", "green", "red", "nir")
+MAX_PARALLEL_READS = 5  # blue, green, red, nir and the mask of a per-band item
 
 
 def scene_prefix(aoi_id: str, scene: SceneRef) -> str:
@@ -51,19 +54,39 @@ def read_href(href: str, grid: AOIGrid, bands: Sequence[int], resampling: Resamp
         return read_on_grid(path, grid, bands, resampling)
 
 
+def read_scene(scene: SceneRef, grid: AOIGrid, s3: S3Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, has_data, usable) of a scene on the grid.
+
+    The image is one multi-band asset or, for Sentinel-2-like items, one asset per band (each
+    read at its own resolution onto the grid, then stacked); the mask (e.g. a 20 m SCL) is read
+    with nearest neighbour. The assets are read in parallel threads: each read mostly waits on
+    the network (GDAL releases the GIL), so per-band items cost about one asset's latency.
+    """
+    image_jobs = ([(href, (1,)) for href in scene.band_hrefs] if scene.band_hrefs
+                  else [(scene.image_href, scene.image_bands)])
+    jobs = [(href, bands, Resampling.bilinear) for href, bands in image_jobs]
+    mask_kind = scene.mask_kind if scene.mask_href else None
+    if scene.mask_href and mask_kind:
+        jobs.append((scene.mask_href, (1,), Resampling.nearest))
+    with ThreadPoolExecutor(max_workers=min(len(jobs), MAX_PARALLEL_READS)) as pool:
+        layers = list(pool.map(lambda job: read_href(job[0], grid, job[1], job[2], s3), jobs))
+    bands = layers[: len(image_jobs)]
+    image = np.concatenate([data for data, _ in bands])
+    has_data = np.logical_and.reduce([has for _, has in bands])
+    if mask_kind is None:
+        return image, has_data, np.ones_like(has_data)
+    mask_raw, mask_has_data = layers[-1]
+    return image, has_data, usable_mask(mask_raw, mask_kind) & mask_has_data
+
+
 def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
                s3: S3Config | None = None) -> ClipRef:
     """Read only the AOI window of the scene (and its mask) and store both as COGs + a STAC item."""
     started = time.perf_counter()
     s3 = s3 or S3Config.from_settings()
-    if len(scene.image_bands) < 3:
+    if len(scene.band_hrefs or scene.image_bands) < 3:
         raise SceneError(f"scene {scene.scene_id}: needs blue, green and red bands")
-    image, has_data = read_href(scene.image_href, grid, scene.image_bands, Resampling.bilinear, s3)
-    if scene.mask_href and scene.mask_kind:
-        mask_raw, mask_has_data = read_href(scene.mask_href, grid, [1], Resampling.nearest, s3)
-        usable = usable_mask(mask_raw, scene.mask_kind) & mask_has_data
-    else:
-        usable = np.ones_like(has_data)
+    image, has_data, usable = read_scene(scene, grid, s3)
     inside = polygon_pixels(grid, aoi.geometry)
     if not has_data[inside].any():
         raise SceneError(f"scene {scene.scene_id}: does not overlap AOI {aoi.id}")
@@ -73,7 +96,8 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
     image_info = store.put_bytes(f"{prefix}/image.tif", encode_cog(image, grid, nodata=0,
                                                                   descriptions=bands))
     mask_info = store.put_bytes(f"{prefix}/mask.tif", encode_cog(valid[np.newaxis].astype("uint8"),
-                                                                grid, descriptions=["usable"]))
+                                                                grid, descriptions=["usable"],
+                                                                overview_resampling="nearest"))
     clip = ClipRef(
         aoi_id=aoi.id,
         scene=scene,

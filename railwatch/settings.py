@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("RAILWATCH_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
         description="S3 region; unset = boto3's default chain, else us-east-1.",
     )
+    aws_credentials_block: str | None = Field(
+        None, description="Name of a prefect-aws AwsCredentials block holding the S3 keys "
+        "(optional extra 'aws'); unset = boto3's standard credential chain.",
+    )
     stream_max_mb: float = Field(
         20_000.0, gt=0,
         description="Largest scene streamed to a temporary file when its server cannot serve ranges.",

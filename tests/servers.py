@@ -1,5 +1,5 @@
 """Real servers on loopback for tests and benches: moto's S3 server as a subprocess, a counting
-(and, on demand, failing) HTTP proxy in front of it, and a plain file server without Range support.
+(and, on demand, failing) HTTP proxy in front of it, and file servers without and with Range support.
 
 Nothing here mocks a client: requests leave the process over TCP and are answered by a server.
 """
@@ -7,6 +7,7 @@ Nothing here mocks a client: requests leave the process over TCP and are answere
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import subprocess
 import sys
@@ -144,6 +145,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body or None, headers=headers)
             response = upstream.getresponse()
             data = response.read()
+            # counted before the client has its answer, so a count taken right after a call is complete
+            proxy.traffic.add(Exchange(self.command, self.path, response.status, len(body), len(data)))
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() not in HOP_BY_HOP and (key.lower() != "content-length"
@@ -156,7 +159,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         finally:
             upstream.close()
-        proxy.traffic.add(Exchange(self.command, self.path, response.status, len(body), len(data)))
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
@@ -205,16 +207,88 @@ class _NoRangeHandler(SimpleHTTPRequestHandler):
         pass
 
 
-class PlainFileServer:
-    """A folder served over HTTP on loopback without Range support (like some download URLs)."""
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
-    def __init__(self, folder: Path) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                           partial(_NoRangeHandler, directory=str(folder)))
-        self._server.daemon_threads = True
+
+class _RangeHandler(_NoRangeHandler):
+    """A file server that answers single byte ranges with 206, as S3 and CDNs answer GDAL (whose
+    parallel multi-range reads are single-range GETs), reading only the bytes asked for — unlike
+    moto, which copies the whole object on every GET. Keep-alive, like a real origin."""
+
+    protocol_version = "HTTP/1.1"
+    server: _FileHTTPServer
+
+    def do_GET(self) -> None:
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(send_body=False)
+
+    def _serve(self, send_body: bool) -> None:
+        path = Path(self.translate_path(self.path.split("?", 1)[0]))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        size = path.stat().st_size
+        first, last, status = 0, size - 1, 200
+        if match := _RANGE.fullmatch(self.headers.get("Range", "").strip()):
+            status = 206
+            if match[1]:
+                first, last = int(match[1]), min(int(match[2] or size - 1), size - 1)
+            else:  # a suffix: the last N bytes
+                first = max(0, size - int(match[2]))
+        if first > last:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        length = last - first + 1
+        self.server.traffic.add(Exchange(self.command, self.path, status, 0, length if send_body else 0))
+        self.send_response(status)
+        self.send_header("Content-Type", "image/tiff")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(length))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.end_headers()
+        if send_body:
+            with path.open("rb") as source:
+                source.seek(first)
+                while length > 0 and (chunk := source.read(min(length, 1 << 20))):
+                    self.wfile.write(chunk)
+                    length -= len(chunk)
+
+
+class _FileHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    traffic: Traffic
+
+
+class _FileServer:
+    """A folder served over HTTP on loopback by `handler`; `traffic` counts what it answered."""
+
+    def __init__(self, folder: Path, handler: type[SimpleHTTPRequestHandler]) -> None:
+        self._server = _FileHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
+        self._server.traffic = self.traffic = Traffic()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class PlainFileServer(_FileServer):
+    """A folder served over HTTP on loopback without Range support (like some download URLs)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, _NoRangeHandler)
+
+
+class RangeFileServer(_FileServer):
+    """A folder served over HTTP on loopback with Range support (like S3 or a CDN, minus moto's
+    whole-object copy per GET): the bench's source for throughput without moto's bottleneck."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, _RangeHandler)

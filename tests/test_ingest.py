@@ -12,7 +12,7 @@ import rasterio
 from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 
-from railwatch.adapters.raster import decode_raster
+from railwatch.adapters.raster import OVERVIEW_MIN_PX, decode_raster, encode_cog
 from railwatch.adapters.store import LocalStore
 from railwatch.aoi import load_aoi
 from railwatch.errors import SceneError
@@ -122,3 +122,24 @@ def test_bad_scenes_fail_clearly(make_tiff: MakeTiff, grid: AOIGrid, tmp_path: P
     with pytest.raises(SceneError, match="has 2 band"):
         clip_scene(scene_ref(two_bands), aoi, grid, store)
     assert not list(store.list())  # nothing half-written
+
+
+@pytest.mark.parametrize("side", [707, 1300])
+def test_clip_cogs_are_valid_byte_stable_and_have_overviews_only_when_large(side: int,
+                                                                             tmp_path: Path) -> None:
+    grid = AOIGrid("EPSG:32652", Affine(3.0, 0, 626439.0, 0, -3.0, 4700562.0), side, side)
+    data = np.random.default_rng(side).integers(1, 4096, (4, side, side), dtype="uint16")
+
+    encoded = encode_cog(data, grid, nodata=0, descriptions=["blue", "green", "red", "nir"])
+
+    assert encode_cog(data, grid, nodata=0, descriptions=["blue", "green", "red", "nir"]) == encoded
+    path = tmp_path / "clip.tif"
+    path.write_bytes(encoded)
+    valid, errors, _ = cog_validate(str(path), quiet=True)
+    assert valid, errors
+    with rasterio.open(path) as src:
+        assert src.block_shapes[0] == (256, 256) and src.compression.value == "DEFLATE"
+        assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
+        assert src.descriptions == ("blue", "green", "red", "nir") and src.nodata == 0
+        assert src.overviews(1) == ([] if side <= OVERVIEW_MIN_PX else [2, 4, 8])  # down to < 1 tile
+        np.testing.assert_array_equal(src.read(), data)

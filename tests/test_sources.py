@@ -1,5 +1,6 @@
 """Scenes behind plain HTTP(S) URLs: ranged reads where the server serves ranges (a signed URL
-to the S3 server), a bounded temporary copy where it cannot (Python's file server)."""
+to the S3 server, a range-capable file server), a bounded temporary copy where it cannot
+(Python's file server)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from railwatch.grid import aoi_grid
 from railwatch.ingest import clip_scene
 from railwatch.settings import get_settings
 from tests.rasters import scene_ref, source_scene
-from tests.servers import CountingProxy, PlainFileServer
+from tests.servers import CountingProxy, PlainFileServer, RangeFileServer
 
 REPO = Path(__file__).resolve().parents[1]
 AOI = load_aoi(REPO / "aois" / "tumangang.geojson")
@@ -74,3 +75,18 @@ def test_a_signed_url_with_ranges_is_read_in_part(s3_via_proxy: S3, s3_proxy: Co
     statuses = {e.status for e in s3_proxy.traffic.exchanges if e.method == "GET"}
     assert statuses == {206}  # every read was a range
     assert s3_proxy.traffic.received("GET") < 0.6 * len(data)
+
+
+def test_a_range_capable_file_server_is_read_in_part(tmp_path: Path) -> None:
+    scene = source_scene(GRID, pad=300)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "image.tif").write_bytes(scene.image_cog())
+    server = RangeFileServer(tmp_path / "www")
+    try:
+        clip = clip_scene(scene_ref(f"{server.url}/image.tif"), AOI, GRID, LocalStore(tmp_path / "s"))
+        image = decode_raster(LocalStore(tmp_path / "s").get_bytes(clip.image_key))
+    finally:
+        server.stop()
+    np.testing.assert_array_equal(image, scene.window(GRID))
+    assert {e.status for e in server.traffic.exchanges if e.method == "GET"} == {206}
+    assert server.traffic.received("GET") < 0.6 * (tmp_path / "www" / "image.tif").stat().st_size

@@ -4,12 +4,16 @@ boto3 and GDAL's ``/vsis3/`` read credentials and endpoints from different varia
 forms (``http://host:port`` vs ``host:port`` + ``AWS_HTTPS``); `S3Config` is the single source
 both are derived from, so a store and the scenes it clips can never talk to different endpoints.
 Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
-``AWS_PROFILE``, instance roles …) and are handed to GDAL as a rasterio `AWSSession`.
+``AWS_PROFILE``, instance roles …) or, when ``RAILWATCH_AWS_CREDENTIALS_BLOCK`` names one, from a
+prefect-aws ``AwsCredentials`` block (keys kept on the Prefect server, not in every worker's
+environment); either way they are handed to GDAL as a rasterio `AWSSession`.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,11 +32,13 @@ class S3Config:
 
     endpoint_url: str | None = None
     region: str | None = None
+    credentials_block: str | None = None  # a prefect-aws AwsCredentials block's name
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> S3Config:
         settings = settings or get_settings()
-        return cls(endpoint_url=settings.s3_endpoint_url or None, region=settings.s3_region or None)
+        return cls(endpoint_url=settings.s3_endpoint_url or None, region=settings.s3_region or None,
+                   credentials_block=settings.aws_credentials_block or None)
 
     def __post_init__(self) -> None:
         if self.endpoint_url:
@@ -42,9 +48,15 @@ class S3Config:
                                   "set RAILWATCH_S3_ENDPOINT_URL like http://host:port")
 
     def session(self) -> Any:
-        """A boto3 session: the standard credential chain, our region."""
+        """A boto3 session: the credentials block's keys if one is named, else the standard
+        credential chain; our region unless the block sets one."""
         import boto3
 
+        if self.credentials_block:
+            block = credentials_block(self.credentials_block)
+            if block.region_name is None and self.region:
+                block = block.model_copy(update={"region_name": self.region})
+            return block.get_boto3_session()
         return boto3.Session(region_name=self.region)
 
     def client(self) -> Any:
@@ -73,6 +85,24 @@ class S3Config:
     @property
     def where(self) -> str:
         return self.endpoint_url or "AWS"
+
+
+@lru_cache(maxsize=8)
+def credentials_block(name: str) -> Any:
+    """The prefect-aws `AwsCredentials` block `name`, loaded once per process from the Prefect API.
+
+    prefect-aws is optional (``pip install 'railwatch[aws]'``), hence the import by name.
+    """
+    try:
+        prefect_aws = importlib.import_module("prefect_aws")
+    except ImportError as exc:
+        raise ConfigError(f"RAILWATCH_AWS_CREDENTIALS_BLOCK={name} needs prefect-aws; install it "
+                          "with pip install 'railwatch[aws]' or unset the variable") from exc
+    try:
+        return prefect_aws.AwsCredentials.load(name)
+    except ValueError as exc:  # Prefect: "Unable to find block document named ..."
+        raise ConfigError(f"RAILWATCH_AWS_CREDENTIALS_BLOCK: no AwsCredentials block named {name!r} "
+                          "on the Prefect server; create it (README: Clips on S3)") from exc
 
 
 def is_s3(href: str) -> bool:
