@@ -22,8 +22,9 @@ class ReportRequest(BaseModel):
 
 
 @flow(name="railwatch-report", log_prints=True, validate_parameters=True)
-def report(request: ReportRequest) -> list[str]:
+def report(request: ReportRequest | None = None) -> list[str]:
     """Write each AOI's report under RAILWATCH_HOME/reports; the files written."""
+    request = request or ReportRequest()
     run = open_run(request.aoi_ids or None)
     store = open_store(run.store_url)
     folder = run.settings.home / "reports"

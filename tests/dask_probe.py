@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
+from distributed.protocol.pickle import dumps
 
 
 class Probe(SchedulerPlugin):
@@ -22,7 +22,7 @@ class Probe(SchedulerPlugin):
             for key in keys:
                 state = scheduler.tasks.get(key)
                 if state is not None:
-                    size = len(pickle.dumps(state.run_spec, protocol=5))
+                    size = len(dumps(state.run_spec))  # as Dask ships it (cloudpickle)
                     out.write(json.dumps({"key": str(key), "spec_bytes": size}) + "\n")
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
