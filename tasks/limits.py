@@ -69,6 +69,8 @@ class LimitedCatalog:
 
     def __getattr__(self, attr: str) -> Any:
         """Other capabilities (`prepare`) pass through, throttled the same way."""
+        if attr.startswith("__") or attr in ("inner", "limit", "name"):  # copy/pickle: not set yet
+            raise AttributeError(attr)
         found = getattr(self.inner, attr)
         if not callable(found):
             return found
