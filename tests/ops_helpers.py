@@ -64,9 +64,14 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 @pytest.fixture(scope="session")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The simulator's folder for SIM_START..SIM_END over the demo AOI (rendered once)."""
-    home = tmp_path_factory.mktemp("ops-sim")
-    run_cli(["simulate", "--start", SIM_START, "--end", SIM_END, "--scene-km", "4", "3.6"], base_env(home))
+    """The simulator's folder for SIM_START..SIM_END over the demo AOI, rendered once per session
+    (in the session's base temp folder: each module that imports this fixture gets its own
+    instance, all of them share the files)."""
+    home = tmp_path_factory.getbasetemp() / "ops-sim"
+    if not (home / "simulator" / "tumangang" / "collection.json").is_file():
+        home.mkdir(exist_ok=True)
+        run_cli(["simulate", "--start", SIM_START, "--end", SIM_END, "--scene-km", "4", "3.6"],
+                base_env(home))
     return home / "simulator"
 
 

@@ -122,18 +122,20 @@ def test_the_flow_run_page_shows_the_run_and_its_artifact(
     run = backfilled["run"]
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1300"):
         options.add_argument(arg)
     shot = Path(os.environ.get("RAILWATCH_UI_SCREENSHOT", tmp_path / "flow-run.png"))
     with webdriver.Chrome(options=options, service=Service(found[1])) as browser:
         browser.get(f"{url}/runs/flow-run/{run.id}")
         wait = WebDriverWait(browser, 120)
         wait.until(lambda b: run.name in b.find_element(By.TAG_NAME, "body").text)
-        tab = wait.until(lambda b: b.find_element(By.XPATH, "//*[normalize-space(text())='Artifacts']"))
+        tab = wait.until(lambda b: b.find_element(
+            By.XPATH, "//li[contains(@class, 'p-tab')][normalize-space(.)='Artifacts']"))
         tab.click()
-        wait.until(lambda b: "railwatch-counts" in b.find_element(By.TAG_NAME, "body").text)
+        wait.until(lambda b: "railwatch-backfill-progress" in b.find_element(By.TAG_NAME, "body").text)
         text = browser.find_element(By.TAG_NAME, "body").text
         shot.parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(shot))
-    assert run.name in text and "Completed" in text and "railwatch-counts" in text
+    assert run.name in text and "Completed" in text
+    assert "railwatch-counts" in text and "railwatch-backfill-progress" in text
     assert shot.stat().st_size > 10_000
