@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from railwatch.settings import Settings
 from tests.ops_helpers import SIM_END, SIM_START, base_env, home_with, process, simulated
 from tests.servers import free_port, wait_until_up
+from tests.test_backfill_plan import planned_task_runs
 
 pytestmark = pytest.mark.slow
 __all__ = ["simulated"]  # the fixture, imported for pytest
@@ -55,8 +57,8 @@ def served(server: tuple[str, dict[str, str]], simulated: Path,
     home = home_with(simulated, tmp_path_factory.mktemp("ui-railwatch"))
     env = env | {"RAILWATCH_HOME": str(home)}
     with process([sys.executable, "-m", "railwatch.cli", "serve", "--watch-cron", ""], env,
-                 home / "serve.log") as proc:
-        yield env | {"SERVE_PID": str(proc.pid), "SERVE_LOG": str(home / "serve.log")}
+                 home / "serve.log"):
+        yield env | {"SERVE_LOG": str(home / "serve.log")}
 
 
 async def run_backfill(env: dict[str, str]) -> dict[str, Any]:
@@ -65,6 +67,8 @@ async def run_backfill(env: dict[str, str]) -> dict[str, Any]:
     from prefect.client.schemas.filters import (
         ArtifactFilter,
         ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
         LogFilter,
         LogFilterFlowRunId,
     )
@@ -84,7 +88,10 @@ async def run_backfill(env: dict[str, str]) -> dict[str, Any]:
         logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
-        return {"run": run, "logs": [log.message for log in logs], "artifacts": artifacts}
+        task_runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        return {"run": run, "logs": [log.message for log in logs], "artifacts": artifacts,
+                "task_runs": task_runs}
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +113,8 @@ def test_backfill_from_the_deployment_completes_with_logs_and_artifacts(backfill
     assert by_type["progress"].data == 100.0
     assert by_type["table"].key == "railwatch-counts"
     assert "markdown" in by_type
+    # as many task runs as the backfill plan says: packs, not one task per scene and step
+    assert len(backfilled["task_runs"]) == planned_task_runs(1, 6, Settings(backfill_chunk_days=3))
 
 
 def test_the_flow_run_page_shows_the_run_and_its_artifact(
