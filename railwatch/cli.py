@@ -46,26 +46,10 @@ def _progress() -> Iterator[Progress]:
 
 def _run_flow(name: str, **params: Any) -> Any:
     """Run a flow in-process with a progress bar per stage."""
-    from flows.backfill import backfill
-    from flows.watch import watch
-    from railwatch.progress import listening
+    from railwatch.runs import run_flow
 
-    flow_fn: Any = backfill if name == "backfill" else watch
     with _progress() as progress:
-        bars: dict[str, Any] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage == "done":
-                return
-            if stage not in bars:
-                label = "date chunks" if stage == "chunks" else f"{stage} (Dask batches)"
-                bars[stage] = progress.add_task(label, total=total)
-            elif stage != "chunks" and done == 0:  # a new chunk: the stage's bar starts over
-                progress.reset(bars[stage], total=total)
-            progress.update(bars[stage], completed=done, total=total)
-
-        with listening(on_progress):
-            return flow_fn(**params)
+        return run_flow(name, progress, **params)
 
 
 def _show_counts(aoi_id: str, plot: bool = True) -> None:
@@ -158,16 +142,9 @@ def backfill_cmd(
 def _run_backfill(start: date, end: date, aoi_ids: list[str] | None = None,
                   sources: list[str] | None = None, force: bool = False,
                   chunk_days: int | None = None) -> Any:
-    from pydantic import ValidationError
+    from railwatch.runs import backfill_request
 
-    from flows.backfill import BackfillRequest
-
-    try:
-        request = BackfillRequest(start=start, end=end, aoi_ids=aoi_ids or [], sources=sources or [],
-                                  force=force, chunk_days=chunk_days)
-    except ValidationError as exc:
-        raise RailwatchError(f"bad backfill request: {exc.errors()[0]['msg']}") from None
-    return _run_flow("backfill", request=request)
+    return _run_flow("backfill", request=backfill_request(start, end, aoi_ids, sources, force, chunk_days))
 
 
 @app.command()
