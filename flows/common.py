@@ -1,170 +1,220 @@
 """The composition every railwatch flow shares: search → clip → reference → measure →
-background model → detect → store.
+background model → detect → store, then publish.
 
-Heavy steps are submitted to the Dask task runner in batches of AOI-scenes (each Dask task
-carries real work; Prefect and Dask cost ≈75 ms per task); light bookkeeping runs in the flow.
+Heavy steps go to the Dask task runner in packs of AOI-scenes across AOIs (`flows.batching`):
+each Dask task carries real work (Prefect and Dask cost ≈75 ms per task), and the number of task
+runs follows the work, not AOIs × date chunks. Bookkeeping and the registry stay in the flow.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture, as_completed
-from prefect_dask.task_runners import DaskTaskRunner
 
+from flows.batching import pack
 from railwatch.adapters.catalog import open_catalog
+from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
 from railwatch.aoi import AOI, load_registry, select_aois
 from railwatch.core import DETECTOR_VERSION
+from railwatch.errors import ConfigError
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.progress import report
 from railwatch.settings import Settings, get_settings
+from tasks.batch import run_batch
 from tasks.common import FailedScene
-from tasks.ingest import clip_scenes, index_clips
-from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
-from tasks.publish import publish_alerts, publish_run_artifacts
-from tasks.search import discover_scenes, prepare_scenes
-from tasks.store import store_counts
+from tasks.limits import limited
+from tasks.publish import publish_run_artifacts
+from tasks.search import prepare_scenes
 
-T = TypeVar("T")
+Submitted = list[tuple[list[str], PrefectFuture[list[Any]]]]
 
 
-def dask_task_runner(settings: Settings | None = None) -> Any:
-    """An external Dask scheduler if configured, else a LocalCluster of worker processes."""
-    settings = settings or get_settings()
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1,
-                        "processes": True, "dashboard_address": None},
-    )
+@dataclass
+class Run:
+    """What one flow run works on: settings, AOIs and their grids, the registry, the catalogs."""
+
+    settings: Settings
+    aois: dict[str, AOI]
+    grids: dict[str, AOIGrid]
+    db: CountsStore
+    catalogs: list[Catalog]
+
+    @property
+    def store_url(self) -> str:
+        return self.settings.store_url
 
 
-def chunks(items: Sequence[T], size: int, workers: int) -> list[list[T]]:
-    """Batches of at most `size`, but at least two per worker when there is enough work."""
-    size = max(1, min(size, math.ceil(len(items) / (2 * workers))))
-    return [list(items[i: i + size]) for i in range(0, len(items), size)]
+def open_run(aoi_ids: Sequence[str] | None, sources: Sequence[str] | None = None) -> Run:
+    """The run's AOIs (all by default) and catalogs (the configured sources, or a subset)."""
+    settings = get_settings()
+    chosen = list(sources or settings.catalogs)
+    unknown = sorted(set(chosen) - set(settings.catalogs))
+    if unknown:
+        raise ConfigError(f"sources {unknown} are not configured (RAILWATCH_CATALOGS: {settings.catalogs})")
+    aois = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), aoi_ids)
+    return Run(settings=settings, aois={a.id: a for a in aois},
+               grids={a.id: aoi_grid(a, gsd_m=float(a.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)
+                      for a in aois},
+               db=CountsStore(settings.db_url),
+               catalogs=[limited(s, open_catalog(s, settings.simulator_dir, settings.asset_maps))
+                         for s in chosen])
 
 
-def grid_for(aoi: AOI, settings: Settings) -> AOIGrid:
-    return aoi_grid(aoi, gsd_m=float(aoi.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)
+def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],
+           args: Callable[[str, list[Any]], tuple[Any, ...]], wait_for: Sequence[Any] = (),
+           per_worker: int = 2) -> Submitted:
+    """One batch task per pack of the work; `args` makes a call's arguments from (AOI id, items).
+    Steps that run once per AOI are lighter: one pack per worker (`per_worker=1`)."""
+    return [([a for a, _ in p], run_batch.submit(step, [args(a, items) for a, items in p],
+                                                  wait_for=list(wait_for), return_state=False))
+            for p in pack(work, run.settings.batch_size, run.settings.dask_workers, per_worker)]
 
 
-def gather(stage: str, futures: list[PrefectFuture[list[Any]]], db: CountsStore,
-           summary: RunSummary) -> list[Any]:
-    """Results of batch futures as they complete, with progress; failed scenes are recorded."""
-    out: list[Any] = []
-    report(stage, 0, len(futures))
-    for done, future in enumerate(as_completed(futures), start=1):
-        out.extend(future.result())
-        report(stage, done, len(futures))
-    for item in out:
+def gather(stage: str, submitted: Submitted, run: Run, summary: RunSummary) -> list[tuple[str, Any]]:
+    """(AOI id, result) pairs as batches complete (list results flattened), with progress;
+    failed scenes are recorded in the registry and the summary."""
+    keys = {id(future): aoi_ids for aoi_ids, future in submitted}
+    out: list[tuple[str, Any]] = []
+    report(stage, 0, len(submitted))
+    for done, future in enumerate(as_completed([f for _, f in submitted]), start=1):
+        for aoi_id, result in zip(keys[id(future)], future.result(), strict=True):
+            out.extend((aoi_id, r) for r in (result if isinstance(result, list) else [result]))
+        report(stage, done, len(submitted))
+    for _, item in out:
         if isinstance(item, FailedScene):
-            summary.failed.append((item.aoi_id, item.scene_id, item.reason))
-            db.mark_scene(item.aoi_id, item.source, item.scene_id, "failed", error=item.reason)
+            record_failure(run, summary, item)
     return out
+
+
+def record_failure(run: Run, summary: RunSummary, failure: FailedScene) -> None:
+    summary.failed.append((failure.aoi_id, failure.scene_id, failure.reason))
+    run.db.mark_scene(failure.aoi_id, failure.source, failure.scene_id, "failed", error=failure.reason)
+
+
+def by_aoi(pairs: Sequence[tuple[str, Any]], kind: type) -> dict[str, list[Any]]:
+    """The results of one kind, grouped by AOI (in AOI order of first appearance)."""
+    grouped: dict[str, list[Any]] = {}
+    for aoi_id, item in pairs:
+        if isinstance(item, kind):
+            grouped.setdefault(aoi_id, []).append(item)
+    return grouped
+
+
+def search(run: Run, start: datetime, end: datetime, force: bool, watch: bool,
+           summary: RunSummary) -> dict[str, list[SceneRef]]:
+    """Register what the catalogs list in [start, end); the scenes of each AOI still to process."""
+    overlap = timedelta(hours=run.settings.poll_overlap_hours) if watch else None
+    found = run_batch("discover-scenes", [(a, run.catalogs, run.db, start, end, overlap)
+                                          for a in run.aois.values()])
+    todo: dict[str, list[SceneRef]] = {}
+    for aoi, discovery in zip(run.aois.values(), found, strict=True):
+        summary.found += discovery.found
+        summary.discovered += len(discovery.new)
+        summary.revised += len(discovery.revised)
+        pending = run.db.pending_scenes(aoi.id, None if watch else start, None if watch else end,
+                                        max_attempts=run.settings.max_attempts, include_done=force)
+        ready, not_ready = prepare_scenes(aoi, pending, run.catalogs)
+        if ready:
+            todo[aoi.id] = ready
+        for failure in not_ready:
+            record_failure(run, summary, failure)
+        waiting = {(s.source, s.scene_id) for s in pending}
+        summary.skipped_done += sum((s.source, s.scene_id) not in waiting for s in discovery.scenes)
+    return todo
+
+
+def timed(summary: RunSummary, stage: str, started: float) -> float:
+    summary.seconds[stage] = summary.seconds.get(stage, 0.0) + time.perf_counter() - started
+    return time.perf_counter()
+
+
+def worked(summary: RunSummary, stage: str, items: Sequence[Any]) -> None:
+    summary.scene_seconds[stage] = summary.scene_seconds.get(stage, 0.0) + sum(i.seconds for i in items)
+
+
+def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary,
+                   force: bool = False, watch: bool = False) -> None:
+    """Process every scene over the run's AOIs acquired in [start, end) that is not done yet;
+    each stage's outcome is written to the scene registry (a rerun resumes from it).
+
+    A `watch` searches only past each (AOI, source) mark and processes every registered scene
+    not done yet, whenever acquired; a backfill processes what is pending in its window.
+    """
+    started = time.perf_counter()
+    todo = search(run, start, end, force, watch, summary)
+    started = timed(summary, "search", started)
+    aois, grids, url, db = run.aois, run.grids, run.store_url, run.db
+
+    clip_pairs = gather("clip", submit(run, "clip-scenes", todo,
+                                       lambda a, s: (aois[a], grids[a], s, url)), run, summary)
+    clips = by_aoi(clip_pairs, ClipRef)
+    for clip in (c for cs in clips.values() for c in cs):
+        db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)
+    # one writer per AOI: its clips' STAC collection, its reference
+    once = {a: [a] for a in clips}
+    gather("reference", submit(run, "index-clips", once, lambda a, _: (aois[a], grids[a], url),
+                               per_worker=1), run, summary)
+    ready = gather("reference", submit(run, "build-reference", once,
+                                       lambda a, _: (aois[a], grids[a], clips[a], url), per_worker=1),
+                   run, summary)
+    worked(summary, "clip", [c for cs in clips.values() for c in cs])
+    started = timed(summary, "clip", started)
+
+    ok = {a for a, built in ready if built}
+    measured = by_aoi(gather("measure", submit(run, "measure-clips", {a: clips[a] for a in clips if a in ok},
+                                                lambda a, c: (aois[a], grids[a], c, url)), run, summary),
+                      MeasuredScene)
+    for m in (m for ms in measured.values() for m in ms):
+        db.mark_scene(m.clip.aoi_id, m.clip.scene.source, m.clip.scene.scene_id, "measured", clip=m.clip)
+    worked(summary, "measure", [m for ms in measured.values() for m in ms])
+    started = timed(summary, "measure", started)
+
+    targets = {a: [m.clip for m in ms] for a, ms in measured.items()}
+    history = {a: db.measured_clips(a) for a in targets}
+    # one writer per AOI: its model is updated by one call, and only read by its detections
+    models = submit(run, "update-background", {a: [a] for a in targets},
+                    lambda a, _: (aois[a], targets[a], history[a], url), per_worker=1)
+    counts = gather("detect", submit(run, "detect-aoi", targets,
+                                     lambda a, t: (aois[a], grids[a], t, history[a], url),
+                                     wait_for=[f for _, f in models]), run, summary)
+    worked(summary, "detect", [c for _, c in counts])
+    started = timed(summary, "detect", started)
+
+    per_aoi = by_aoi(counts, SceneCount)
+    stored = run_batch("store-counts", [(aois[a], per_aoi[a], db, DETECTOR_VERSION) for a in per_aoi])
+    for a, flagged in zip(per_aoi, stored, strict=True):
+        summary.flagged.extend((a, s) for s in flagged)
+    summary.processed += len(counts)
+    timed(summary, "store", started)
+
+
+def publish(run: Run, summary: RunSummary) -> None:
+    """Alerts, events, webhooks and the run's artifacts, for every selected AOI (failed webhooks
+    are retried even when an AOI had nothing new)."""
+    started = time.perf_counter()
+    published = run_batch("publish-alerts", [(a, run.db, run.store_url, DETECTOR_VERSION)
+                                             for a in run.aois.values()])
+    publish_run_artifacts(published, run.settings.webhook_urls)
+    timed(summary, "publish", started)
 
 
 def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
                   force: bool = False, watch: bool = False) -> RunSummary:
-    """Process every scene over the AOIs acquired in [start, end) that is not done yet.
-
-    A `watch` searches only past each (AOI, source) mark and processes every registered scene
-    not done yet, whenever acquired; a backfill processes what is pending in its range.
-    """
-    logger = get_run_logger()
-    settings = get_settings()
-    aois = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), aoi_ids)
-    db = CountsStore(settings.db_url)
-    catalogs = [open_catalog(s, settings.simulator_dir, settings.asset_maps) for s in settings.catalogs]
-    overlap = timedelta(hours=settings.poll_overlap_hours) if watch else None
-    store_url = settings.store_url
-    summary = RunSummary(aois=[a.id for a in aois])
-    grids = {a.id: grid_for(a, settings) for a in aois}
-    by_id = {a.id: a for a in aois}
-
-    started = time.perf_counter()
-    todo: dict[str, list[SceneRef]] = {}
-    for aoi in aois:
-        found = discover_scenes(aoi, catalogs, db, start, end, overlap)
-        summary.found += found.found
-        summary.discovered += len(found.new)
-        summary.revised += len(found.revised)
-        pending = db.pending_scenes(aoi.id, None if watch else start, None if watch else end,
-                                    max_attempts=settings.max_attempts, include_done=force)
-        todo[aoi.id], not_ready = prepare_scenes(aoi, pending, catalogs)
-        for failure in not_ready:
-            summary.failed.append((failure.aoi_id, failure.scene_id, failure.reason))
-            db.mark_scene(failure.aoi_id, failure.source, failure.scene_id, "failed", error=failure.reason)
-        waiting = {(s.source, s.scene_id) for s in pending}
-        summary.skipped_done += sum((s.source, s.scene_id) not in waiting for s in found.scenes)
-    summary.seconds["search"] = time.perf_counter() - started
-    logger.info("found %d scene(s): %d new, %d new version(s), %d already done", summary.found,
-                summary.discovered, summary.revised, summary.skipped_done)
-
-    started = time.perf_counter()
-    clip_futures = [clip_scenes.submit(by_id[a], grids[a], batch, store_url)
-                    for a, scenes in todo.items()
-                    for batch in chunks(scenes, settings.batch_size, settings.dask_workers)]
-    clips = [c for c in gather("clip", clip_futures, db, summary) if isinstance(c, ClipRef)]
-    for clip in clips:
-        db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)
-    for a in {c.aoi_id for c in clips}:  # one writer per AOI: the STAC collection of its clips
-        index_clips(by_id[a], grids[a], store_url)
-    summary.seconds["clip"] = time.perf_counter() - started
-    summary.scene_seconds["clip"] = sum(c.seconds for c in clips)
-
-    started = time.perf_counter()
-    ready = {a: build_reference.submit(by_id[a], grids[a], [c for c in clips if c.aoi_id == a],
-                                       store_url) for a in todo if todo[a]}
-    measure_futures = [
-        measure_clips.submit(by_id[a], grids[a], batch, store_url)
-        for a in ready if ready[a].result()
-        for batch in chunks([c for c in clips if c.aoi_id == a], settings.batch_size,
-                            settings.dask_workers)
-    ]
-    measured = [m for m in gather("measure", measure_futures, db, summary) if isinstance(m, MeasuredScene)]
-    for m in measured:
-        db.mark_scene(m.clip.aoi_id, m.clip.scene.source, m.clip.scene.scene_id, "measured",
-                      clip=m.clip)
-    summary.seconds["measure"] = time.perf_counter() - started
-    summary.scene_seconds["measure"] = sum(m.seconds for m in measured)
-
-    started = time.perf_counter()
-    detect_futures: list[PrefectFuture[list[SceneCount]]] = []
-    for a in todo:
-        history = db.measured_clips(a)
-        targets = [m.clip for m in measured if m.clip.aoi_id == a]
-        if not targets:
-            continue
-        # one writer per AOI: its model is updated by one task, and only read by its detections
-        model = update_background.submit(by_id[a], targets, history, store_url)
-        detect_futures.extend(
-            detect_aoi.submit(by_id[a], grids[a], batch, history, store_url, wait_for=[model],
-                              return_state=False)
-            for batch in chunks(targets, settings.batch_size, settings.dask_workers)
-        )
-    counts = gather("detect", detect_futures, db, summary)
-    summary.seconds["detect"] = time.perf_counter() - started
-    summary.scene_seconds["detect"] = sum(c.seconds for c in counts)
-
-    started = time.perf_counter()
-    for a in todo:
-        flagged = store_counts(by_id[a], [c for c in counts if c.aoi_id == a], db, DETECTOR_VERSION)
-        summary.flagged.extend((a, s) for s in flagged)
-    summary.processed = len(counts)
-    summary.seconds["store"] = time.perf_counter() - started
-
-    started = time.perf_counter()  # every selected AOI: failed webhooks are retried even when idle
-    published = [publish_alerts(a, db, store_url, DETECTOR_VERSION) for a in aois]
-    publish_run_artifacts(published, settings.webhook_urls)
-    summary.seconds["publish"] = time.perf_counter() - started
+    """One window, then publish: what a watch run does."""
+    run = open_run(aoi_ids)
+    summary = RunSummary(aois=list(run.aois))
+    process_window(run, start, end, summary, force=force, watch=watch)
+    get_run_logger().info("found %d scene(s): %d new, %d new version(s), %d already done; %d processed",
+                          summary.found, summary.discovered, summary.revised, summary.skipped_done,
+                          summary.processed)
+    publish(run, summary)
     report("done", 1, 1)
     return summary

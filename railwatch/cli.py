@@ -48,23 +48,10 @@ def _progress() -> Iterator[Progress]:
 
 def _run_flow(name: str, **params: Any) -> Any:
     """Run a flow in-process with a progress bar per stage."""
-    from flows.backfill import backfill
-    from flows.watch import watch
-    from railwatch.progress import listening
+    from railwatch.runs import run_flow
 
-    flow_fn: Any = backfill if name == "backfill" else watch
     with _progress() as progress:
-        bars: dict[str, Any] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage == "done":
-                return
-            if stage not in bars:
-                bars[stage] = progress.add_task(f"{stage} (Dask batches)", total=total)
-            progress.update(bars[stage], completed=done, total=total)
-
-        with listening(on_progress):
-            return flow_fn(**params)
+        return run_flow(name, progress, **params)
 
 
 def _show_counts(aoi_id: str, plot: bool = True) -> None:
@@ -143,14 +130,40 @@ def backfill_cmd(
     start: Annotated[str, typer.Option(help="First acquisition date (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last acquisition date, inclusive.")],
     aoi: Annotated[list[str] | None, typer.Option(help="AOI id (repeatable); all by default.")] = None,
+    source: Annotated[list[str] | None, typer.Option(
+        help="Catalog source among RAILWATCH_CATALOGS (repeatable); all by default.")] = None,
     force: Annotated[bool, typer.Option(help="Reprocess scenes already done.")] = False,
+    chunk_days: Annotated[int | None, typer.Option(
+        help="Days per chunk (default RAILWATCH_BACKFILL_CHUNK_DAYS).")] = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Process every scene over the AOIs in a date range (resumable: done scenes are skipped)."""
+    """Process every scene over the AOIs in a date range, chunk by chunk (resumable: a rerun skips
+    done scenes)."""
     _quiet_prefect(verbose)
-    summary = _run_flow("backfill", start=date.fromisoformat(start), end=date.fromisoformat(end),
-                        aoi_ids=aoi or None, force=force)
-    _print_summary(summary)
+    _print_summary(_run_backfill(date.fromisoformat(start), date.fromisoformat(end), aoi, source,
+                                 force, chunk_days))
+
+
+def _run_backfill(start: date, end: date, aoi_ids: list[str] | None = None,
+                  sources: list[str] | None = None, force: bool = False,
+                  chunk_days: int | None = None) -> Any:
+    from railwatch.runs import backfill_request
+
+    return _run_flow("backfill", request=backfill_request(start, end, aoi_ids, sources, force, chunk_days))
+
+
+@app.command()
+def serve(
+    watch_cron: Annotated[str, typer.Option(help="Cron of the scheduled watch ('' = unscheduled).")
+                          ] = "0 */6 * * *",
+    limit: Annotated[int | None, typer.Option(help="Most flow runs at once in this process.")] = None,
+) -> None:
+    """Serve the watch, backfill and report deployments from this process (single machine; needs
+    PREFECT_API_URL of a running `prefect server start`)."""
+    _quiet_prefect(verbose=True)
+    from flows.serve import serve_all
+
+    serve_all(watch_cron or None, limit)
 
 
 @app.command(name="watch")
@@ -340,7 +353,7 @@ def demo(
     simulate(aoi=settings.aoi_dir / f"{DEMO_AOI}.geojson", start=str(DEMO_START),
              end=str(DEMO_END), seed=2023, workers=workers, scene_km=DEMO_SCENE_KM)
     simulated = time.perf_counter() - wall
-    summary = _run_flow("backfill", start=DEMO_START, end=DEMO_END, aoi_ids=[DEMO_AOI])
+    summary = _run_backfill(DEMO_START, DEMO_END, [DEMO_AOI])
     _show_counts(DEMO_AOI)
     _show_alerts(DEMO_AOI)
     _write_report(DEMO_AOI)

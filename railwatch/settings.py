@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,9 +56,18 @@ class Settings(BaseSettings):
         20_000.0, gt=0,
         description="Largest scene streamed to a temporary file when its server cannot serve ranges.",
     )
-    dask_address: str | None = Field(None, description="Address of an existing Dask scheduler.")
+    dask_address: str | None = Field(None, description="Address of an existing Dask scheduler "
+                                     "(tcp://host:8786; dask-kubernetes, dask-gateway, Coiled).")
+    dask_cluster_class: str | None = Field(
+        None, description="Dask cluster class started per flow run when no address, e.g. "
+        "dask_kubernetes.operator.KubeCluster (default: a LocalCluster of `dask_workers`).")
+    dask_cluster_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of that cluster class (JSON).")
     dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster when no address.")
-    batch_size: int = Field(8, ge=1, description="AOI-scenes per Dask task.")
+    batch_size: int = Field(32, ge=1, description="AOI-scenes per Dask task (at least two tasks "
+                            "per worker are made when there is enough work).")
+    backfill_chunk_days: int = Field(28, ge=1, description="A backfill processes its range in "
+                                     "chunks of this many days (the unit of resumption and progress).")
     clip_buffer_m: float = Field(60.0, ge=0, description="Margin around the AOI in every clip.")
     max_aoi_km2: float = Field(100.0, gt=0, description="Largest AOI accepted as a rail yard.")
     webhook_urls: list[str] = Field(

@@ -1,0 +1,176 @@
+"""How fast is a backfill, and what do Prefect + Dask cost over a plain Python loop?
+
+The same work is done twice, each in a fresh process with its own RAILWATCH_HOME: (1) the
+`railwatch-backfill` flow (ephemeral Prefect API, a LocalCluster of --workers processes, date
+chunks, packs of AOI-scenes) and (2) a plain loop that calls the same railwatch functions one
+scene after another in one process. Work: --aois copies of the demo AOI (own ids, same rails)
+over --days simulated days (rendered once into --cache, shared through symlinks), i.e.
+aois × days AOI-scenes. Reported: wall time, AOI-scenes/s, the ratio, peak RSS of the largest
+process, Prefect task runs, and a projection to the issue's 1-year × 20-AOI size (7,300
+AOI-scenes) from the measured rate — a projection, not a measurement.
+
+Run: python bench/backfill_bench.py [--aois 6] [--days 6] [--workers 2] [--cache DIR]
+(the issue's full size: --aois 20 --days 365; rendering alone then takes hours on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+FIRST = date(2023, 9, 8)
+FULL_SIZE = 7300
+
+
+def prepare(cache: Path, home: Path, aois: int, days: int) -> Path:
+    """Render the season once; an AOI folder of `aois` copies of the demo AOI; the AOI dir."""
+    sim = cache / f"sim-{days}"
+    if not (sim / "simulator" / "tumangang" / "collection.json").is_file():
+        last = FIRST + timedelta(days=days - 1)
+        subprocess.run([sys.executable, "-m", "railwatch.cli", "simulate", "--start", str(FIRST),
+                        "--end", str(last), "--scene-km", "4", "3.6"], cwd=REPO, check=True,
+                       env={**os.environ, "RAILWATCH_HOME": str(sim),
+                            "RAILWATCH_AOI_DIR": str(REPO / "aois")})
+    doc = json.loads((REPO / "aois" / "tumangang.geojson").read_text())
+    aoi_dir = home / "aois"
+    aoi_dir.mkdir(parents=True)
+    (home / "simulator").mkdir()
+    for k in range(aois):
+        doc["features"][0]["properties"]["id"] = f"yard{k:02d}"
+        (aoi_dir / f"yard{k:02d}.geojson").write_text(json.dumps(doc))
+        (home / "simulator" / f"yard{k:02d}").symlink_to(sim / "simulator" / "tumangang")
+    return aoi_dir
+
+
+def peak_rss_mb() -> float:
+    """Largest resident set of this process or any finished child (Linux: KiB)."""
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
+def run_prefect(days: int) -> dict[str, Any]:
+    """The backfill flow, as `railwatch backfill` runs it."""
+    from flows.backfill import BackfillRequest, backfill
+
+    started = time.perf_counter()
+    summary = backfill(BackfillRequest(start=FIRST, end=FIRST + timedelta(days=days - 1)))
+    seconds = time.perf_counter() - started
+    return {"scenes": summary.processed, "seconds": seconds, "task_runs": count_task_runs()}
+
+
+def count_task_runs() -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the REST count (the client has no method)
+        return int(client._client.post("/task_runs/count", json={}).json())
+
+
+def run_plain(days: int) -> dict[str, Any]:
+    """The same steps in a plain loop: no Prefect, no Dask, one process."""
+    from railwatch.adapters.catalogs import open_catalog
+    from railwatch.adapters.counts import CountsStore
+    from railwatch.adapters.store import open_store
+    from railwatch.alerts import flag_stored_series
+    from railwatch.aoi import load_registry
+    from railwatch.background import update_model
+    from railwatch.core import DETECTOR_VERSION
+    from railwatch.grid import aoi_grid
+    from railwatch.ingest import clip_scene
+    from railwatch.measure import detect_scenes, ensure_reference, load_reference, measure_clip
+    from railwatch.polling import discover
+    from railwatch.settings import get_settings
+
+    settings = get_settings()
+    started = time.perf_counter()
+    db, store = CountsStore(settings.db_url), open_store(settings.store_url)
+    catalogs = [open_catalog(s, settings.simulator_dir) for s in settings.catalogs]
+    start = datetime.combine(FIRST, datetime.min.time(), tzinfo=UTC)
+    done = 0
+    for aoi in load_registry(settings.aoi_dir, settings.max_aoi_km2):
+        grid = aoi_grid(aoi, gsd_m=float(aoi.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)
+        discover(aoi, catalogs, db, start, start + timedelta(days=days))
+        clips = [clip_scene(s, aoi, grid, store) for s in db.pending_scenes(aoi.id)]
+        ensure_reference(aoi, grid, clips, store)
+        reference = load_reference(aoi, grid, store)
+        measured = [measure_clip(c, aoi, grid, store, reference).clip for c in clips]
+        for c in measured:
+            db.mark_scene(aoi.id, c.scene.source, c.scene.scene_id, "measured", clip=c)
+        history = db.measured_clips(aoi.id)
+        update_model(aoi.id, measured, history, store)
+        counts, _ = detect_scenes(aoi, grid, measured, history, store)
+        db.upsert_counts(counts)
+        flag_stored_series(aoi, db, DETECTOR_VERSION)
+        done += len(counts)
+    return {"scenes": done, "seconds": time.perf_counter() - started, "task_runs": 0}
+
+
+def child(mode: str, days: int) -> None:
+    result = (run_prefect if mode == "prefect" else run_plain)(days)
+    print(json.dumps(result | {"peak_mb": peak_rss_mb()}))
+
+
+def measure(mode: str, args: argparse.Namespace, aois_dir: Path, home: Path) -> dict[str, Any]:
+    env = {**os.environ, "RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(aois_dir),
+           "RAILWATCH_DASK_WORKERS": str(args.workers), "PREFECT_HOME": str(home / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_LOGGING_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--child", mode, "--days", str(args.days)],
+                          env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{mode} failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result | {"process_seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--aois", type=int, default=6)
+    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=REPO / ".railwatch" / "bench")
+    parser.add_argument("--child", choices=["prefect", "plain"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.days)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for mode in ("plain", "prefect"):
+            home = Path(tmp) / mode
+            results[mode] = measure(mode, args, prepare(args.cache, home, args.aois, args.days), home)
+    print_table(args, results)
+
+
+def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    plain, flow = results["plain"], results["prefect"]
+    table = Table(title=f"backfill: {args.aois} AOIs × {args.days} days = {args.aois * args.days} "
+                        f"AOI-scenes, {args.workers} Dask workers, {os.cpu_count()} CPUs (shared)")
+    for column in ("run", "AOI-scenes", "wall s", "process s", "AOI-scenes/s", "× plain",
+                   "task runs", "peak RSS MB", f"projected {FULL_SIZE} min"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for name, r in (("plain Python loop", plain), ("Prefect flow + Dask", flow)):
+        rate = r["scenes"] / r["seconds"]
+        table.add_row(name, str(r["scenes"]), f"{r['seconds']:.1f}", f"{r['process_seconds']:.1f}",
+                      f"{rate:.2f}", f"{r['seconds'] / plain['seconds']:.2f}", str(r["task_runs"] or "-"),
+                      f"{r['peak_mb']:.0f}", f"{FULL_SIZE / rate / 60:.0f}")
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()

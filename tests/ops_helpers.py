@@ -1,0 +1,81 @@
+"""Helpers of the operations tests: the CLI in a subprocess, long-running processes (a Prefect
+server, Dask scheduler and workers, `railwatch serve`) that are always stopped, and a simulated
+season rendered once per session and copied into each test's RAILWATCH_HOME."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SIM_START, SIM_END = "2023-09-08", "2023-09-13"  # 6 simulated days: clear, loaded, quick
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """A railwatch + Prefect environment confined to `home` (PREFECT_API_URL unset: ephemeral)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAILWATCH_"))}
+    return env | {"RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(REPO / "aois"),
+                  "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                  "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+                  "PYTHONPATH": str(REPO)}
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> str:
+    """`railwatch ARGS` in a subprocess; its stdout (the test fails with both streams otherwise)."""
+    proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, f"railwatch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def scene_summary(stdout: str) -> dict[str, int]:
+    """The numbers of the CLI's `scenes:` line."""
+    match = re.search(r"scenes: (\d+) found .*?, (\d+) already done, (\d+) processed, (\d+) failed", stdout)
+    assert match, stdout
+    return dict(zip(("found", "done", "processed", "failed"), map(int, match.groups()), strict=True))
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess in its own session, logging to `log`; terminated (then killed) on exit."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The simulator's folder for SIM_START..SIM_END over the demo AOI, rendered once per session
+    (in the session's base temp folder: each module that imports this fixture gets its own
+    instance, all of them share the files)."""
+    home = tmp_path_factory.getbasetemp() / "ops-sim"
+    if not (home / "simulator" / "tumangang" / "collection.json").is_file():
+        home.mkdir(exist_ok=True)
+        run_cli(["simulate", "--start", SIM_START, "--end", SIM_END, "--scene-km", "4", "3.6"],
+                base_env(home))
+    return home / "simulator"
+
+
+def home_with(simulated: Path, home: Path) -> Path:
+    """A fresh RAILWATCH_HOME holding a copy of the simulated catalog."""
+    shutil.copytree(simulated, home / "simulator")
+    return home

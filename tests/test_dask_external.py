@@ -1,0 +1,90 @@
+"""Scale-out: a backfill through a real, separate Dask scheduler and two worker processes on
+loopback (`RAILWATCH_DASK_ADDRESS`), resumed chunk by chunk from the scene registry.
+
+The scheduler runs a probe (tests/dask_probe.py) that records the pickled size of every task it
+receives and the worker that ran it: clips must be read by the workers from the store, so what
+goes through the scheduler is keys and refs, far smaller than any clip.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client
+
+from tests.ops_helpers import (
+    REPO,
+    SIM_END,
+    SIM_START,
+    base_env,
+    home_with,
+    process,
+    run_cli,
+    scene_summary,
+    simulated,
+)
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+__all__ = ["simulated"]  # the fixture, imported for pytest
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, list[str]]]:
+    """`dask scheduler` + 2 `dask worker` processes; (address, probe file, worker addresses)."""
+    logs = tmp_path_factory.mktemp("dask")
+    probe = logs / "probe.jsonl"
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = base_env(logs) | {"RAILWATCH_DASK_PROBE": str(probe)}
+    dask = [sys.executable, "-m", "dask"]
+    with process([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                  "--preload", str(REPO / "tests" / "dask_probe.py")], env, logs / "scheduler.log"), \
+         process([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", "w1",
+                  "--host", "127.0.0.1"], env, logs / "worker1.log"), \
+         process([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", "w2",
+                  "--host", "127.0.0.1"], env, logs / "worker2.log"):
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=300)
+            workers = list(client.scheduler_info()["workers"])
+        yield address, probe, workers
+
+
+def probe_lines(probe: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in probe.read_text().splitlines()]
+
+
+def test_backfill_runs_on_an_external_scheduler_and_resumes(
+        scheduler: tuple[str, Path, list[str]], simulated: Path, tmp_path: Path) -> None:
+    address, probe, workers = scheduler
+    home = home_with(simulated, tmp_path)
+    env = base_env(home) | {"RAILWATCH_DASK_ADDRESS": address}
+    backfill = ["backfill", "--aoi", "tumangang", "--chunk-days", "3"]
+
+    # a first run covers the first half, as if a longer backfill had crashed after its first chunk
+    first = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", "2023-09-10"], env))
+    assert first == {"found": 3, "done": 0, "processed": 3, "failed": 0}
+    rerun = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", SIM_END], env))
+    assert rerun == {"found": 6, "done": 3, "processed": 3, "failed": 0}  # the done half is skipped
+
+    with sqlite3.connect(home / "counts.db") as con:
+        rows = con.execute("SELECT scene_id, cars FROM scene_counts").fetchall()
+        statuses = {s for (s,) in con.execute("SELECT status FROM scenes")}
+    assert len(rows) == 6 and statuses == {"detected"}
+    assert any(cars > 0 for _, cars in rows)
+
+    lines = probe_lines(probe)
+    ran_on = {line["worker"] for line in lines if "worker" in line}
+    assert ran_on and ran_on <= set(workers)  # every task ran on the external workers
+    clips = [p.stat().st_size for p in (home / "store" / "tumangang").rglob("image.tif")]
+    assert clips, "no clips in the store"
+    largest_task = max(line["spec_bytes"] for line in lines if "spec_bytes" in line)
+    largest_result = max(line["result_bytes"] or 0 for line in lines if "worker" in line)
+    # tasks and results are keys and refs: each far smaller than one clip's image
+    assert 10 * largest_task < min(clips) and 10 * largest_result < min(clips), (largest_task, min(clips))
