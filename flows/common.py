@@ -23,10 +23,10 @@ from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
 from railwatch.aoi import AOI, load_registry, select_aois
 from railwatch.core import DETECTOR_VERSION
-from railwatch.errors import ConfigError
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.progress import report
+from railwatch.search import select_sources
 from railwatch.settings import Settings, get_settings
 from tasks.batch import run_batch
 from tasks.common import FailedScene
@@ -53,12 +53,10 @@ class Run:
 
 
 def open_run(aoi_ids: Sequence[str] | None, sources: Sequence[str] | None = None) -> Run:
-    """The run's AOIs (all by default) and catalogs (the configured sources, or a subset)."""
+    """The run's AOIs (all by default) and catalogs: the configured sources, or those of the
+    given kinds (sim, stac, planet) or source strings."""
     settings = get_settings()
-    chosen = list(sources or settings.catalogs)
-    unknown = sorted(set(chosen) - set(settings.catalogs))
-    if unknown:
-        raise ConfigError(f"sources {unknown} are not configured (RAILWATCH_CATALOGS: {settings.catalogs})")
+    chosen = select_sources(settings.catalogs, sources or [])  # the same choice as `railwatch search`
     aois = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), aoi_ids)
     return Run(settings=settings, aois={a.id: a for a in aois},
                grids={a.id: aoi_grid(a, gsd_m=float(a.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)

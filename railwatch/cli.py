@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from railwatch.cli_db import db_app
-from railwatch.errors import ConfigError, RailwatchError
+from railwatch.cli_search import aoi_and_db, search_cmd
+from railwatch.errors import RailwatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
@@ -80,7 +81,7 @@ def _show_alerts(aoi_id: str) -> None:
     from railwatch.core import DETECTOR_VERSION
     from railwatch.webhooks import redact
 
-    settings, area, db = _aoi_and_db(aoi_id)
+    settings, area, db = aoi_and_db(aoi_id)
     alerts = AlertStore(db)
     for a in alerts.alerts(area.id, DETECTOR_VERSION):
         closed = f", closed {a.closed_at:%Y-%m-%d}" if a.closed_at else ""
@@ -228,65 +229,7 @@ def counts(aoi: Annotated[str, typer.Option(help="AOI id.")] = DEMO_AOI) -> None
     _show_counts(aoi)
 
 
-def _parse_day(value: str, flag: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not a date; use YYYY-MM-DD") from None
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _aoi_and_db(aoi_id: str) -> tuple[Any, Any, Any]:
-    from railwatch.adapters.counts import CountsStore
-    from railwatch.aoi import load_registry, select_aois
-    from railwatch.settings import get_settings
-
-    settings = get_settings()
-    (area,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
-    return settings, area, CountsStore(settings.db_url)
-
-
-@app.command(name="search")
-def search_cmd(
-    aoi: Annotated[str, typer.Option(help="AOI id.")],
-    start: Annotated[str, typer.Option(help="First acquisition date (YYYY-MM-DD).")],
-    end: Annotated[str, typer.Option(help="Last acquisition date, inclusive.")],
-    source: Annotated[list[str] | None, typer.Option(
-        help="sim, stac, planet or a full source string (repeatable); default: RAILWATCH_CATALOGS.")] = None,
-    force: Annotated[bool, typer.Option(help="As a --force backfill would (done scenes again).")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-) -> None:
-    """List what a backfill over the range would process, and what it would skip and why
-    (registers nothing)."""
-    import json
-
-    from rich.table import Table
-
-    from railwatch.adapters.catalogs import open_catalog
-    from railwatch.search import plan_search, select_sources
-
-    settings, area, db = _aoi_and_db(aoi)
-    first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
-    catalogs = [open_catalog(s, settings.simulator_dir, settings.asset_maps)
-                for s in select_sources(settings.catalogs, source or [])]
-    planned = plan_search(area, catalogs, db, _midnight(first), _midnight(last + timedelta(days=1)),
-                          settings.max_attempts, force)
-    if fmt == "json":
-        sys.stdout.write(json.dumps([{**p.__dict__, "acquired": p.acquired and p.acquired.isoformat()}
-                                     for p in planned], indent=1) + "\n")
-        return
-    table = Table(title=f"{area.id}: {first} to {last}")
-    for col in ("acquired", "source", "scene", "run would", "why"):
-        table.add_column(col)
-    for p in planned:
-        when = f"{p.acquired:%Y-%m-%d %H:%M}" if p.acquired else "—"
-        table.add_row(when, p.source, p.scene_id, "process" if p.process else "skip", p.reason)
-    out.print(table)
-    todo = sum(p.process for p in planned)
-    out.print(f"{todo} scene(s) would be processed, {len(planned) - todo} skipped")
+app.command(name="search")(search_cmd)
 
 
 @app.command()
@@ -300,7 +243,7 @@ def export(
     from railwatch.brief import export_counts
     from railwatch.core import DETECTOR_VERSION
 
-    settings, area, db = _aoi_and_db(aoi)
+    settings, area, db = aoi_and_db(aoi)
     path = out_file or settings.home / "exports" / f"{area.id}-counts.{format}"
     rows = db.scene_counts(area.id, DETECTOR_VERSION)
     out.print(f"{len(rows)} scene(s) -> {export_counts(rows, path, format)}")
@@ -321,7 +264,7 @@ def _write_report(aoi_id: str, since: str | None = None, out_dir: Path | None = 
     from railwatch.brief import parse_since, write_report
     from railwatch.core import DETECTOR_VERSION
 
-    settings, area, db = _aoi_and_db(aoi_id)
+    settings, area, db = aoi_and_db(aoi_id)
     result = write_report(area, db, open_store(settings.store_url), DETECTOR_VERSION,
                           parse_since(since), out_dir or settings.home / "reports", settings.clip_buffer_m)
     out.print(f"report: {result.plot}")
