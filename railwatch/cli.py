@@ -16,14 +16,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from railwatch.cli_db import db_app
-from railwatch.cli_search import aoi_and_db, search_cmd
+from railwatch.cli_search import aoi_and_db, out, search_cmd
 from railwatch.errors import RailwatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 120)  # tables stay legible in logs and pipes
 
 DEMO_AOI = "tumangang"
 DEMO_START, DEMO_END = date(2023, 9, 1), date(2023, 10, 10)

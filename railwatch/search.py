@@ -10,7 +10,7 @@ from datetime import datetime
 
 from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
-from railwatch.adapters.registry import SceneRow, is_newer_version
+from railwatch.adapters.registry import SceneRow, is_due, is_newer_version
 from railwatch.aoi import AOI
 from railwatch.errors import ConfigError
 from railwatch.models import SceneRef
@@ -58,11 +58,13 @@ def decide(scene: SceneRef, row: SceneRow | None, max_attempts: int, force: bool
         return True, "new"
     if is_newer_version(row, scene):
         return True, f"new version {row.version} -> {scene.version}"
+    if not is_due(row, max_attempts, force):
+        if row.status == "detected":
+            return False, "done"
+        return False, f"failed {row.attempts}× (gave up): {row.last_error}"
     if row.status == "detected":
-        return force, "done, reprocessed (--force)" if force else "done"
+        return True, "done, reprocessed (--force)"
     if row.status == "failed":
-        if row.attempts >= max_attempts and not force:
-            return False, f"failed {row.attempts}× (gave up): {row.last_error}"
         return True, f"retry, attempt {row.attempts + 1}: last failed with {row.last_error}"
     return True, f"pending ({row.status})"
 

@@ -83,6 +83,14 @@ def is_newer_version(row: SceneRow, scene: SceneRef) -> bool:
     return scene.published > as_utc(row.published)
 
 
+def is_due(row: SceneRow, max_attempts: int, include_done: bool = False) -> bool:
+    """Whether a run processes this registered scene: not detected yet (or `include_done`), and
+    not failed `max_attempts` times."""
+    if include_done:
+        return True
+    return row.status != "detected" and (row.status != "failed" or row.attempts < max_attempts)
+
+
 class SceneRegistry(Database):
     """The registry's reads and writes (CountsStore adds the counts)."""
 
@@ -179,7 +187,7 @@ class SceneRegistry(Database):
         with self._session() as session:
             rows = session.scalars(query.order_by(SceneRow.acquired, SceneRow.scene_id))
             return [SceneRef.model_validate(r.scene_ref) for r in rows
-                    if include_done or r.status != "failed" or r.attempts < max_attempts]
+                    if is_due(r, max_attempts, include_done)]
 
     def poll_mark(self, aoi_id: str, source: str) -> datetime | None:
         """The newest published time a watch registered for (AOI, source), or None."""
