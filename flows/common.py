@@ -22,6 +22,7 @@ from railwatch.adapters.catalog import open_catalog
 from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
 from railwatch.aoi import AOI, load_registry, select_aois
+from railwatch.background import affected_clips
 from railwatch.core import DETECTOR_VERSION
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
@@ -160,14 +161,14 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     once = {a: [a] for a in clips}
     gather("reference", submit(run, "index-clips", once, lambda a, _: (aois[a], grids[a], url),
                                per_worker=1), run, summary)
-    ready = gather("reference", submit(run, "build-reference", once,
-                                       lambda a, _: (aois[a], grids[a], clips[a], url), per_worker=1),
-                   run, summary)
+    references = dict(gather("reference", submit(
+        run, "build-reference", once, lambda a, _: (aois[a], grids[a], db.clipped_scenes(a), url),
+        per_worker=1), run, summary))
     worked(summary, "clip", [c for cs in clips.values() for c in cs])
     started = timed(summary, "clip", started)
 
-    ok = {a for a, built in ready if built}
-    measured = by_aoi(gather("measure", submit(run, "measure-clips", {a: clips[a] for a in clips if a in ok},
+    to_measure = {a: measure_list(a, clips[a], references[a], db) for a in clips if references[a] != "none"}
+    measured = by_aoi(gather("measure", submit(run, "measure-clips", to_measure,
                                                 lambda a, c: (aois[a], grids[a], c, url)), run, summary),
                       MeasuredScene)
     for m in (m for ms in measured.values() for m in ms):
@@ -175,11 +176,12 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     worked(summary, "measure", [m for ms in measured.values() for m in ms])
     started = timed(summary, "measure", started)
 
-    targets = {a: [m.clip for m in ms] for a, ms in measured.items()}
-    history = {a: db.measured_clips(a) for a in targets}
+    history = {a: db.measured_clips(a) for a in measured}
+    new = {a: [m.clip for m in ms] for a, ms in measured.items()}
     # one writer per AOI: its model is updated by one call, and only read by its detections
-    models = submit(run, "update-background", {a: [a] for a in targets},
-                    lambda a, _: (aois[a], targets[a], history[a], url), per_worker=1)
+    models = submit(run, "update-background", {a: [a] for a in new},
+                    lambda a, _: (aois[a], new[a], history[a], url), per_worker=1)
+    targets = {a: affected_clips(new[a], history[a]) for a in new}
     counts = gather("detect", submit(run, "detect-aoi", targets,
                                      lambda a, t: (aois[a], grids[a], t, history[a], url),
                                      wait_for=[f for _, f in models]), run, summary)
@@ -190,8 +192,19 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     stored = run_batch("store-counts", [(aois[a], per_aoi[a], db, DETECTOR_VERSION) for a in per_aoi])
     for a, flagged in zip(per_aoi, stored, strict=True):
         summary.flagged.extend((a, s) for s in flagged)
-    summary.processed += len(counts)
+    fresh = {(m.clip.scene.source, m.clip.scene.scene_id) for ms in measured.values() for m in ms}
+    summary.processed += sum((c.source, c.scene_id) in fresh for _, c in counts)
+    summary.redetected += sum((c.source, c.scene_id) not in fresh for _, c in counts)
     timed(summary, "store", started)
+
+
+def measure_list(aoi_id: str, clips: list[ClipRef], reference: str, db: CountsStore) -> list[ClipRef]:
+    """The clips to measure: this run's; and when the reference was just rebuilt, every clip of
+    the AOI measured against the one it replaces."""
+    if reference != "built":
+        return clips
+    mine = {(c.scene.source, c.scene.scene_id) for c in clips}
+    return clips + [c for c in db.measured_clips(aoi_id) if (c.scene.source, c.scene.scene_id) not in mine]
 
 
 def publish(run: Run, summary: RunSummary) -> None:

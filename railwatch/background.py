@@ -114,11 +114,18 @@ def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRe
     """Merge newly measured clips into the AOI's model, in acquisition order, and store it.
 
     `history` (every measured clip of the AOI) is read only when the stored model is missing,
-    unreadable or outdated. Writes nothing when every clip is cloudy or already in the model.
+    unreadable or outdated, or holds an earlier measurement of one of `clips` (a new version of
+    a scene, or profiles measured again against a new reference): then the model is rebuilt
+    from the stored profiles, so it is always what a clean run would have. Writes nothing when
+    every clip is cloudy or already in the model.
     """
     rebuilt: str | None = None
+    again = {scene_key(c) for c in clips}
     for _ in range(WRITE_ATTEMPTS):
-        stored, why = load_model(store, aoi_id)
+        previous, why = load_model(store, aoi_id)
+        stored = previous
+        if previous is not None and again & previous.keys:
+            stored, why = None, "scenes measured again"
         if stored is None:
             first = why == "missing" and {scene_key(c) for c in history} <= {scene_key(c) for c in clips}
             rebuilt = None if first else why
@@ -127,14 +134,28 @@ def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRe
         for clip in reversed(newest_first(clips)):
             if scene_key(clip) not in merged.keys and clip.valid_fraction >= PARAMS.min_valid_fraction:
                 merged = merge_scene(merged, read_scene(clip, store), PARAMS)
-        if merged is stored:  # nothing new: the stored model stays as it is, byte for byte
-            return ModelUpdate(merged.revision, len(merged.entries), 0, False, rebuilt)
-        store.put_bytes(background_key(aoi_id), encode_model(merged))
+        encoded = encode_model(merged)
+        if previous is not None and (merged is previous or encoded == encode_model(previous)):
+            # nothing new: the stored model stays as it is, byte for byte
+            return ModelUpdate(merged.revision, len(merged.entries), 0, False, None)
+        store.put_bytes(background_key(aoi_id), encoded)
         check, _ = load_model(store, aoi_id)  # a concurrent writer may have replaced it
         if check is not None and check.revision == merged.revision:
             break
     return ModelUpdate(merged.revision, len(merged.entries), len(merged.keys - base.keys), True,
                        rebuilt)
+
+
+def affected_clips(new: Sequence[ClipRef], history: Sequence[ClipRef]) -> list[ClipRef]:
+    """The clips whose counts `new` (just measured) can change: themselves, and every measured
+    clip acquired after the earliest of them (its background is made of earlier scenes), in
+    acquisition order. A late scene's arrival thus gives the counts a clean run would have."""
+    if not new:
+        return []
+    first = min(c.scene.acquired for c in new)
+    by_key = {scene_key(c): c for c in history if c.scene.acquired > first}
+    by_key.update({scene_key(c): c for c in new})
+    return sorted(by_key.values(), key=lambda c: (c.scene.acquired, scene_key(c)))
 
 
 class Backgrounds:

@@ -313,6 +313,8 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
     out.print(f"scenes: {summary.found} found ({summary.discovered} new, {summary.revised} new "
               f"version(s)), {summary.skipped_done} already done, "
               f"{summary.processed} processed, {len(summary.failed)} failed")
+    if summary.redetected:
+        out.print(f"  {summary.redetected} done scene(s) counted again: an earlier scene arrived late")
     for aoi_id, scene_id, reason in summary.failed:
         out.print(f"  [red]failed[/] {aoi_id}/{scene_id}: {reason}")
     out.print(f"stages (wall): {split}")

@@ -1,13 +1,14 @@
 """Measurement: clips in the store → registered track profiles → counts, via the pure core.
 
-Each AOI has a reference composite (median of its first clear clips, co-registered), stored
-once so every later clip is registered to the same anchor; and a background model (the profiles
+Each AOI has a reference composite (median of its first clear clips by acquisition,
+co-registered) to which every clip is registered; and a background model (the profiles
 of its latest clear scenes, railwatch.background) from which the background of a scene, the
 per-position median of the earlier ones, is computed.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 
 from railwatch.adapters.profiles import decode_profiles, encode_profiles, profile_key
 from railwatch.adapters.raster import decode_raster, encode_cog
-from railwatch.adapters.store import ObjectStore
+from railwatch.adapters.store import ObjectStore, sha256_hex
 from railwatch.aoi import AOI
 from railwatch.background import Backgrounds
 from railwatch.core import (
@@ -42,6 +43,10 @@ def reference_keys(aoi_id: str) -> tuple[str, str]:
     return f"{aoi_id}/reference/composite.tif", f"{aoi_id}/reference/valid.tif"
 
 
+def reference_manifest_key(aoi_id: str) -> str:
+    return f"{aoi_id}/reference/scenes.json"
+
+
 def track_lines(aoi: AOI, grid: AOIGrid) -> list[TrackLine]:
     return [TrackLine(t.id, tuple(grid.to_pixels(t.geometry))) for t in aoi.tracks]
 
@@ -53,23 +58,41 @@ def load_clip(store: ObjectStore, image_key: str, mask_key: str) -> tuple[np.nda
     return image, valid
 
 
-def ensure_reference(aoi: AOI, grid: AOIGrid, clips: Sequence[ClipRef], store: ObjectStore) -> bool:
-    """Build the AOI's reference composite if it does not exist; False if no clip is usable."""
-    image_key, valid_key = reference_keys(aoi.id)
-    if store.info(image_key) is not None and store.info(valid_key) is not None:
-        return True
-    ranked = sorted(clips, key=lambda c: c.scene.acquired)
+def reference_scenes(clips: Sequence[ClipRef]) -> list[ClipRef]:
+    """The clips an AOI's reference is made of, from all its clipped scenes: the first
+    REFERENCE_SCENES nearly clear ones by acquisition, else the most complete one.
+
+    A function of the set of clips, not of the order they arrived in: a scene that failed and
+    was clipped later still takes its place, and the counts converge to a clean run's.
+    """
+    ranked = sorted(clips, key=lambda c: (c.scene.acquired, c.scene.source, c.scene.scene_id))
     chosen = [c for c in ranked if c.valid_fraction >= REFERENCE_MIN_VALID][:REFERENCE_SCENES]
     if not chosen:
-        chosen = sorted(ranked, key=lambda c: -c.valid_fraction)[:1]
-        if not chosen or chosen[0].valid_fraction <= 0:
-            return False
+        best = sorted(ranked, key=lambda c: -c.valid_fraction)[:1]
+        chosen = [c for c in best if c.valid_fraction > 0]
+    return chosen
+
+
+def ensure_reference(aoi: AOI, grid: AOIGrid, clips: Sequence[ClipRef], store: ObjectStore) -> str:
+    """Make the AOI's reference composite match `reference_scenes(clips)`: "kept" (already
+    made of those scenes), "built" (made now: every profile measured against an earlier one is
+    outdated), or "none" (no usable clip yet)."""
+    chosen = reference_scenes(clips)
+    if not chosen:
+        return "none"
+    image_key, valid_key = reference_keys(aoi.id)
+    manifest = json.dumps(sorted(f"{c.scene.source}/{c.scene.scene_id}@{c.scene.version or ''}"
+                                 for c in chosen)).encode()  # a new version of one: rebuilt
+    stored = store.info(reference_manifest_key(aoi.id))
+    if stored is not None and stored.sha256 == sha256_hex(manifest) and store.info(image_key) is not None:
+        return "kept"
     loaded = [load_clip(store, c.image_key, c.mask_key) for c in chosen]
     composite, valid, _ = build_composite([i for i, _ in loaded], [v for _, v in loaded])
     pixels = np.where(valid, np.clip(np.rint(composite), 1, 65535), 0).astype(np.uint16)
     store.put_bytes(image_key, encode_cog(pixels, grid, nodata=0))
     store.put_bytes(valid_key, encode_cog(valid[np.newaxis].astype(np.uint8), grid))
-    return True
+    store.put_bytes(reference_manifest_key(aoi.id), manifest)  # last: names what is in place
+    return "built"
 
 
 @dataclass(frozen=True)

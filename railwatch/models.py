@@ -109,6 +109,7 @@ class RunSummary(BaseModel):
     discovered: int = 0  # scenes registered for the first time by this run
     revised: int = 0  # known scenes whose provider published a new version (reprocessed)
     processed: int = 0
+    redetected: int = 0  # done scenes counted again: a scene acquired before them arrived late
     skipped_done: int = 0
     failed: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, scene, reason)
     flagged: list[tuple[str, str]] = Field(default_factory=list)  # (aoi, scene)

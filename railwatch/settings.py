@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     poll_overlap_hours: float = Field(24.0, ge=0, description="A watch searches scenes published "
                                       "this long before its last mark again (late indexing).")
     max_attempts: int = Field(3, ge=1, description="Failed scenes are retried until this many attempts.")
+    task_retry_delays_s: list[float] = Field(
+        default_factory=lambda: [2.0, 10.0, 30.0],
+        description="A task that fails on infrastructure (store, catalog, network) is retried after "
+        "each of these delays within the run (JSON list; [] = no retries).")
     s3_endpoint_url: str | None = Field(
         None,
         validation_alias=AliasChoices("RAILWATCH_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),

@@ -11,7 +11,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
-from tasks.common import retry_transient
+from tasks.common import retrying
 from tasks.ingest import clip_scenes, index_clips
 from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
 from tasks.publish import publish_alerts
@@ -22,8 +22,7 @@ STEPS = {t.name: t for t in (discover_scenes, clip_scenes, index_clips, build_re
                              update_background, detect_aoi, store_counts, publish_alerts)}
 
 
-@task(name="batch", task_run_name="{step}", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
+@task(name="batch", task_run_name="{step}", cache_policy=NONE, **retrying())
 def run_batch(step: str, calls: list[tuple[Any, ...]]) -> list[Any]:
     """The result of `step` for each call's arguments, in order (every step is idempotent, so a
     retry of the whole batch is safe)."""

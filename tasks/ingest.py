@@ -12,11 +12,10 @@ from railwatch.errors import InvalidInput
 from railwatch.grid import AOIGrid
 from railwatch.ingest import clip_scene
 from railwatch.models import ClipRef, SceneRef
-from tasks.common import FailedScene, retry_transient
+from tasks.common import FailedScene, retrying
 
 
-@task(name="clip-scenes", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
+@task(name="clip-scenes", cache_policy=NONE, **retrying())
 def clip_scenes(aoi: AOI, grid: AOIGrid, scenes: list[SceneRef], store_url: str
                 ) -> list[ClipRef | FailedScene]:
     """Clip each scene; a scene with bad data is reported as failed, the others go on."""
@@ -33,8 +32,7 @@ def clip_scenes(aoi: AOI, grid: AOIGrid, scenes: list[SceneRef], store_url: str
     return out
 
 
-@task(name="index-clips", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
+@task(name="index-clips", cache_policy=NONE, **retrying())
 def index_clips(aoi: AOI, grid: AOIGrid, store_url: str) -> str:
     """(Re)write the AOI's STAC collection from the clip items in the store; its key."""
     return write_collection(aoi, grid, open_store(store_url))

@@ -12,18 +12,17 @@ from railwatch.errors import InvalidInput
 from railwatch.grid import AOIGrid
 from railwatch.measure import detect_scenes, ensure_reference, load_reference, measure_clip
 from railwatch.models import ClipRef, MeasuredScene, SceneCount
-from tasks.common import FailedScene, retry_transient
+from tasks.common import FailedScene, retrying
 
 
-@task(name="build-reference", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
-def build_reference(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: str) -> bool:
-    """Make sure the AOI has its reference composite (built once from its first clear clips)."""
+@task(name="build-reference", cache_policy=NONE, **retrying())
+def build_reference(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: str) -> str:
+    """Make the AOI's reference composite match its first clear clips (`clips`: all of the AOI's
+    clips): "kept", "built" (everything measured before must be measured again) or "none"."""
     return ensure_reference(aoi, grid, clips, open_store(store_url))
 
 
-@task(name="measure-clips", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
+@task(name="measure-clips", cache_policy=NONE, **retrying())
 def measure_clips(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: str
                   ) -> list[MeasuredScene | FailedScene]:
     store = open_store(store_url)
@@ -39,8 +38,7 @@ def measure_clips(aoi: AOI, grid: AOIGrid, clips: list[ClipRef], store_url: str
     return out
 
 
-@task(name="update-background", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
+@task(name="update-background", cache_policy=NONE, **retrying())
 def update_background(aoi: AOI, clips: list[ClipRef], history: list[ClipRef], store_url: str) -> str:
     """Merge an AOI's newly measured clear scenes into its background model; its revision.
 
@@ -56,8 +54,7 @@ def update_background(aoi: AOI, clips: list[ClipRef], history: list[ClipRef], st
     return done.revision
 
 
-@task(name="detect-aoi", cache_policy=NONE, retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=retry_transient)
+@task(name="detect-aoi", cache_policy=NONE, **retrying())
 def detect_aoi(aoi: AOI, grid: AOIGrid, targets: list[ClipRef], history: list[ClipRef],
                store_url: str) -> list[SceneCount]:
     """Counts for the new scenes of one AOI, each against its earlier scenes' background."""

@@ -13,11 +13,10 @@ from railwatch.adapters.counts import CountsStore
 from railwatch.aoi import AOI
 from railwatch.models import SceneRef
 from railwatch.polling import Discovery, discover
-from tasks.common import FailedScene, retry_transient
+from tasks.common import FailedScene, retrying
 
 
-@task(name="discover-scenes", cache_policy=NONE, retries=3, retry_delay_seconds=[2, 10, 30],
-      retry_condition_fn=retry_transient)
+@task(name="discover-scenes", cache_policy=NONE, **retrying())
 def discover_scenes(aoi: AOI, catalogs: list[Catalog], db: CountsStore, start: datetime, end: datetime,
                     overlap: timedelta | None = None) -> Discovery:
     """Search every catalog over the AOI in [start, end) and register what is new."""

@@ -9,11 +9,10 @@ from railwatch.adapters.counts import CountsStore
 from railwatch.alerts import flag_stored_series
 from railwatch.aoi import AOI
 from railwatch.models import SceneCount
-from tasks.common import retry_transient
+from tasks.common import retrying
 
 
-@task(name="store-counts", cache_policy=NONE, retries=3, retry_delay_seconds=[2, 10, 30],
-      retry_condition_fn=retry_transient)
+@task(name="store-counts", cache_policy=NONE, **retrying())
 def store_counts(aoi: AOI, counts: list[SceneCount], db: CountsStore,
                  detector_version: str) -> list[str]:
     """Upsert counts, mark scenes detected, flag surges over the whole series; flagged scene ids."""

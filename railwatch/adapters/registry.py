@@ -163,10 +163,17 @@ class SceneRegistry(Database):
 
     def measured_clips(self, aoi_id: str) -> list[ClipRef]:
         """Clips of an AOI that have stored profiles (the history of its background model)."""
+        return self._clips(aoi_id, ("measured", "detected"))
+
+    def clipped_scenes(self, aoi_id: str) -> list[ClipRef]:
+        """Every clip of an AOI in the store (what its reference is chosen from)."""
+        return self._clips(aoi_id, ("clipped", "measured", "detected"))
+
+    def _clips(self, aoi_id: str, statuses: tuple[str, ...]) -> list[ClipRef]:
         with self._session() as session:
             rows = session.scalars(select(SceneRow).where(
-                SceneRow.aoi_id == aoi_id, SceneRow.status.in_(("measured", "detected"))
-            ))
+                SceneRow.aoi_id == aoi_id, SceneRow.status.in_(statuses)
+            ).order_by(SceneRow.acquired, SceneRow.source, SceneRow.scene_id))
             return [
                 ClipRef(aoi_id=aoi_id, scene=SceneRef.model_validate(r.scene_ref),
                         image_key=r.image_key or "", mask_key=r.mask_key or "",

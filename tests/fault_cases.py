@@ -1,0 +1,8 @@
+"""Every fault of the table, in its order (layer by layer)."""
+
+from __future__ import annotations
+
+from tests import faults_data
+from tests.fault_lab import Case
+
+CASES: list[Case] = [*faults_data.CASES]

@@ -1,0 +1,80 @@
+"""The fault lab: the simulated catalog rendered once, a clean run's baseline, and the servers
+the faults are injected into, each started on first use and stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tests.faultkit import Baseline, FaultRow, World, render_world
+
+FAST_RETRIES = "[0.2, 0.5]"  # the same retries as production, sooner (RAILWATCH_TASK_RETRY_DELAYS_S)
+TEST_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class Lab:
+    """Worlds under one root folder, sharing the simulated scenes and the servers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.simulated = render_world(root / "simulated")
+        self._stops: list[Callable[[], None]] = []
+        self._servers: dict[str, Any] = {}
+
+    def world(self, name: str, **settings: str) -> World:
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        home = self.root / slug
+        n = 1
+        while home.exists():
+            n += 1
+            home = self.root / f"{slug}-{n}"
+        return World.create(home, self.simulated, RAILWATCH_TASK_RETRY_DELAYS_S=FAST_RETRIES, **settings)
+
+    @cached_property
+    def baseline(self) -> Baseline:
+        """A fault-free run of the world's days: the counts every faulted world must reach."""
+        clean = self.world("clean")
+        outcome = clean.backfill()
+        assert outcome.state == "completed" and not outcome.failed, outcome
+        return Baseline(clean.counts(), clean.store_audit()[0])
+
+    def server(self, name: str, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
+        """A server started once by `start` (which returns it and how to stop it)."""
+        if name not in self._servers:
+            server, stop = start()
+            self._servers[name] = server
+            self._stops.append(stop)
+        return self._servers[name]
+
+    def moto(self) -> Any:
+        """moto's S3 server on loopback (test credentials in this process's environment)."""
+        from tests.servers import MotoServer
+
+        def start() -> tuple[Any, Callable[[], None]]:
+            for key, value in TEST_AWS.items():
+                os.environ.setdefault(key, value)
+            server = MotoServer().start()
+            return server, server.stop
+
+        return self.server("moto", start)
+
+    def close(self) -> None:
+        for stop in reversed(self._stops):
+            stop()
+        self._stops.clear()
+        self._servers.clear()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fault: its layer, what is injected, and how to run it in a lab."""
+
+    layer: str
+    fault: str
+    run: Callable[[Lab, str, str], FaultRow]  # (lab, layer, fault) -> its row

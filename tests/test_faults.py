@@ -1,0 +1,37 @@
+"""Each fault of bench/faults.py's table as a test: injected into real files and servers, the
+run ends in a clear state, and after the fault clears a rerun converges to a clean run's counts
+row by row, with nothing partial in the store and the failed attempts in the scene registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fault_cases import CASES
+from tests.fault_lab import Case, Lab
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch) -> Iterator[Lab]:
+    monkeypatch_module.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
+    made = Lab(tmp_path_factory.mktemp("faults"))
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.layer}: {c.fault}" for c in CASES])
+def test_fault_is_survived_and_counts_converge(lab: Lab, case: Case) -> None:
+    row = case.run(lab, case.layer, case.fault)
+    assert row.clear_state, row.during
+    assert row.after.state == "completed" and not row.after.failed, row.after
+    assert row.diff.exact, row.diff
+    assert (row.partial, row.objects_missing, row.objects_extra) == (0, 0, 0), row
