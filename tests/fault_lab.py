@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ class Lab:
         self.simulated = render_world(root / "simulated")
         self._stops: list[Callable[[], None]] = []
         self._servers: dict[str, Any] = {}
+        self._baselines: dict[str, Baseline] = {}
 
     def world(self, name: str, **settings: str) -> World:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -36,13 +36,21 @@ class Lab:
             home = self.root / f"{slug}-{n}"
         return World.create(home, self.simulated, RAILWATCH_TASK_RETRY_DELAYS_S=FAST_RETRIES, **settings)
 
-    @cached_property
+    @property
     def baseline(self) -> Baseline:
-        """A fault-free run of the world's days: the counts every faulted world must reach."""
-        clean = self.world("clean")
-        outcome = clean.backfill()
-        assert outcome.state == "completed" and not outcome.failed, outcome
-        return Baseline(clean.counts(), clean.store_audit()[0])
+        """A fault-free run of the world's days from the simulator catalog: the counts every
+        faulted world reading that catalog must reach."""
+        return self.baseline_of("simulator", lambda: self.world("clean"))
+
+    def baseline_of(self, name: str, make_world: Callable[[], World]) -> Baseline:
+        """The baseline of worlds of one kind (e.g. another catalog: its rows name that source),
+        from a fault-free run of the world `make_world` gives, made once."""
+        if name not in self._baselines:
+            clean = make_world()
+            outcome = clean.backfill()
+            assert outcome.state == "completed" and not outcome.failed, outcome
+            self._baselines[name] = Baseline(clean.counts(), clean.store_audit()[0])
+        return self._baselines[name]
 
     def server(self, name: str, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
         """A server started once by `start` (which returns it and how to stop it)."""
