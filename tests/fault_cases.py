@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests import faults_data
+from tests import faults_data, faults_store
 from tests.fault_lab import Case
 
-CASES: list[Case] = [*faults_data.CASES]
+CASES: list[Case] = [*faults_store.CASES, *faults_data.CASES]

@@ -79,11 +79,11 @@ def clean_env(home: Path) -> dict[str, str]:
 
 @contextmanager
 def environment(settings: dict[str, str]) -> Iterator[None]:
-    """Railwatch settings for one run in this process (settings are read once per process, so the
-    cache is cleared on the way in and out)."""
+    """Railwatch settings (and other variables, e.g. AWS keys) for one run in this process;
+    settings are read once per process, so the cache is cleared on the way in and out."""
     from railwatch.settings import get_settings
 
-    saved = {k: v for k, v in os.environ.items() if k.startswith("RAILWATCH_")}
+    saved = {k: v for k, v in os.environ.items() if k.startswith("RAILWATCH_") or k in settings}
     for key in saved:
         del os.environ[key]
     os.environ.update(settings)
@@ -91,7 +91,7 @@ def environment(settings: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        for key in [k for k in os.environ if k.startswith("RAILWATCH_")]:
+        for key in [k for k in os.environ if k.startswith("RAILWATCH_") or k in settings]:
             del os.environ[key]
         os.environ.update(saved)
         get_settings.cache_clear()

@@ -124,10 +124,44 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return b"".join(parts)
         return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
+    def _s3_error(self, status: int, code: str, message: str) -> None:
+        """Answer as S3 does when it refuses a request (an XML error document)."""
+        self._read_body()
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error>").encode()
+        self.server.proxy.traffic.add(Exchange(self.command, self.path, status, 0, len(body)))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _refused(self) -> bool:
+        """Play S3's refusals: a wrong access key, or an injected burst of server errors."""
+        proxy = self.server.proxy
+        auth = self.headers.get("Authorization", "")
+        if proxy.access_key and f"Credential={proxy.access_key}/" not in auth:
+            self._s3_error(403, "InvalidAccessKeyId",
+                           "The AWS Access Key Id you provided does not exist in our records.")
+            return True
+        with proxy.lock:
+            failing = proxy.failures > 0 and self.command in proxy.failure_methods
+            proxy.failures -= failing
+        if failing:
+            self._s3_error(proxy.failure_status, "SlowDown" if proxy.failure_status == 503
+                           else "InternalError", "injected by the test proxy")
+            return True
+        return False
+
     def _forward(self) -> None:
         proxy = self.server.proxy
         if proxy.dead:  # the server is gone: the connection closes without an answer
             self.close_connection = True
+            return
+        if proxy.delay_s:
+            time.sleep(proxy.delay_s)
+        if self._refused():
             return
         if self.command == "PUT" and proxy.puts_until_death is not None:
             proxy.puts_until_death -= 1
@@ -179,6 +213,12 @@ class CountingProxy:
         self.traffic = Traffic()
         self.dead = False
         self.puts_until_death: int | None = None
+        self.lock = threading.Lock()
+        self.failures = 0  # the next requests answered with `failure_status`
+        self.failure_status = 503
+        self.failure_methods: tuple[str, ...] = ()
+        self.delay_s = 0.0  # added before every answer
+        self.access_key = ""  # when set, any other access key is refused (InvalidAccessKeyId)
         self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
         self._server.proxy = self
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -194,6 +234,19 @@ class CountingProxy:
 
     def revive(self) -> None:
         self.dead, self.puts_until_death = False, None
+
+    def fail_next(self, count: int, status: int = 503,
+                  methods: tuple[str, ...] = ("GET", "HEAD", "PUT", "POST", "DELETE")) -> None:
+        """Answer the next `count` requests of `methods` with `status` (503 SlowDown or 500
+        InternalError)."""
+        with self.lock:
+            self.failures, self.failure_status, self.failure_methods = count, status, methods
+
+    def heal(self) -> None:
+        """Every injected fault cleared."""
+        self.revive()
+        self.fail_next(0)
+        self.delay_s, self.access_key = 0.0, ""
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -21,7 +21,7 @@ from railwatch.errors import ConfigError, RailwatchError, StorageError
 from railwatch.settings import Settings, get_settings
 
 # Error codes that no retry can fix: the bucket, the key or the credentials are wrong.
-_NOT_FOUND = {"NoSuchBucket": "bucket does not exist"}
+_NOT_FOUND = {"NoSuchBucket": "bucket does not exist", "404": "bucket does not exist"}
 _DENIED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
            "InvalidToken", "ExpiredToken"}
 

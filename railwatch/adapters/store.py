@@ -51,6 +51,11 @@ class ObjectStore(Protocol):
         """A URI a person or another tool can use to find the object."""
         ...
 
+    def check(self) -> None:
+        """Raise a one-line ConfigError when the store cannot be used at all (missing bucket,
+        refused credentials, a folder that cannot be written), before any work starts."""
+        ...
+
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -111,6 +116,15 @@ class LocalStore:
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"store folder {self.root} cannot be created ({exc.strerror}); "
+                              "fix RAILWATCH_STORE") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ConfigError(f"store folder {self.root} is not writable; fix RAILWATCH_STORE")
 
 
 class S3Store:
@@ -183,6 +197,9 @@ class S3Store:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def check(self) -> None:
+        self._call("open", "", "head_bucket")  # a missing bucket or refused keys: ConfigError
 
 
 def open_store(url: str, s3: S3Config | None = None) -> ObjectStore:
