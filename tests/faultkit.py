@@ -28,16 +28,19 @@ WORLD_START, WORLD_END = date(2023, 9, 20), date(2023, 9, 23)  # empty yard, the
 class Outcome:
     """How one run ended: completed (with the scenes it reported failed) or failed, and why."""
 
-    state: str  # "completed" | "failed"
+    state: str  # "completed" | "failed" | "unclear" (the harness saw it end badly: `error` says how)
     processed: int = 0
     failed: tuple[tuple[str, str], ...] = ()  # (scene id, reason)
     error: str = ""  # the run's own error, when it failed
 
     def describe(self) -> str:
+        if self.state == "unclear":
+            return f"UNCLEAR: {self.error}"
         if self.state == "failed":
             return f"failed: {self.error}"
         bad = f", {len(self.failed)} scene(s) failed: {self.failed[0][1]}" if self.failed else ""
-        return f"completed, {self.processed} processed{bad}"
+        note = f" {self.error}" if self.error else ""
+        return f"completed, {self.processed} processed{bad}{note}"
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,8 @@ class World:
         """Keep what the registry says about failed attempts (a later success clears the error)."""
         if self.noted:
             return
-        touched = [(scene, attempts, error) for scene, (_, attempts, error) in self.registry().items()
-                   if attempts or error]
+        touched = [(scene, attempts, error) for scene, (_, attempts, error)
+                   in self.registry_or_none().items() if attempts or error]
         self.noted = "; ".join(f"{scene}: {attempts} attempt(s), last error: {error}"
                                for scene, attempts, error in touched[:2])
 
@@ -159,6 +162,13 @@ class World:
         track = ("aoi_id", "source", "scene_id", "track_id", "detector_version", "occupied_m", "cars",
                  "cars_low", "cars_high", "valid_fraction", "segments")
         return rows(SceneCountRow, scene), rows(TrackCountRow, track)
+
+    def registry_or_none(self) -> dict[str, tuple[str, int, str | None]]:
+        """The registry, or nothing when the database does not exist or cannot be opened."""
+        try:
+            return self.registry()
+        except Exception:  # a bad database URL is one of the faults
+            return {}
 
     def registry(self) -> dict[str, tuple[str, int, str | None]]:
         """scene id → (status, attempts, last error)."""
@@ -178,10 +188,14 @@ class World:
         of (clips, items, profiles, reference, background model); quicklooks and reports are
         evidence of alerts, which a run under a fault may raise on other days."""
         from railwatch.adapters.store import open_store
+        from railwatch.errors import ConfigError
         from railwatch.settings import get_settings
 
         with environment(self.settings):
-            store = open_store(get_settings().store_url)
+            try:
+                store = open_store(get_settings().store_url)
+            except ConfigError:  # a bad store URL is one of the faults: nothing can be stored
+                return [], []
             keys = sorted(k for k in store.list() if not k.endswith((".png", ".html", ".md")))
             partial = []
             for key in keys:
@@ -245,7 +259,7 @@ class FaultRow:
         """The run under the fault ended completed, or failed with a reason."""
         if self.during.state == "failed":
             return bool(self.during.error)
-        return all(reason for _, reason in self.during.failed)
+        return self.during.state == "completed" and all(reason for _, reason in self.during.failed)
 
     @property
     def recovered(self) -> bool:

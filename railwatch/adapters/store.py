@@ -208,8 +208,9 @@ def open_store(url: str, s3: S3Config | None = None) -> ObjectStore:
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         if not parsed.netloc:
-            raise ConfigError(f"store URL {url!r} names no bucket; use s3://bucket/prefix")
+            raise ConfigError(f"store URL {url!r} (RAILWATCH_STORE) names no bucket; use s3://bucket/prefix")
         return S3Store(parsed.netloc, parsed.path, s3=s3)
     if parsed.scheme in ("", "file"):
         return LocalStore(parsed.path if parsed.scheme == "file" else url)
-    raise ConfigError(f"store URL {url!r}: unsupported scheme {parsed.scheme!r}; use a folder or s3://")
+    raise ConfigError(f"store URL {url!r} (RAILWATCH_STORE): unsupported scheme {parsed.scheme!r}; "
+                      "use a folder path or s3://bucket/prefix")
