@@ -16,19 +16,17 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture, as_completed
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_chain, wait_fixed
 
 from flows.batching import pack
 from railwatch.adapters.catalog import open_catalog
 from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
-from railwatch.adapters.store import open_store
 from railwatch.aoi import AOI, load_registry, select_aois
 from railwatch.background import affected_clips
 from railwatch.core import DETECTOR_VERSION
-from railwatch.errors import StorageError
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
+from railwatch.preflight import check_store
 from railwatch.progress import report
 from railwatch.search import select_sources
 from railwatch.settings import Settings, get_settings
@@ -69,15 +67,6 @@ def open_run(aoi_ids: Sequence[str] | None, sources: Sequence[str] | None = None
                db=CountsStore(settings.db_url),
                catalogs=[limited(s, open_catalog(s, settings.simulator_dir, settings.asset_maps))
                          for s in chosen])
-
-
-def check_store(settings: Settings) -> None:
-    """A store that cannot be used fails the run before any work (missing bucket, refused keys:
-    at once; unreachable or erring: after the tasks' retry delays)."""
-    delays = settings.task_retry_delays_s
-    Retrying(retry=retry_if_exception_type(StorageError), reraise=True,
-             wait=wait_chain(*(wait_fixed(d) for d in delays)) if delays else wait_fixed(0),
-             stop=stop_after_attempt(len(delays) + 1))(open_store(settings.store_url).check)
 
 
 def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],

@@ -147,9 +147,12 @@ def backfill_cmd(
 def _run_backfill(start: date, end: date, aoi_ids: list[str] | None = None,
                   sources: list[str] | None = None, force: bool = False,
                   chunk_days: int | None = None) -> Any:
+    from railwatch.preflight import preflight
     from railwatch.runs import backfill_request
 
-    return _run_flow("backfill", request=backfill_request(start, end, aoi_ids, sources, force, chunk_days))
+    request = backfill_request(start, end, aoi_ids, sources, force, chunk_days)
+    preflight(aoi_ids, sources)  # bad settings: one line now, before Prefect and Dask start
+    return _run_flow("backfill", request=request)
 
 
 @app.command()
@@ -174,6 +177,9 @@ def watch_cmd(
 ) -> None:
     """Process scenes that are new since the last poll."""
     _quiet_prefect(verbose)
+    from railwatch.preflight import preflight
+
+    preflight(aoi or None)
     _print_summary(_run_flow("watch", aoi_ids=aoi or None, lookback_days=lookback_days))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from planet import Auth, Planet, Session, data_filter
 from planet import exceptions as pl_errors
+from planet.specs import FetchBundlesSpecError  # the SDK's first call fetches this spec
 from shapely.geometry import mapping
 
 from railwatch.adapters.catalogs.base import SearchResult, parse_time
@@ -80,6 +81,9 @@ def _planet_error(exc: Exception, what: str) -> Exception:
         return ConfigError(f"{what}: Planet rejected the API key; check PL_API_KEY")
     if isinstance(exc, pl_errors.BadQuery | pl_errors.NoPermission | pl_errors.OverQuota):
         return ConfigError(f"{what}: {type(exc).__name__}: {text}")
+    if isinstance(exc, FetchBundlesSpecError):
+        return CatalogError(f"{what}: the Planet API did not answer (its bundles spec could not be "
+                            "fetched); is it reachable?")
     return CatalogError(f"{what}: {type(exc).__name__}: {text}")
 
 
@@ -116,7 +120,7 @@ class PlanetCatalog:
         try:
             items = list(self.client.data.search([ITEM_TYPE], search_filter=search_filter,
                                                  geometry=mapping(aoi.geometry), limit=0))
-        except pl_errors.PlanetError as exc:
+        except (pl_errors.PlanetError, FetchBundlesSpecError) as exc:
             raise _planet_error(exc, f"Planet search over {aoi.id}") from exc
         result = SearchResult()
         for item in items:
