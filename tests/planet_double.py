@@ -80,8 +80,9 @@ class PlanetDouble:
         self.bodies: list[dict[str, Any]] = []
         self.searches: dict[str, list[dict[str, Any]]] = {}
         base = re.escape(self.api)
-        bundle = {"name": "Surface reflectance 4b + UDM2", "assets": {"PSScene": list(ASSETS)}}
-        router.get(f"{self.api}/compute/ops/bundles/spec").respond(json={"bundles": {"analytic_sr_udm2": bundle}})
+        bundles = {"analytic_sr_udm2": {"name": "Surface reflectance 4b + UDM2",
+                                        "assets": {"PSScene": list(ASSETS)}}}
+        router.get(f"{self.api}/compute/ops/bundles/spec").respond(json={"bundles": bundles})
         router.post(url__regex=rf"{base}/data/v1/+quick-search.*").mock(side_effect=self.quick_search)
         router.get(url__regex=rf"{base}/data/v1/+searches/(?P<search>[^/]+)/results.*").mock(
             side_effect=self.page)
