@@ -23,6 +23,8 @@ API = "https://api.planet.com"
 ASSETS = ("ortho_analytic_4b_sr", "ortho_udm2")
 FILES = {"ortho_analytic_4b_sr": "analytic.tif", "ortho_udm2": "udm2.tif"}  # in a simulator scene
 Fault = int | type[httpx.TransportError]  # a status to answer, or an httpx error to raise
+BUNDLES = {"bundles": {"analytic_sr_udm2": {"name": "Surface reflectance 4b + UDM2",
+                                            "assets": {"PSScene": list(ASSETS)}}}}
 
 
 def feature_of_item(item: dict[str, Any], api: str = API) -> dict[str, Any]:
@@ -56,9 +58,11 @@ def features_of(scenes_dir: Path, api: str = API) -> list[dict[str, Any]]:
 @contextmanager
 def planet_router() -> Iterator[respx.MockRouter]:
     """respx for the Planet doubles' hosts only: requests to loopback (Prefect's API server in
-    this process, the file servers) go out as usual."""
+    this process, the file servers) go out as usual. The SDK reads its product bundles spec from
+    api.planet.com whatever the base URL (once per process), so that is answered here too."""
     with respx.mock(assert_all_called=False) as router:
-        router.route(host__in=["127.0.0.1", "localhost"]).pass_through()
+        router.route(host__in=("127.0.0.1", "localhost")).pass_through()
+        router.get(f"{API}/compute/ops/bundles/spec").respond(json=BUNDLES)
         yield router
 
 
@@ -80,9 +84,7 @@ class PlanetDouble:
         self.bodies: list[dict[str, Any]] = []
         self.searches: dict[str, list[dict[str, Any]]] = {}
         base = re.escape(self.api)
-        bundles = {"analytic_sr_udm2": {"name": "Surface reflectance 4b + UDM2",
-                                        "assets": {"PSScene": list(ASSETS)}}}
-        router.get(f"{self.api}/compute/ops/bundles/spec").respond(json={"bundles": bundles})
+        router.get(f"{self.api}/compute/ops/bundles/spec").respond(json=BUNDLES)
         router.post(url__regex=rf"{base}/data/v1/+quick-search.*").mock(side_effect=self.quick_search)
         router.get(url__regex=rf"{base}/data/v1/+searches/(?P<search>[^/]+)/results.*").mock(
             side_effect=self.page)
