@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import respx
 
@@ -112,3 +113,23 @@ def test_configuration_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> N
         planet_config("planet?stages=beta")
     with pytest.raises(ConfigError, match=r"unknown option\(s\) cloud"):
         planet_config("planet?cloud=5")
+
+
+def test_transient_api_errors_cost_a_poll_not_the_scene(planet: PlanetDouble, aoi: AOI) -> None:
+    """Errors the SDK does not retry (503, 500, a connect timeout) are transient: search raises
+    CatalogError (its task is retried) and activation tries again at the next poll."""
+    cat = PlanetCatalog(planet_config("planet?poll_s=0&max_polls=5"))
+    planet.search_faults = [httpx.ConnectTimeout]
+    with pytest.raises(CatalogError, match="ConnectTimeout"):
+        cat.search(aoi, T0, T1)
+    scenes = cat.search(aoi, T0, T1).scenes[:2]
+    planet.asset_faults = [503, httpx.ConnectTimeout, 500]
+    ready, failed = cat.prepare(scenes)
+    assert failed == [] and len(ready) == 2
+
+    planet.activated, planet.asset_faults = {}, [503] * 20
+    ready, failed = PlanetCatalog(planet_config("planet?poll_s=0&max_polls=2")).prepare(scenes[:1])
+    assert ready == [] and "the API failed 3 times (APIError: injected 503)" in failed[0][1]
+    planet.asset_faults = [403]  # not allowed: no use waiting
+    ready, failed = cat.prepare(scenes[:1])
+    assert ready == [] and failed[0][1].startswith("activation failed: NoPermission")
