@@ -68,8 +68,8 @@ def planet_fault(inject: Change, clear: Change) -> Callable[[Lab, str, str], Fau
             world, api = planet_world(lab, router, fault)
             inject(api)
             during = world.backfill()
-            api.search_faults, api.asset_faults = [], []
             clear(api)
+            api.search_faults, api.asset_faults = [], []
             after = world.backfill()
         return judge(layer, fault, baseline, world, during, after)
     return run
@@ -81,8 +81,10 @@ def faults(search: list[Any], assets: list[Any]) -> Change:
     return inject
 
 
-def nothing(api: PlanetDouble) -> None:
-    """The injected faults were used up (and are dropped anyway)."""
+def used_up(api: PlanetDouble) -> None:
+    """Nothing to clear: the run met every injected fault (else the case tested nothing)."""
+    left = api.search_faults + api.asset_faults
+    assert not left, f"the run did not meet the injected faults {left}"
 
 
 def never_active(api: PlanetDouble) -> None:
@@ -117,11 +119,11 @@ T = httpx.ReadTimeout
 LAYER = "Planet API"
 CASES = [
     Case(LAYER, "429 storm (6 in a row on search and on asset requests, Retry-After: 1)",
-         planet_fault(faults([429] * 6, [429] * 6), nothing)),
+         planet_fault(faults([429] * 6, [429] * 6), used_up)),
     Case(LAYER, "5xx burst (502/503/500 on search and on asset requests)",
-         planet_fault(faults([503, 502, 502, 503], [502, 503, 500, 502, 503]), nothing)),
+         planet_fault(faults([503, 502, 502, 503], [502, 503, 500, 502, 503]), used_up)),
     Case(LAYER, "timeouts (connect and read timeouts on search and asset requests)",
-         planet_fault(faults([httpx.ConnectTimeout, T, T], [T, httpx.ConnectTimeout, T, T]), nothing)),
+         planet_fault(faults([httpx.ConnectTimeout, T, T], [T, httpx.ConnectTimeout, T, T]), used_up)),
     Case(LAYER, "activation never completes during the first run", planet_fault(never_active, activated)),
     Case(LAYER, "expired download URLs (403, as S3), fresh ones next run",
          planet_fault(expire_urls(403), fresh_urls)),
