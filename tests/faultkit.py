@@ -122,11 +122,11 @@ class World:
 
     def backfill(self, **request: Any) -> Outcome:
         """The backfill flow over the world's days, run in this process as the CLI runs it."""
-        from flows.backfill import BackfillRequest, backfill
-        from flows.runner import dask_task_runner
-        from railwatch.settings import get_settings
+        with environment(self.settings):  # first: the tasks read their retry delays on import
+            from flows.backfill import BackfillRequest, backfill
+            from flows.runner import dask_task_runner
+            from railwatch.settings import get_settings
 
-        with environment(self.settings):
             req = BackfillRequest(start=request.pop("start", WORLD_START), end=request.pop("end", WORLD_END),
                                   aoi_ids=[AOI_ID], **request)
             flow = backfill.with_options(task_runner=dask_task_runner(get_settings()))

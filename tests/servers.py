@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -278,6 +279,10 @@ class _RangeHandler(_NoRangeHandler):
         self._serve(send_body=False)
 
     def _serve(self, send_body: bool) -> None:
+        refused = self.server.refuse(self.path) if self.server.refuse else None
+        if refused:  # e.g. a signed URL that has expired
+            self.send_error(refused)
+            return
         path = Path(self.translate_path(self.path.split("?", 1)[0]))
         if not path.is_file():
             self.send_error(404)
@@ -316,14 +321,17 @@ class _RangeHandler(_NoRangeHandler):
 class _FileHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     traffic: Traffic
+    refuse: Callable[[str], int | None] | None = None  # request path -> an error status to answer
 
 
 class _FileServer:
     """A folder served over HTTP on loopback by `handler`; `traffic` counts what it answered."""
 
-    def __init__(self, folder: Path, handler: type[SimpleHTTPRequestHandler]) -> None:
+    def __init__(self, folder: Path, handler: type[SimpleHTTPRequestHandler],
+                 refuse: Callable[[str], int | None] | None = None) -> None:
         self._server = _FileHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
         self._server.traffic = self.traffic = Traffic()
+        self._server.refuse = refuse
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -341,7 +349,8 @@ class PlainFileServer(_FileServer):
 
 class RangeFileServer(_FileServer):
     """A folder served over HTTP on loopback with Range support (like S3 or a CDN, minus moto's
-    whole-object copy per GET): the bench's source for throughput without moto's bottleneck."""
+    whole-object copy per GET): the bench's source for throughput without moto's bottleneck.
+    `refuse` (request path -> status or None) answers some requests with an error instead."""
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__(folder, _RangeHandler)
+    def __init__(self, folder: Path, refuse: Callable[[str], int | None] | None = None) -> None:
+        super().__init__(folder, _RangeHandler, refuse)

@@ -1,6 +1,6 @@
 """The Planet source: the unmodified `planet` SDK over a stateful double of Planet's Data API at
-the HTTP layer (respx), with the API's shapes: quick-search pages linked by `_links._next`, items
-with `_permissions`, assets going inactive → activating → active, 429s and a 5xx."""
+the HTTP layer (tests/planet_double.py): paged quick search, items with `_permissions`, assets
+going inactive → activating → active, 429s and a 5xx."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ from railwatch.adapters.catalogs import open_catalog
 from railwatch.adapters.catalogs.planet import PlanetCatalog, planet_config
 from railwatch.aoi import AOI, load_aoi
 from railwatch.errors import CatalogError, ConfigError
+from tests.planet_double import API, ASSETS, PlanetDouble
 
 REPO = Path(__file__).resolve().parents[1]
-API = "https://api.planet.com"
 KEY = "PLAK-test-key-never-logged"
 T0, T1 = dt.datetime(2023, 9, 1, tzinfo=dt.UTC), dt.datetime(2023, 10, 1, tzinfo=dt.UTC)
-ASSETS = ("ortho_analytic_4b_sr", "ortho_udm2")
 
 
 def feature(n: int, stage: str = "finalized", permitted: tuple[str, ...] = ASSETS) -> dict[str, Any]:
@@ -44,68 +43,6 @@ def feature(n: int, stage: str = "finalized", permitted: tuple[str, ...] = ASSET
         "_links": {"_self": f"{API}/data/v1/item-types/PSScene/items/{item_id}",
                    "assets": f"{API}/data/v1/item-types/PSScene/items/{item_id}/assets/"},
     }
-
-
-class PlanetDouble:
-    """Planet's Data API as respx routes, with state: pages, activation progress, faults."""
-
-    def __init__(self, router: respx.MockRouter, features: list[dict[str, Any]], page_size: int) -> None:
-        self.features, self.page_size = features, page_size
-        self.search_faults: list[int] = []  # statuses to answer the next quick-searches with
-        self.polls_to_active = 2  # GETs of an activated asset list before it is active
-        self.activated: dict[str, int] = {}  # item id -> asset-list GETs since activation
-        self.bodies: list[dict[str, Any]] = []
-        router.get(f"{API}/compute/ops/bundles/spec").respond(json={"bundles": {"analytic_sr_udm2": {
-            "name": "Surface reflectance 4b + UDM2", "assets": {"PSScene": ["ortho_analytic_4b_sr",
-                                                                             "ortho_udm2"]}}}})
-        router.post(url__regex=rf"{API}/data/v1/+quick-search.*").mock(side_effect=self.quick_search)
-        router.get(url__regex=rf"{API}/data/v1/searches/q1/results.*").mock(side_effect=self.page)
-        router.get(url__regex=rf"{API}/data/v1/+item-types/PSScene/items/(?P<item>[^/]+)/assets/?$").mock(
-            side_effect=self.assets)
-        router.get(url__regex=rf"{API}/data/v1/assets/(?P<item>[^/]+)/(?P<asset>[^/]+)/activate").mock(
-            side_effect=self.activate)
-
-    def _page(self, n: int) -> httpx.Response:
-        chunk = self.features[n * self.page_size:(n + 1) * self.page_size]
-        links = {"_self": f"{API}/data/v1/searches/q1/results?_page={n}"}
-        if (n + 1) * self.page_size < len(self.features):
-            links["_next"] = f"{API}/data/v1/searches/q1/results?_page={n + 1}"
-        return httpx.Response(200, json={"type": "FeatureCollection", "features": chunk, "_links": links})
-
-    def quick_search(self, request: httpx.Request) -> httpx.Response:
-        self.bodies.append(json.loads(request.content))
-        if self.search_faults:
-            status = self.search_faults.pop(0)
-            return httpx.Response(status, headers={"Retry-After": "1"},
-                                  text="max rate reached: retry-in 200ms" if status == 429 else "oops")
-        return self._page(0)
-
-    def page(self, request: httpx.Request) -> httpx.Response:
-        return self._page(int(request.url.params["_page"]))
-
-    def assets(self, request: httpx.Request, item: str) -> httpx.Response:
-        if item in self.activated:
-            self.activated[item] += 1
-        polls = self.activated.get(item)
-        status = ("inactive" if polls is None else
-                  "active" if polls > self.polls_to_active else "activating")
-        body = {}
-        for name in ASSETS:
-            asset: dict[str, Any] = {
-                "status": status, "type": name, "md5_digest": None, "_permissions": ["download"],
-                "_links": {"_self": f"{API}/data/v1/assets/{item}/{name}",
-                           "activate": f"{API}/data/v1/assets/{item}/{name}/activate",
-                           "type": f"{API}/data/v1/asset-types/{name}"}}
-            if status == "active":
-                asset["location"] = f"{API}/data/v1/download?token={item}-{name}"
-                asset["md5_digest"] = "d41d8cd98f00b204e9800998ecf8427e"
-                asset["expires_at"] = "2023-10-01T06:00:00.000000"
-            body[name] = asset
-        return httpx.Response(200, json=body)
-
-    def activate(self, request: httpx.Request, item: str, asset: str) -> httpx.Response:
-        self.activated.setdefault(item, 0)
-        return httpx.Response(202)
 
 
 @pytest.fixture
@@ -176,3 +113,23 @@ def test_configuration_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> N
         planet_config("planet?stages=beta")
     with pytest.raises(ConfigError, match=r"unknown option\(s\) cloud"):
         planet_config("planet?cloud=5")
+
+
+def test_transient_api_errors_cost_a_poll_not_the_scene(planet: PlanetDouble, aoi: AOI) -> None:
+    """Errors the SDK does not retry (503, 500, a connect timeout) are transient: search raises
+    CatalogError (its task is retried) and activation tries again at the next poll."""
+    cat = PlanetCatalog(planet_config("planet?poll_s=0&max_polls=5"))
+    planet.search_faults = [httpx.ConnectTimeout]
+    with pytest.raises(CatalogError, match="ConnectTimeout"):
+        cat.search(aoi, T0, T1)
+    scenes = cat.search(aoi, T0, T1).scenes[:2]
+    planet.asset_faults = [503, httpx.ConnectTimeout, 500]
+    ready, failed = cat.prepare(scenes)
+    assert failed == [] and len(ready) == 2
+
+    planet.activated, planet.asset_faults = {}, [503] * 20
+    ready, failed = PlanetCatalog(planet_config("planet?poll_s=0&max_polls=2")).prepare(scenes[:1])
+    assert ready == [] and "the API failed 3 times (APIError: injected 503)" in failed[0][1]
+    planet.asset_faults = [403]  # not allowed: no use waiting
+    ready, failed = cat.prepare(scenes[:1])
+    assert ready == [] and failed[0][1].startswith("activation failed: NoPermission")

@@ -12,9 +12,10 @@ import pytest
 from conftest import S3
 
 from railwatch.adapters.raster import decode_raster
+from railwatch.adapters.sources import readable
 from railwatch.adapters.store import LocalStore
 from railwatch.aoi import load_aoi
-from railwatch.errors import SceneError
+from railwatch.errors import SceneError, StorageError
 from railwatch.grid import aoi_grid
 from railwatch.ingest import clip_scene
 from railwatch.settings import get_settings
@@ -90,3 +91,20 @@ def test_a_range_capable_file_server_is_read_in_part(tmp_path: Path) -> None:
     np.testing.assert_array_equal(image, scene.window(GRID))
     assert {e.status for e in server.traffic.exchanges if e.method == "GET"} == {206}
     assert server.traffic.received("GET") < 0.6 * (tmp_path / "www" / "image.tif").stat().st_size
+
+
+@pytest.mark.parametrize(("status", "error"), [(400, SceneError), (403, SceneError), (410, SceneError),
+                                               (429, StorageError), (503, StorageError)])
+def test_an_expired_url_fails_the_scene_and_a_server_error_may_pass(
+        tmp_path: Path, status: int, error: type[Exception]) -> None:
+    """An expired signed URL (S3 answers 403, GCS 400 ExpiredToken) will not work on a retry of
+    the same URL: the scene fails, and the next run asks its catalog for a fresh one."""
+    (tmp_path / "image.tif").write_bytes(b"II*\x00")
+    server = RangeFileServer(tmp_path, refuse=lambda path: status)
+    try:
+        with pytest.raises(error, match=rf"image\.tif: HTTP {status}") as e, \
+                readable(f"{server.url}/image.tif?token=secret", 10**6):
+            pass
+        assert "secret" not in str(e.value)
+    finally:
+        server.stop()

@@ -49,7 +49,7 @@ def _probe(href: str) -> Any | None:
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403, 404, 410):
+        if 400 <= exc.code < 500 and exc.code not in (408, 429):  # the same URL will not work again
             raise SceneError(f"{_short(href)}: HTTP {exc.code} ({exc.reason}); the URL is wrong, "
                              "expired or not allowed") from exc
         raise StorageError(f"{_short(href)}: HTTP {exc.code} ({exc.reason})") from exc

@@ -4,6 +4,10 @@ One SDK `Session` per process (per key and base URL): the SDK's rate limiter (â‰
 retries (429/502, exponential backoff) live in the Session, so several Sessions would bypass it.
 Search is a PSScene quick search; scenes whose assets must be activated before they can be read
 are made ready by `prepare`, which activates and polls with a bounded number of polls.
+
+The SDK retries 429, 502 and some network errors itself; other 5xx and timeouts it raises. Those
+become `CatalogError` (transient: the search task is retried), and in `prepare` a transient error
+costs one poll, not the scene.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 from planet import Auth, Planet, Session, data_filter
 from planet import exceptions as pl_errors
-from planet.specs import FetchBundlesSpecError  # the SDK's first call fetches this spec
+from planet.specs import FetchBundlesSpecError
 from shapely.geometry import mapping
 
 from railwatch.adapters.catalogs.base import SearchResult, parse_time
@@ -29,6 +34,11 @@ from railwatch.models import SceneRef
 ITEM_TYPE = "PSScene"
 IMAGE_ASSET, MASK_ASSET = "ortho_analytic_4b_sr", "ortho_udm2"
 PLANET_BANDS = (1, 2, 3, 4)  # ortho_analytic_4b_sr: blue, green, red, nir
+# What may pass: throttling after the SDK's retries, 5xx (a bare APIError is a status the SDK does
+# not map, e.g. 503/504), the network, and the SDK's first fetch of its bundles spec.
+API_ERRORS = (pl_errors.PlanetError, httpx.TransportError, FetchBundlesSpecError)
+TRANSIENT = (pl_errors.TooManyRequests, pl_errors.ServerError, pl_errors.BadGateway,
+             httpx.TransportError, FetchBundlesSpecError)
 
 
 @dataclass(frozen=True)
@@ -74,17 +84,23 @@ def planet_client(base_url: str | None) -> Planet:
         return _SESSIONS[key, base_url]
 
 
+def _transient(exc: Exception) -> bool:
+    return isinstance(exc, TRANSIENT) or type(exc) is pl_errors.APIError
+
+
+def _describe(exc: Exception) -> str:
+    """The error's type and its first 300 characters (an SDK error's text is the API's body)."""
+    text = str(exc).strip()[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _planet_error(exc: Exception, what: str) -> Exception:
-    """Bad keys and queries need a fix; throttling and server errors may pass."""
-    text = str(exc)[:300]
+    """Bad keys and queries need a fix; throttling, server and network errors may pass."""
     if isinstance(exc, pl_errors.InvalidAPIKey):
         return ConfigError(f"{what}: Planet rejected the API key; check PL_API_KEY")
     if isinstance(exc, pl_errors.BadQuery | pl_errors.NoPermission | pl_errors.OverQuota):
-        return ConfigError(f"{what}: {type(exc).__name__}: {text}")
-    if isinstance(exc, FetchBundlesSpecError):
-        return CatalogError(f"{what}: the Planet API did not answer (its bundles spec could not be "
-                            "fetched); is it reachable?")
-    return CatalogError(f"{what}: {type(exc).__name__}: {text}")
+        return ConfigError(f"{what}: {_describe(exc)}")
+    return CatalogError(f"{what}: {_describe(exc)}")
 
 
 class PlanetCatalog:
@@ -120,7 +136,7 @@ class PlanetCatalog:
         try:
             items = list(self.client.data.search([ITEM_TYPE], search_filter=search_filter,
                                                  geometry=mapping(aoi.geometry), limit=0))
-        except (pl_errors.PlanetError, FetchBundlesSpecError) as exc:
+        except API_ERRORS as exc:
             raise _planet_error(exc, f"Planet search over {aoi.id}") from exc
         result = SearchResult()
         for item in items:
@@ -158,39 +174,51 @@ class PlanetCatalog:
         """Activate the scenes' assets and wait, boundedly, until they are active.
 
         Returns the scenes with download hrefs, and the ones not ready with the reason: still
-        activating after `max_polls` polls (tried again next run) or an error of the API.
+        activating after `max_polls` polls, or the API failing for the scene (tried again next
+        run). A transient error (throttling, 5xx, timeout) costs the scene one poll, so a burst
+        does not fail scenes the next poll would have made ready; other errors fail it at once.
         """
-        states: dict[str, dict[str, Any]] = {}
+        states: dict[str, dict[str, Any] | None] = {s.scene_id: None for s in scenes}  # None: not listed
+        errors: dict[str, str] = {}  # the last transient error of each scene
         failed: list[tuple[SceneRef, str]] = []
-        for scene in scenes:
-            try:
-                states[scene.scene_id] = self._assets(scene.scene_id)
-                for name in (IMAGE_ASSET, MASK_ASSET):
-                    self.client.data.activate_asset(states[scene.scene_id][name])
-            except (pl_errors.PlanetError, CatalogItemError) as exc:
-                states.pop(scene.scene_id, None)
-                failed.append((scene, f"activation failed: {exc}"))
-        for _ in range(self.config.max_polls):
-            waiting = [i for i, a in states.items() if not _active(a)]
+        for poll in range(self.config.max_polls + 1):  # the activation, then the polls
+            waiting = [i for i, a in states.items() if a is None or not _active(a)]
             if not waiting:
                 break
-            time.sleep(self.config.poll_s)
+            if poll:
+                time.sleep(self.config.poll_s)
             for item_id in waiting:
                 try:
-                    states[item_id] = self._assets(item_id)
-                except (pl_errors.PlanetError, CatalogItemError):
-                    continue  # a failed poll is one poll; the bound still holds
+                    states[item_id] = self._activate(item_id)
+                except (*API_ERRORS, CatalogItemError) as exc:
+                    if not _transient(exc):
+                        scene = next(s for s in scenes if s.scene_id == item_id)
+                        failed.append((scene, f"activation failed: {_describe(exc)}"))
+                        del states[item_id]
+                    else:
+                        errors[item_id] = _describe(exc)
         ready = []
         for scene in (s for s in scenes if s.scene_id in states):
             assets = states[scene.scene_id]
-            if _active(assets):
+            if assets is not None and _active(assets):
                 ready.append(scene.model_copy(update={"image_href": assets[IMAGE_ASSET]["location"],
                                                       "mask_href": assets[MASK_ASSET]["location"]}))
+            elif assets is None:
+                failed.append((scene, f"activation failed: the API failed {self.config.max_polls + 1} "
+                                      f"times ({errors[scene.scene_id]}); tried again next run"))
             else:
                 status = "/".join(str(assets[n].get("status")) for n in (IMAGE_ASSET, MASK_ASSET))
                 failed.append((scene, f"assets still activating after {self.config.max_polls} polls "
                                       f"({status}); tried again next run"))
         return ready, failed
+
+    def _activate(self, item_id: str) -> dict[str, Any]:
+        """The item's two assets now, each activated if it is inactive (the SDK does nothing for
+        an asset already activating or active, so this is also one poll)."""
+        assets = self._assets(item_id)
+        for name in (IMAGE_ASSET, MASK_ASSET):
+            self.client.data.activate_asset(assets[name])
+        return assets
 
     def _assets(self, item_id: str) -> dict[str, Any]:
         """The item's two assets as the API describes them now."""
