@@ -94,7 +94,8 @@ def clip_item(clip: ClipRef, grid: AOIGrid, image: ObjectInfo, mask: ObjectInfo,
                                   ["data-mask"], DataType.UINT8, ["usable"], None))
     for ext in (FileExtension, RasterExtension, EOExtension):
         ext.add_to(item)
-    source = scene.item_href or scene.image_href
+    # a download URL may be signed (Planet, Planetary Computer): its query is a credential
+    source = scene.item_href or scene.image_href.split("?", 1)[0]
     item.add_link(pystac.Link(rel="derived_from", target=source,
                               media_type="application/json" if scene.item_href else COG,
                               title=f"source scene {scene.source}:{scene.scene_id}"))

@@ -82,3 +82,17 @@ def test_the_item_of_a_clip_is_byte_identical_on_rerun(tmp_path: Path) -> None:
     again = item_bytes(clip_item(clip.model_copy(update={"seconds": 9.9}), grid, image, mask,
                                  ["blue", "green", "red", "nir"]))
     assert first == again == store.get_bytes(clip.image_key.replace("image.tif", "item.json"))
+
+
+def test_a_signed_download_url_is_linked_without_its_token(tmp_path: Path) -> None:
+    aoi = load_aoi(REPO / "aois" / "tumangang.geojson")
+    grid = aoi_grid(aoi)
+    (tmp_path / "s.tif").write_bytes(source_scene(grid).image_cog())
+    store = LocalStore(tmp_path / "store")
+    clip = clip_scene(scene_ref(str(tmp_path / "s.tif")), aoi, grid, store)
+    signed = "https://storage.example/scene.tif?X-Amz-Signature=abc123&X-Amz-Credential=AKIAX"
+    scene = clip.scene.model_copy(update={"image_href": signed, "item_href": None})
+    image, mask = store.info(clip.image_key), store.info(clip.mask_key)
+    assert image is not None and mask is not None
+    data = item_bytes(clip_item(clip.model_copy(update={"scene": scene}), grid, image, mask, ["blue"]))
+    assert b"https://storage.example/scene.tif" in data and b"abc123" not in data and b"AKIAX" not in data
