@@ -120,6 +120,7 @@ def search(run: Run, start: datetime, end: datetime, force: bool, watch: bool,
         summary.found += discovery.found
         summary.discovered += len(discovery.new)
         summary.revised += len(discovery.revised)
+        summary.skipped += [(aoi.id, item, reason) for _, item, reason in discovery.skipped]
         pending = run.db.pending_scenes(aoi.id, None if watch else start, None if watch else end,
                                         max_attempts=run.settings.max_attempts, include_done=force)
         ready, not_ready = prepare_scenes(aoi, pending, run.catalogs)

@@ -323,6 +323,8 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
         out.print(f"  {summary.redetected} done scene(s) counted again: an earlier scene arrived late")
     for aoi_id, scene_id, reason in summary.failed:
         out.print(f"  [red]failed[/] {aoi_id}/{scene_id}: {reason}")
+    for aoi_id, item_id, reason in summary.skipped:
+        out.print(f"  [yellow]catalog item skipped[/] {aoi_id}/{item_id}: {reason}")
     out.print(f"stages (wall): {split}")
     if summary.processed:
         out.print(f"per scene (worker time): {per_scene}")

@@ -112,6 +112,7 @@ class RunSummary(BaseModel):
     redetected: int = 0  # done scenes counted again: a scene acquired before them arrived late
     skipped_done: int = 0
     failed: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, scene, reason)
+    skipped: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, catalog item, reason)
     flagged: list[tuple[str, str]] = Field(default_factory=list)  # (aoi, scene)
     seconds: dict[str, float] = Field(default_factory=dict)  # wall time per stage
     scene_seconds: dict[str, float] = Field(default_factory=dict)  # summed task time per stage

@@ -32,6 +32,7 @@ class Outcome:
     processed: int = 0
     failed: tuple[tuple[str, str], ...] = ()  # (scene id, reason)
     error: str = ""  # the run's own error, when it failed
+    skipped: tuple[tuple[str, str], ...] = ()  # (catalog item, reason): items the search could not use
 
     def describe(self) -> str:
         if self.state == "unclear":
@@ -39,8 +40,9 @@ class Outcome:
         if self.state == "failed":
             return f"failed: {self.error}"
         bad = f", {len(self.failed)} scene(s) failed: {self.failed[0][1]}" if self.failed else ""
+        odd = f", {len(self.skipped)} item(s) skipped: {self.skipped[0][1]}" if self.skipped else ""
         note = f" {self.error}" if self.error else ""
-        return f"completed, {self.processed} processed{bad}{note}"
+        return f"completed, {self.processed} processed{bad}{odd}{note}"
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class World:
                 return Outcome("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
             self.note_failures()
         return Outcome("completed", summary.processed,
-                       tuple((scene, reason) for _, scene, reason in summary.failed))
+                       tuple((scene, reason) for _, scene, reason in summary.failed),
+                       skipped=tuple((item, reason) for _, item, reason in summary.skipped))
 
     def note_failures(self) -> None:
         """Keep what the registry says about failed attempts (a later success clears the error)."""

@@ -73,7 +73,10 @@ def running_stac_api(server: PgServer, collection: dict[str, Any],
 
 
 class FaultProxy:
-    """Forwards every request to `upstream`, but answers the next `burst` ones with an error.
+    """Forwards every request to `upstream`, but answers the next `burst` ones with an error —
+    or, armed with `cut`, the next `burst` search pages with half their body: "short" sends the
+    whole body's Content-Length and closes the connection half way, "json" sends half the body
+    as a complete answer (invalid JSON).
 
     Records (monotonic time, status) per request, so tests can check that a client waited as
     long as the ``Retry-After`` it was given.
@@ -84,6 +87,7 @@ class FaultProxy:
         self.burst = 0
         self.status = 429
         self.retry_after = "1"
+        self.cut = ""
         self.log: list[tuple[float, int]] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
@@ -92,15 +96,16 @@ class FaultProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
-    def arm(self, burst: int, status: int = 429, retry_after: str = "1") -> None:
+    def arm(self, burst: int, status: int = 429, retry_after: str = "1", cut: str = "") -> None:
+        assert cut in ("", "short", "json"), cut
         with self._lock:
-            self.burst, self.status, self.retry_after = burst, status, retry_after
+            self.burst, self.status, self.retry_after, self.cut = burst, status, retry_after, cut
             self.log.clear()
             self.paths.clear()
 
-    def _fault(self) -> int | None:
+    def _fault(self, path: str) -> int | None:
         with self._lock:
-            if self.burst > 0:
+            if self.burst > 0 and (not self.cut or path.startswith("/search")):
                 self.burst -= 1
                 return self.status
             return None
@@ -113,8 +118,8 @@ class FaultProxy:
                 pass
 
             def _forward(self) -> None:
-                fault = proxy._fault()
-                if fault is not None:
+                fault = proxy._fault(self.path)
+                if fault is not None and not proxy.cut:
                     body = b'{"code": "TooManyRequests", "description": "max rate reached"}'
                     self.send_response(fault)
                     self.send_header("Retry-After", proxy.retry_after)
@@ -134,6 +139,9 @@ class FaultProxy:
                         status, body, ctype = resp.status, resp.read(), resp.headers.get("Content-Type")
                 except urllib.error.HTTPError as err:
                     status, body, ctype = err.code, err.read(), err.headers.get("Content-Type")
+                if fault is not None:  # a cut page: half the body
+                    self._send_cut(body)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", ctype or "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -141,6 +149,18 @@ class FaultProxy:
                 self.wfile.write(body)
                 proxy.log.append((time.monotonic(), status))
                 proxy.paths.append(self.command + " " + self.path)
+
+            def _send_cut(self, body: bytes) -> None:
+                half = body[: len(body) // 2]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/geo+json")
+                self.send_header("Content-Length", str(len(body if proxy.cut == "short" else half)))
+                self.end_headers()
+                self.wfile.write(half)
+                self.wfile.flush()
+                self.close_connection = True
+                proxy.log.append((time.monotonic(), 200))
+                proxy.paths.append(f"{self.command} {self.path} (cut: {proxy.cut})")
 
             do_GET = do_POST = do_PUT = _forward
 

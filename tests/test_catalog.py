@@ -11,6 +11,7 @@ import pytest
 from shapely.geometry import box, mapping
 
 from railwatch.adapters.catalog import SimulatorCatalog, StaticStacCatalog, open_catalog
+from railwatch.adapters.catalogs.base import ASSET_MAPS, SearchResult, in_window
 from railwatch.aoi import load_aoi
 from railwatch.errors import ConfigError
 
@@ -73,3 +74,21 @@ def test_open_catalog_sources(collection: Path, tmp_path: Path) -> None:
     aoi = load_aoi(REPO / "aois" / "tumangang.geojson")  # nothing simulated yet: empty, not a crash
     assert SimulatorCatalog(tmp_path).search(aoi, datetime(2023, 1, 1, tzinfo=UTC),
                                              datetime(2024, 1, 1, tzinfo=UTC)).scenes == []
+
+
+def test_items_with_odd_times_are_skipped_naming_the_item_and_the_cause() -> None:
+    """A datetime without a time zone used to crash the whole search (naive vs aware), and a
+    range-only item was dropped without a word."""
+    naive = item("naive", datetime(2023, 9, 5, 2, tzinfo=UTC).replace(tzinfo=None))  # as served
+    span = item("span", datetime(2023, 9, 6, 2, tzinfo=UTC), start_datetime="2023-09-06T00:00:00Z",
+                end_datetime="2023-09-06T23:59:59Z")
+    span.datetime = None
+    ok = item("ok", datetime(2023, 9, 7, 2, tzinfo=UTC))
+    start, end = datetime(2023, 9, 1, tzinfo=UTC), datetime(2023, 10, 1, tzinfo=UTC)
+    assert all(in_window(i, start, end) for i in (naive, span, ok))
+    result = SearchResult()
+    result.add_items([naive, span, ok], "stac:test", ASSET_MAPS["default"])
+    assert [s.scene_id for s in result.scenes] == ["ok"]
+    (naive_id, naive_why), (span_id, span_why) = result.skipped
+    assert naive_id == "naive" and "item naive: datetime '2023-09-05T02:00:00' has no time zone" in naive_why
+    assert span_id == "span" and "no datetime (only the range 2023-09-06T00:00:00Z .. " in span_why

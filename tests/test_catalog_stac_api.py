@@ -91,3 +91,14 @@ def test_bad_source_strings_name_what_to_fix(stac_api: str) -> None:
         stac_api_config(f"stac+{stac_api}?collections=x&assets=nope")
     assert stac_api_config("stac+https://e84.example/v1?collections=sentinel-2-l2a").assets.bands == (
         "blue", "green", "red", "nir")
+
+
+@pytest.mark.parametrize("cut", ["short", "json"])
+def test_a_page_cut_short_is_a_transient_error_then_the_search_passes(
+        aoi: AOI, proxy: FaultProxy, cut: str) -> None:
+    cat = catalog(proxy.url, rate=1000)
+    proxy.arm(1, cut=cut)
+    with pytest.raises(CatalogError, match="valid JSON" if cut == "json" else "IncompleteRead"):
+        cat.search(aoi, T0, T1)
+    assert len(cat.search(aoi, T0, T1).scenes) == 40  # the next page comes whole
+    proxy.arm(0)

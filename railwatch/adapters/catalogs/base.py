@@ -101,11 +101,23 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def in_window(item: pystac.Item, start: datetime, end: datetime) -> bool:
+    """True when the item was acquired in [start, end) — or its time is unusable (none, or no
+    time zone): such an item is kept so that `scene_from_item` skips it with the reason."""
+    when = item.datetime
+    return when is None or when.tzinfo is None or start <= when < end
+
+
 def scene_from_item(item: pystac.Item, source: str, assets: AssetMap | None = None) -> SceneRef:
     """The `SceneRef` of a STAC item, or `CatalogItemError` saying what the item lacks."""
     assets = assets or ASSET_MAPS["default"]
     if item.datetime is None:
-        raise CatalogItemError(f"item {item.id}: no datetime; railwatch needs the acquisition time")
+        span = [item.properties.get(k) for k in ("start_datetime", "end_datetime")]
+        only = f" (only the range {span[0]} .. {span[1]})" if any(span) else ""
+        raise CatalogItemError(f"item {item.id}: no datetime{only}; railwatch needs the acquisition time")
+    if item.datetime.tzinfo is None:
+        raise CatalogItemError(f"item {item.id}: datetime {item.datetime.isoformat()!r} has no time "
+                               "zone; STAC datetimes are RFC 3339 (e.g. 2023-09-22T01:56:53Z)")
     band_hrefs: tuple[str, ...] = ()
     image_bands: tuple[int, ...]
     if assets.bands:

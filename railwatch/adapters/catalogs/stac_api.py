@@ -8,6 +8,7 @@ per-host rate limit and are retried with backoff honouring ``Retry-After``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import mapping
 
-from railwatch.adapters.catalogs.base import ASSET_MAPS, AssetMap, SearchResult
+from railwatch.adapters.catalogs.base import ASSET_MAPS, AssetMap, SearchResult, in_window
 from railwatch.adapters.catalogs.http import LimitedAdapter, RateLimiter, limiter_for, retry_policy
 from railwatch.adapters.catalogs.static import published_before
 from railwatch.aoi import AOI
@@ -132,9 +133,12 @@ class StacApiCatalog:
                 items.extend(page.items)
         except (APIError, STACError) as exc:
             raise _api_error(exc, f"STAC search on {self.config.url} failed") from exc
+        except json.JSONDecodeError as exc:  # a page cut short on the way may come whole next time
+            raise CatalogError(f"STAC search on {self.config.url} failed: a page was not valid JSON "
+                               f"({exc}; cut short by a proxy?)") from exc
         items = [
             i for i in items
-            if i.datetime is not None and start <= i.datetime < end  # STAC ranges are inclusive
+            if in_window(i, start, end)  # STAC ranges are inclusive; odd times are skipped with why
             and not published_before(i, published_after)
             and (cloud is None or i.properties.get("eo:cloud_cover", 0.0) <= cloud)
         ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pystac
 from shapely.geometry import shape
 
-from railwatch.adapters.catalogs.base import ASSET_MAPS, AssetMap, SearchResult, parse_time
+from railwatch.adapters.catalogs.base import ASSET_MAPS, AssetMap, SearchResult, in_window, parse_time
 from railwatch.aoi import AOI
 from railwatch.errors import ConfigError
 
@@ -42,8 +42,8 @@ class StaticStacCatalog:
             raise ConfigError(f"cannot open the STAC collection {self.href}: {exc}") from exc
         items = [
             item for item in collection.get_items(recursive=True)
-            if item.geometry is not None and item.datetime is not None
-            and start <= item.datetime < end and shape(item.geometry).intersects(aoi.geometry)
+            if item.geometry is not None and in_window(item, start, end)
+            and shape(item.geometry).intersects(aoi.geometry)
             and not published_before(item, published_after)
         ]
         result = SearchResult()
