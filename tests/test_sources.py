@@ -108,3 +108,19 @@ def test_an_expired_url_fails_the_scene_and_a_server_error_may_pass(
         assert "secret" not in str(e.value)
     finally:
         server.stop()
+
+
+def test_a_refused_read_raises_an_error_that_crosses_process_boundaries(tmp_path: Path) -> None:
+    """Errors travel back from Dask workers pickled: no open response may hang on them."""
+    import pickle
+
+    from tests.servers import RangeFileServer
+
+    (tmp_path / "a.tif").write_bytes(b"x" * 10)
+    server = RangeFileServer(tmp_path, refuse=lambda path: 503)
+    try:
+        with pytest.raises(StorageError) as info, readable(f"{server.url}/a.tif", 10**6):
+            pass
+        assert "HTTP 503" in str(pickle.loads(pickle.dumps(info.value)))
+    finally:
+        server.stop()

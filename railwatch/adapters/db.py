@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
@@ -54,6 +55,9 @@ def open_engine(url: str) -> Engine:
     if engine.dialect.name not in UPSERTS:
         raise ConfigError(f"database URL {redacted(url)!r}: dialect {engine.dialect.name!r} is not "
                           "supported; use SQLite or PostgreSQL")
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh RAILWATCH_HOME
     return engine
 
 

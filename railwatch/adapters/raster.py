@@ -6,6 +6,7 @@ same pixels for the same scene.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -32,6 +33,10 @@ COG_READ_OPTIONS: dict[str, Any] = {
     "GDAL_MAX_RAW_BLOCK_CACHE_SIZE": str(256 * 1024 * 1024),
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
     "VSI_CACHE": "TRUE",
+    # a 429/5xx or a dropped connection is retried by GDAL itself, so one bad answer does not fail
+    # a whole batch of scenes (the delay grows on each retry)
+    "GDAL_HTTP_MAX_RETRY": "4",
+    "GDAL_HTTP_RETRY_DELAY": "1",
 }
 # Sentinel-2 scene classification values that are usable ground (veg, bare, water, unclassified, snow).
 SCL_USABLE = (4, 5, 6, 7, 11)
@@ -44,8 +49,10 @@ DEFLATE_LEVEL = 1
 
 @contextmanager
 def gdal_env(**extra: Any) -> Iterator[None]:
-    """A rasterio environment tuned for COGs (extra options override the defaults)."""
-    with rasterio.Env(**{**COG_READ_OPTIONS, **extra}):
+    """A rasterio environment tuned for COGs (extra options override the defaults; a default
+    set as an environment variable, e.g. GDAL_HTTP_RETRY_DELAY, is left to the environment)."""
+    defaults = {k: v for k, v in COG_READ_OPTIONS.items() if k not in os.environ}
+    with rasterio.Env(**{**defaults, **extra}):
         yield
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from railwatch.adapters.s3 import gdal_path
 from railwatch.errors import SceneError, StorageError
 
@@ -42,6 +44,8 @@ def readable(href: str, max_bytes: int) -> Iterator[str]:
         yield str(path)
 
 
+@retry(retry=retry_if_exception_type(StorageError), reraise=True, stop=stop_after_attempt(5),
+       wait=wait_exponential(multiplier=0.25, max=4))  # a 503 or a dropped connection may pass
 def _probe(href: str) -> Any | None:
     """Ask for one byte: None when the server answers 206; the open 200 response when it cannot
     serve ranges (its body is the whole file, streamed by the caller)."""
@@ -49,10 +53,11 @@ def _probe(href: str) -> Any | None:
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the open response: not picklable, so not sent back from a Dask worker
         if 400 <= exc.code < 500 and exc.code not in (408, 429):  # the same URL will not work again
             raise SceneError(f"{_short(href)}: HTTP {exc.code} ({exc.reason}); the URL is wrong, "
-                             "expired or not allowed") from exc
-        raise StorageError(f"{_short(href)}: HTTP {exc.code} ({exc.reason})") from exc
+                             "expired or not allowed") from None
+        raise StorageError(f"{_short(href)}: HTTP {exc.code} ({exc.reason})") from None
     except (urllib.error.URLError, OSError) as exc:
         raise StorageError(f"{_short(href)}: cannot connect ({exc})") from exc
     if response.status == 206:

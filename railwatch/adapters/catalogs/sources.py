@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -80,11 +80,12 @@ def open_catalog(source: str, simulator_dir: Path,
 
         planet: Catalog = PlanetCatalog(planet_config(source))
         return planet
-    if source.endswith(".json") and not source.startswith(("http://", "https://")):
-        if not Path(source).is_file():
+    if source.endswith(".json"):  # a static collection: a file, or served over http(s)
+        if not source.startswith(("http://", "https://")) and not Path(source).is_file():
             raise ConfigError(f"catalog source {source!r}: no such STAC collection file")
-        return StaticStacCatalog(source, name=f"stac:{Path(source).parent.name}")
+        return StaticStacCatalog(source, name=f"stac:{PurePosixPath(source).parent.name}")
     raise ConfigError(
-        f"catalog source {source!r} is not supported; use 'simulator', a STAC collection.json path, "
+        f"catalog source {source!r} is not supported; use 'simulator', a STAC collection.json path "
+        "or URL, "
         "'stac+https://host/path?collections=...' or 'planet'"
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
+from urllib.error import HTTPError, URLError
 
 import pystac
 from shapely.geometry import shape
 
 from railwatch.adapters.catalogs.base import ASSET_MAPS, AssetMap, SearchResult, in_window, parse_time
 from railwatch.aoi import AOI
-from railwatch.errors import ConfigError
+from railwatch.errors import CatalogError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,19 @@ class StaticStacCatalog:
                published_after: datetime | None = None) -> SearchResult:
         try:
             collection = pystac.Collection.from_file(self.href)
+            items = [
+                item for item in collection.get_items(recursive=True)
+                if item.geometry is not None and in_window(item, start, end)
+                and shape(item.geometry).intersects(aoi.geometry)
+                and not published_before(item, published_after)
+            ]
+        except HTTPError as exc:  # a collection served over http(s): the server may recover
+            kind = CatalogError if exc.code in (408, 429) or exc.code >= 500 else ConfigError
+            raise kind(f"cannot read the STAC collection {self.href}: HTTP {exc.code} {exc.reason}") from exc
+        except URLError as exc:
+            raise CatalogError(f"cannot reach the STAC collection {self.href}: {exc.reason}") from exc
         except (OSError, pystac.STACError, ValueError) as exc:
             raise ConfigError(f"cannot open the STAC collection {self.href}: {exc}") from exc
-        items = [
-            item for item in collection.get_items(recursive=True)
-            if item.geometry is not None and in_window(item, start, end)
-            and shape(item.geometry).intersects(aoi.geometry)
-            and not published_before(item, published_after)
-        ]
         result = SearchResult()
         result.add_items(items, self.name, self.assets)
         result.scenes.sort(key=lambda s: s.acquired)
