@@ -21,6 +21,7 @@ def dask_task_runner(settings: Settings | None = None) -> Any:
         return DaskTaskRunner(cluster_class=settings.dask_cluster_class,
                               cluster_kwargs=dict(settings.dask_cluster_kwargs))
     kwargs: dict[str, Any] = {"n_workers": settings.dask_workers, "threads_per_worker": 1,
-                              "processes": True, "dashboard_address": None}
+                              "processes": True, "dashboard_address": None,
+                              "host": "127.0.0.1"}  # nothing listens beyond this machine
     return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                           cluster_kwargs=kwargs | dict(settings.dask_cluster_kwargs))
