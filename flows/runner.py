@@ -23,5 +23,7 @@ def dask_task_runner(settings: Settings | None = None) -> Any:
     kwargs: dict[str, Any] = {"n_workers": settings.dask_workers, "threads_per_worker": 1,
                               "processes": True, "dashboard_address": None,
                               "host": "127.0.0.1"}  # nothing listens beyond this machine
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                          cluster_kwargs=kwargs | dict(settings.dask_cluster_kwargs))
+    kwargs |= dict(settings.dask_cluster_kwargs)
+    if not kwargs["processes"]:
+        kwargs.pop("host")  # threads in this process talk in-process: no address at all
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)

@@ -18,3 +18,9 @@ def test_the_default_dask_cluster_listens_on_loopback_only() -> None:
         assert all(urlparse(a).hostname == "127.0.0.1" for a in addresses), addresses
         assert runner.cluster_kwargs["dashboard_address"] is None  # no dashboard at all
 
+
+
+def test_a_cluster_of_threads_has_no_address_to_bind() -> None:
+    runner = dask_task_runner(Settings(dask_cluster_kwargs={"processes": False, "n_workers": 1}))
+    with LocalCluster(**runner.cluster_kwargs) as cluster:
+        assert cluster.scheduler_address.startswith("inproc://")
