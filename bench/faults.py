@@ -11,7 +11,6 @@ partial, and what the scene registry recorded. Exit status 1 when any fault is n
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prefect.testing.utilities import prefect_test_harness
 from rich.console import Console
 from rich.table import Table
 
@@ -53,13 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = args.keep or Path(tempfile.mkdtemp(prefix="railwatch-faults-"))
     root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
     console = Console(width=220)
-    lab = Lab(root)
     rows: list[tuple[FaultRow, float]] = []
+    with prefect_test_harness(server_startup_timeout=300):  # one Prefect API for every world
+        run_cases(Lab(root), args.only, rows, console)
+    console.print(table(rows))
+    bad = sum(not r.recovered for r, _ in rows)
+    console.print(f"{len(rows)} fault(s): {len(rows) - bad} recovered with 0 lost / 0 duplicated, "
+                  f"{bad} not")
+    return 1 if bad else 0
+
+
+def run_cases(lab: Lab, only: str, rows: list[tuple[FaultRow, float]], console: Console) -> None:
     try:
         for case in CASES:
-            if args.only.lower() not in f"{case.layer} {case.fault}".lower():
+            if only.lower() not in f"{case.layer} {case.fault}".lower():
                 continue
             started = time.perf_counter()
             rows.append((case.run(lab, case.layer, case.fault), time.perf_counter() - started))
@@ -67,11 +75,6 @@ def main(argv: list[str] | None = None) -> int:
                           f"{'recovered' if rows[-1][0].recovered else 'NOT recovered'}")
     finally:
         lab.close()
-    console.print(table(rows))
-    bad = sum(not r.recovered for r, _ in rows)
-    console.print(f"{len(rows)} fault(s): {len(rows) - bad} recovered with 0 lost / 0 duplicated, "
-                  f"{bad} not")
-    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
 def flow_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     """`railwatch backfill` (a day per chunk) killed with SIGKILL once some scenes are done."""
     world = lab.world(fault)
-    env = clean_env(world.home) | world.settings | {"PREFECT_HOME": str(world.home / "prefect")}
+    env = clean_env(world.home) | world.settings | {"PREFECT_HOME": str(world.home / "prefect"),
+                                                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
     command = [sys.executable, "-m", "railwatch.cli", "backfill", "--aoi", AOI_ID,
                "--start", str(WORLD_START), "--end", str(WORLD_END), "--chunk-days", "1"]
     with ExitStack() as stack:

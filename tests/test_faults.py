@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 
 from tests.fault_cases import CASES
 from tests.fault_lab import Case, Lab
@@ -15,17 +16,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch) -> Iterator[Lab]:
-    monkeypatch_module.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
-    made = Lab(tmp_path_factory.mktemp("faults"))
-    yield made
-    made.close()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab, its flows reporting to a Prefect API of their own (patient with a busy machine)."""
+    with prefect_test_harness(server_startup_timeout=300):
+        made = Lab(tmp_path_factory.mktemp("faults"))
+        yield made
+        made.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.layer}: {c.fault}" for c in CASES])
