@@ -195,7 +195,7 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     stored = run_batch("store-counts", [(aois[a], per_aoi[a], db, DETECTOR_VERSION) for a in per_aoi])
     for a, flagged in zip(per_aoi, stored, strict=True):
         summary.flagged.extend((a, s) for s in flagged)
-    fresh = {(m.clip.scene.source, m.clip.scene.scene_id) for ms in measured.values() for m in ms}
+    fresh = {(c.scene.source, c.scene.scene_id) for cs in clips.values() for c in cs}  # this run's
     summary.processed += sum((c.source, c.scene_id) in fresh for _, c in counts)
     summary.redetected += sum((c.source, c.scene_id) not in fresh for _, c in counts)
     timed(summary, "store", started)
