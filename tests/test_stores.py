@@ -110,8 +110,10 @@ def test_scene_versions_revisions_and_poll_marks(db_url: str) -> None:
 def test_bad_database_url_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="database URL"):
         CountsStore("notadialect://x")
+    CountsStore(f"sqlite:///{tmp_path / 'new-home' / 'x.db'}")  # a fresh folder is made
+    (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigError, match="cannot open the counts database"):
-        CountsStore(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+        CountsStore(f"sqlite:///{tmp_path / 'a-file' / 'x.db'}")
     with pytest.raises(ConfigError, match="cannot open the counts database") as caught:
         CountsStore(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/railwatch")
     assert "\n" not in str(caught.value)

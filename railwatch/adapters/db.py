@@ -57,7 +57,11 @@ def open_engine(url: str) -> Engine:
                           "supported; use SQLite or PostgreSQL")
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh RAILWATCH_HOME
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh RAILWATCH_HOME
+        except OSError as exc:
+            raise ConfigError(f"cannot open the counts database {redacted(url)!r}: its folder cannot "
+                              f"be created ({exc.strerror}); fix RAILWATCH_DATABASE_URL") from exc
     return engine
 
 
