@@ -16,7 +16,6 @@ Run: python bench/soak.py [--aois 50] [--days 60] [--fault-rate 0.05] [--cache D
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import resource
@@ -38,6 +37,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from backfill_bench import FIRST, prepare  # noqa: E402  (the same season and AOI copies)
 
 from tests.faultkit import World, compare  # noqa: E402
+from tests.ops_helpers import base_env  # noqa: E402
 from tests.servers import RangeFileServer  # noqa: E402
 
 
@@ -61,12 +61,8 @@ class Faults:
 
 def backfill(home: Path, aoi_dir: Path, catalog: str, days: int) -> tuple[dict[str, int], float]:
     """One `railwatch backfill` over the season: (its scene numbers, wall seconds)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAILWATCH_", "PREFECT_"))}
-    env |= {"RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(aoi_dir),
-            "RAILWATCH_CATALOGS": f'["{catalog}"]', "PREFECT_HOME": str(home / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-            "GDAL_HTTP_RETRY_DELAY": "0.2", "PYTHONPATH": str(REPO)}
+    env = base_env(home) | {"RAILWATCH_AOI_DIR": str(aoi_dir), "RAILWATCH_CATALOGS": f'["{catalog}"]',
+                            "GDAL_HTTP_RETRY_DELAY": "0.2"}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "railwatch.cli", "backfill", "--start", str(FIRST),
                            "--end", str(FIRST + timedelta(days=days - 1))],

@@ -67,19 +67,13 @@ def render_world(home: Path) -> Path:
     simulate` in a subprocess, as a user runs it); the simulator folder."""
     folder = home / "simulator"
     if not (folder / AOI_ID / "collection.json").is_file():
-        env = clean_env(home)
+        from tests.ops_helpers import base_env
+
+        env = base_env(home)
         subprocess.run([sys.executable, "-m", "railwatch.cli", "simulate", "--start", str(WORLD_START),
                         "--end", str(WORLD_END), "--scene-km", "4", "3.6", "--workers", "1"],
                        env=env, cwd=REPO, check=True, capture_output=True, timeout=600)
     return folder
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """This environment without railwatch settings, confined to `home`, offline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAILWATCH_")}
-    return env | {"RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(REPO / "aois"),
-                  "PYTHONPATH": str(REPO), "DO_NOT_TRACK": "1",
-                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 @contextmanager

@@ -9,41 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 
 from tests.fault_lab import Case, Lab
-from tests.faultkit import AOI_ID, REPO, WORLD_END, WORLD_START, FaultRow, Outcome, clean_env, judge
-from tests.servers import free_port
-
-
-@contextmanager
-def dask_cluster(logs: Path, env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """A real `dask scheduler` and `dask worker` processes on loopback; the scheduler address."""
-    from distributed import Client
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = [sys.executable, "-m", "dask"]
-    commands = [[*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]]
-    commands += [[*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                  "--name", f"w{n}"] for n in range(workers)]
-    logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    try:
-        for n, command in enumerate(commands):
-            with (logs / f"dask-{n}.log").open("ab") as out:
-                procs.append(subprocess.Popen(command, env=env, cwd=REPO, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True))
-        with Client(address, timeout=120) as client:
-            client.wait_for_workers(workers, timeout=180)
-        yield address
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+from tests.faultkit import AOI_ID, REPO, WORLD_END, WORLD_START, FaultRow, Outcome, judge
+from tests.ops_helpers import base_env, dask_cluster
 
 
 def running(task_name: str) -> bool:
@@ -95,7 +65,7 @@ def this_process_api() -> str:
 
 def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     world = lab.world(fault)
-    env = clean_env(world.home / "dask") | world.settings | {"PREFECT_API_URL": this_process_api()}
+    env = base_env(world.home / "dask") | world.settings | {"PREFECT_API_URL": this_process_api()}
     with dask_cluster(world.home / "dask-logs", env) as address:
         world.settings["RAILWATCH_DASK_ADDRESS"] = address
         done, killed = threading.Event(), []
@@ -118,8 +88,7 @@ def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
 def flow_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     """`railwatch backfill` (a day per chunk) killed with SIGKILL once some scenes are done."""
     world = lab.world(fault)
-    env = clean_env(world.home) | world.settings | {"PREFECT_HOME": str(world.home / "prefect"),
-                                                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
+    env = base_env(world.home) | world.settings | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
     command = [sys.executable, "-m", "railwatch.cli", "backfill", "--aoi", AOI_ID,
                "--start", str(WORLD_START), "--end", str(WORLD_END), "--chunk-days", "1"]
     with ExitStack() as stack:

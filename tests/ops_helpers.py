@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,3 +79,28 @@ def home_with(simulated: Path, home: Path) -> Path:
     """A fresh RAILWATCH_HOME holding a copy of the simulated catalog."""
     shutil.copytree(simulated, home / "simulator")
     return home
+
+
+@contextmanager
+def dask_cluster(logs: Path, env: dict[str, str], workers: int = 2,
+                 scheduler_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """A real `dask scheduler` and `workers` `dask worker` processes on loopback, stopped on
+    exit; the scheduler's address."""
+    from distributed import Client
+
+    from tests.servers import free_port
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    logs.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        stack.enter_context(process([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                     "--no-dashboard", *scheduler_args], env, logs / "scheduler.log"))
+        for n in range(workers):
+            stack.enter_context(process([*dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                         "--name", f"w{n + 1}", "--host", "127.0.0.1"],
+                                        env, logs / f"worker{n + 1}.log"))
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(workers, timeout=300)
+        yield address

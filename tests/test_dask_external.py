@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,12 @@ from tests.ops_helpers import (
     SIM_END,
     SIM_START,
     base_env,
+    dask_cluster,
     home_with,
-    process,
     run_cli,
     scene_summary,
     simulated,
 )
-from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 __all__ = ["simulated"]  # the fixture, imported for pytest
@@ -40,20 +38,10 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     """`dask scheduler` + 2 `dask worker` processes; (address, probe file, worker addresses)."""
     logs = tmp_path_factory.mktemp("dask")
     probe = logs / "probe.jsonl"
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
     env = base_env(logs) | {"RAILWATCH_DASK_PROBE": str(probe)}
-    dask = [sys.executable, "-m", "dask"]
-    with process([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
-                  "--preload", str(REPO / "tests" / "dask_probe.py")], env, logs / "scheduler.log"), \
-         process([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", "w1",
-                  "--host", "127.0.0.1"], env, logs / "worker1.log"), \
-         process([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", "w2",
-                  "--host", "127.0.0.1"], env, logs / "worker2.log"):
-        with Client(address, timeout=120) as client:
-            client.wait_for_workers(2, timeout=300)
-            workers = list(client.scheduler_info()["workers"])
-        yield address, probe, workers
+    preload = ("--preload", str(REPO / "tests" / "dask_probe.py"))
+    with dask_cluster(logs, env, scheduler_args=preload) as address, Client(address, timeout=120) as client:
+        yield address, probe, list(client.scheduler_info()["workers"])
 
 
 def probe_lines(probe: Path) -> list[dict[str, Any]]:
