@@ -6,12 +6,12 @@ lies in its middle. Measured side by side in one run:
 
   bytes    railwatch's clip (GDAL /vsis3/ through a counting proxy) vs the whole object, and vs
            the bytes of the COG tiles that intersect the AOI window (the physical floor);
-  time     railwatch vs the naive path (boto3 downloads the whole object, then the same clip runs
-           on the local file): raw loopback wall time, and modelled at stated network speeds
-           (bytes / bandwidth + latency × railwatch's GETs, which GDAL issues one after another, or
-           × 1 for boto3's parallel download + the measured compute), because loopback makes
-           a whole download unrealistically cheap and moto copies the whole object on every GET
-           (so moto overstates the cost of small ranged reads);
+  time     railwatch vs the naive path (the whole object downloaded, then the same clip on the local
+           file): raw loopback wall time against moto and against a range-capable HTTP file
+           server, and wall time over a shaped link (--bandwidth-mbps, --rtt-ms: every request
+           waits one round trip, all answers share the bandwidth) in front of that file server,
+           because loopback makes a whole download unrealistically cheap and moto copies the
+           whole object on every GET (so moto overstates the cost of small ranged reads);
   rate     AOI-scenes/s with 1 and 2 Dask worker processes (AOIs spread over the scene), from
            moto, from a range-capable HTTP file server on loopback (reads only the ranges asked
            for, as S3 does) and from a local file;
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -48,12 +49,12 @@ from shapely.geometry import box
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from railwatch.adapters.s3 import S3Config
-from railwatch.adapters.store import S3Store
+from railwatch.adapters.store import LocalStore, S3Store
 from railwatch.aoi import AOI
 from railwatch.grid import AOIGrid, aoi_grid, project_to_lonlat
 from railwatch.ingest import clip_scene
 from railwatch.models import SceneRef
-from tests.servers import CountingProxy, MotoServer, RangeFileServer
+from tests.servers import CountingProxy, MotoServer, RangeFileServer, ShapedLink
 
 CRS, GSD, LEFT, TOP = "EPSG:32652", 3.0, 615000.0, 4705002.0
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -155,6 +156,58 @@ def _proc_status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def serve_over_link(folder: Path, mbps: float, rtt_ms: float, conn: Any) -> None:
+    """A range file server behind a shaped link, in a process of its own (so that its pacing
+    does not compete with the clients for this process's GIL): sends its URL, answers "gets"
+    with the GETs served so far, stops on "stop"."""
+    server = RangeFileServer(folder, link=ShapedLink(mbps * 1e6, rtt_ms / 1000))
+    conn.send(server.url)
+    while (command := conn.recv()) != "stop":
+        conn.send(server.traffic.count("GET") if command == "gets" else None)
+    server.stop()
+
+
+@dataclass
+class LinkTimes:
+    ours: dict[str, float]  # store label -> railwatch seconds (median)
+    naive: dict[str, float]  # store label -> naive seconds
+    download_s: float
+    gets: int  # railwatch's GETs per clip
+
+
+def over_link(folder: Path, path: Path, aoi: AOI, grid: AOIGrid, stores: dict[str, Any], mbps: float,
+              rtt_ms: float, repeats: int) -> LinkTimes:
+    """One clip from `path` served over a shaped link, into each store: railwatch reads the AOI's
+    window over HTTP (median of `repeats`); the naive path downloads the whole file through the
+    same link with urllib (once), then runs the same clip on the copy."""
+    ctx = get_context("spawn")
+    conn, child_conn = ctx.Pipe()
+    server = ctx.Process(target=serve_over_link, args=(folder, mbps, rtt_ms, child_conn), daemon=True)
+    server.start()
+    href = f"{conn.recv()}/{path.name}"
+    try:
+        ours: dict[str, float] = {}
+        for label, store in stores.items():
+            ours[label] = statistics.median(
+                timed_clip(scene_ref(href, f"link{mbps:g}-{label}-{i}"), aoi, grid, store)[0]
+                for i in range(repeats))
+        conn.send("gets")
+        gets = conn.recv() // (repeats * len(stores))
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            with urllib.request.urlopen(href) as response, (Path(tmp) / "s.tif").open("wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            download_s = time.perf_counter() - started
+            naive = {label: download_s + timed_clip(scene_ref(str(Path(tmp) / "s.tif"),
+                                                               f"link{mbps:g}-{label}-naive"),
+                                                     aoi, grid, store)[0]
+                     for label, store in stores.items()}
+    finally:
+        conn.send("stop")
+        server.join(10)
+    return LinkTimes(ours, naive, download_s, gets)
+
+
 def peak_rss_clip(endpoint: str, href: str, aoi: AOI) -> tuple[float, float]:
     """(RSS before, peak RSS during) one clip in this fresh process, in MB.
 
@@ -189,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "railwatch-clip-bench")
     parser.add_argument("--tiny", action="store_true", help="a small scene and AOI (smoke test)")
     parser.add_argument("--bandwidth-mbps", type=float, nargs="+", default=[100.0, 1000.0])
-    parser.add_argument("--rtt-ms", type=float, default=20.0, help="modelled latency per request")
+    parser.add_argument("--rtt-ms", type=float, default=20.0, help="the link's latency per request")
+    parser.add_argument("--repeats", type=int, default=3, help="railwatch clips timed per link (median)")
     parser.add_argument("--aois", type=int, default=8, help="AOI-scenes for the throughput runs")
     args = parser.parse_args(argv)
     setup = TINY if args.tiny else FULL
@@ -244,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             http_naive_s = time.perf_counter() - started + timed_clip(
                 scene_ref(str(Path(tmp) / "s.tif"), "http-naive"), aoi, grid, store)[0]
 
+        stores = {"a local folder": LocalStore(Path(tempfile.mkdtemp(prefix="clips-"))),
+                  "moto S3": store}
+        linked = {mbps: over_link(args.cache, path, aoi, grid, stores, mbps, args.rtt_ms, args.repeats)
+                  for mbps in args.bandwidth_mbps}
         many = aois_across(setup, setup.width, args.aois)
         rates = {(n, where): throughput(server.endpoint, href, many, n) for n in (1, 2)
                  for where, href in (("s3", f"s3://source/{key}"), ("http", http_href),
@@ -282,14 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     row("wall time, raw loopback to a ranged HTTP server", f"{http_s:.2f} s ({http_bytes / mb:.1f} MB, "
         f"{http_gets} GETs)", f"{http_naive_s:.2f} s (urllib download, then clip)", http_naive_s / http_s,
         "(loopback: no bandwidth limit)", None)
-    for compute, how in ((compute_s, "compute: wall time here"), (compute_cpu, "compute: CPU time")):
-        for mbps in args.bandwidth_mbps:
-            bps, rtt = mbps * 1e6 / 8, args.rtt_ms / 1000
-            ours = rw_bytes / bps + rw_gets * rtt + compute
-            theirs = naive_bytes / bps + rtt + compute  # boto3's ranged parts run in parallel
-            row(f"time modelled at {mbps:g} Mbit/s, {args.rtt_ms:g} ms/request ({how})", f"{ours:.2f} s",
-                f"{theirs:.2f} s", theirs / ours, "≥ 10× faster", theirs / ours >= 10)
-
+    for mbps, link in linked.items():
+        for label, ours in link.ours.items():
+            theirs = link.naive[label]
+            row(f"wall time over a {mbps:g} Mbit/s link, {args.rtt_ms:g} ms per request, clips to {label}",
+                f"{ours:.2f} s ({link.gets} GETs)", f"{theirs:.2f} s (download {link.download_s:.2f}, "
+                "then clip)", theirs / ours, "≥ 10× faster", theirs / ours >= 10)
     for where, label in (("s3", "from moto S3"), ("http", "from a ranged HTTP server"),
                          ("local", "from a local file")):
         one, two = rates[(1, where)], rates[(2, where)]

@@ -68,8 +68,15 @@ def read_scene(scene: SceneRef, grid: AOIGrid, s3: S3Config) -> tuple[np.ndarray
     mask_kind = scene.mask_kind if scene.mask_href else None
     if scene.mask_href and mask_kind:
         jobs.append((scene.mask_href, (1,), Resampling.nearest))
-    with ThreadPoolExecutor(max_workers=min(len(jobs), MAX_PARALLEL_READS)) as pool:
-        layers = list(pool.map(lambda job: read_href(job[0], grid, job[1], job[2], s3), jobs))
+
+    def read_job(href: str, bands: Sequence[int], resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+        return read_href(href, grid, bands, resampling, s3)
+
+    if len(jobs) == 1:  # a thread of its own would only add GDAL's per-thread set-up
+        layers = [read_job(*jobs[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(jobs), MAX_PARALLEL_READS)) as pool:
+            layers = list(pool.map(lambda job: read_job(*job), jobs))
     bands = layers[: len(image_jobs)]
     image = np.concatenate([data for data, _ in bands])
     has_data = np.logical_and.reduce([has for _, has in bands])
@@ -93,11 +100,13 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
     valid = usable & has_data
     prefix = scene_prefix(aoi.id, scene)
     bands = BAND_NAMES[: image.shape[0]]
-    image_info = store.put_bytes(f"{prefix}/image.tif", encode_cog(image, grid, nodata=0,
-                                                                  descriptions=bands))
-    mask_info = store.put_bytes(f"{prefix}/mask.tif", encode_cog(valid[np.newaxis].astype("uint8"),
-                                                                grid, descriptions=["usable"],
-                                                                overview_resampling="nearest"))
+    mask_cog = encode_cog(valid[np.newaxis].astype("uint8"), grid, descriptions=["usable"],
+                          overview_resampling="nearest")
+    with ThreadPoolExecutor(max_workers=1) as uploader:  # the mask travels while the image encodes
+        mask_upload = uploader.submit(store.put_bytes, f"{prefix}/mask.tif", mask_cog)
+        image_info = store.put_bytes(f"{prefix}/image.tif", encode_cog(image, grid, nodata=0,
+                                                                      descriptions=bands))
+        mask_info = mask_upload.result()
     clip = ClipRef(
         aoi_id=aoi.id,
         scene=scene,

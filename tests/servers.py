@@ -303,6 +303,9 @@ class _RangeHandler(_NoRangeHandler):
             return
         length = last - first + 1
         self.server.traffic.add(Exchange(self.command, self.path, status, 0, length if send_body else 0))
+        link = self.server.link
+        if link is not None:
+            link.wait_round_trip()
         self.send_response(status)
         self.send_header("Content-Type", "image/tiff")
         self.send_header("Accept-Ranges", "bytes")
@@ -313,15 +316,40 @@ class _RangeHandler(_NoRangeHandler):
         if send_body:
             with path.open("rb") as source:
                 source.seek(first)
-                while length > 0 and (chunk := source.read(min(length, 1 << 20))):
+                while length > 0 and (chunk := source.read(min(length, 1 << 18))):
+                    if link is not None:
+                        link.send(len(chunk))
                     self.wfile.write(chunk)
                     length -= len(chunk)
+
+
+class ShapedLink:
+    """A network link between the clients and a file server: every request waits one round trip
+    before its answer starts, and all answers share one bandwidth (bytes are paced on a common
+    clock, so parallel requests split the link, as they would on a real one)."""
+
+    def __init__(self, bandwidth_bps: float, rtt_s: float) -> None:
+        self.bytes_per_s = bandwidth_bps / 8
+        self.rtt_s = rtt_s
+        self._free_at = 0.0  # when the link has sent everything booked so far
+        self._lock = threading.Lock()
+
+    def wait_round_trip(self) -> None:
+        time.sleep(self.rtt_s)
+
+    def send(self, size: int) -> None:
+        """Book `size` bytes on the link and wait until they would have crossed it."""
+        with self._lock:
+            self._free_at = max(self._free_at, time.perf_counter()) + size / self.bytes_per_s
+            done = self._free_at
+        time.sleep(max(0.0, done - time.perf_counter()))
 
 
 class _FileHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     traffic: Traffic
     refuse: Callable[[str], int | None] | None = None  # request path -> an error status to answer
+    link: ShapedLink | None = None  # latency and bandwidth of the way to the clients
 
 
 class _FileServer:
@@ -352,5 +380,7 @@ class RangeFileServer(_FileServer):
     whole-object copy per GET): the bench's source for throughput without moto's bottleneck.
     `refuse` (request path -> status or None) answers some requests with an error instead."""
 
-    def __init__(self, folder: Path, refuse: Callable[[str], int | None] | None = None) -> None:
+    def __init__(self, folder: Path, refuse: Callable[[str], int | None] | None = None,
+                 link: ShapedLink | None = None) -> None:
         super().__init__(folder, _RangeHandler, refuse)
+        self._server.link = link

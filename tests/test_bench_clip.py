@@ -22,7 +22,7 @@ def test_clip_bench_prints_its_table(tmp_path: Path) -> None:
     out = proc.stdout
     assert "Clip bench: 0.5 km AOI in a 1536×1024 px" in out
     for measure in ("bytes fetched vs whole object", "bytes fetched vs intersecting tiles",
-                    "wall time, raw loopback", "time modelled at 100 Mbit/s", "2 Dask workers",
+                    "wall time, raw loopback", "wall time over a 100 Mbit/s link", "2 Dask workers",
                     "peak memory flat"):
         assert measure in out, out
     # the byte counts are exact (not timings): the tiny AOI needs a small part of the scene

@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.enums import Resampling
 from rio_cogeo.cogeo import cog_validate
 
-from railwatch.adapters.raster import OVERVIEW_MIN_PX, decode_raster, encode_cog
+from railwatch.adapters.raster import (
+    OVERVIEW_MIN_PX,
+    decode_raster,
+    encode_cog,
+    grid_offset,
+    read_on_grid,
+    read_warped,
+)
 from railwatch.adapters.store import LocalStore
 from railwatch.aoi import load_aoi
 from railwatch.errors import SceneError
@@ -84,6 +92,34 @@ def test_aligned_scene_clips_pixel_exact_with_mask(make_tiff: MakeTiff, grid: AO
     before = (tmp_path / "store" / clip.image_key).stat().st_mtime_ns
     clip_scene(scene_ref(image_path, mask_path), aoi, grid, store)  # rerun: nothing rewritten
     assert (tmp_path / "store" / clip.image_key).stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("nodata", [0, None])
+@pytest.mark.parametrize("shift_px", [(40, 40), (-300, 25), (5, -150)])
+def test_a_grid_of_the_scenes_own_pixels_is_read_without_a_warp_and_the_same_as_one(
+        make_tiff: MakeTiff, grid: AOIGrid, shift_px: tuple[int, int], nodata: int | None) -> None:
+    """The window read gives exactly what GDAL's warper gives, where the scene covers the grid
+    and where it covers only part of it (the rest: no data)."""
+    rng = np.random.default_rng(7)
+    data = rng.integers(1, 4000, (4, grid.height, grid.width)).astype("uint16")
+    data[:, 30:40, 50:90] = 0  # nodata inside the scene, when 0 is nodata
+    path = make_tiff("own.tif", data, grid.transform @ Affine.translation(*shift_px), nodata=nodata)
+    with rasterio.open(path) as src:
+        assert grid_offset(src, grid) == (-shift_px[0], -shift_px[1])
+        warped, warped_has = read_warped(src, [1, 2, 3, 4], grid, Resampling.bilinear)
+    fast, fast_has = read_on_grid(str(path), grid)
+    np.testing.assert_array_equal(fast, warped)
+    np.testing.assert_array_equal(fast_has, warped_has)
+    assert 0 < fast_has.mean() < 1
+
+
+def test_a_scene_off_the_grids_pixels_is_warped(make_tiff: MakeTiff, grid: AOIGrid) -> None:
+    data = np.full((4, 64, 64), 1000, dtype="uint16")
+    for transform, crs in ((grid.transform @ Affine.translation(0.5, 0), "EPSG:32652"),
+                           (grid.transform @ Affine.scale(2), "EPSG:32652"),
+                           (grid.transform, "EPSG:32651")):
+        with rasterio.open(make_tiff("off.tif", data, transform, crs=crs)) as src:
+            assert grid_offset(src, grid) is None
 
 
 def test_scene_in_another_crs_is_reprojected_onto_the_grid(make_tiff: MakeTiff, grid: AOIGrid,

@@ -19,6 +19,7 @@ from rasterio.errors import RasterioError
 from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
 
 from railwatch.errors import SceneError
 from railwatch.grid import AOIGrid, project
@@ -37,7 +38,10 @@ COG_READ_OPTIONS: dict[str, Any] = {
     # a whole batch of scenes (the delay grows on each retry)
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "1",
+    # a window over several tiles is decoded in threads
+    "GDAL_NUM_THREADS": "ALL_CPUS",
 }
+
 # Sentinel-2 scene classification values that are usable ground (veg, bare, water, unclassified, snow).
 SCL_USABLE = (4, 5, 6, 7, 11)
 # COGs written: a clip up to this size (≈ 2-3 km at 3 m) gets no overviews (see `encode_cog`).
@@ -62,7 +66,8 @@ def read_on_grid(
     bands: Sequence[int] | None = None,
     resampling: Resampling = Resampling.bilinear,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read `bands` of a raster reprojected onto `grid`; only the tiles under the grid are fetched.
+    """Read `bands` of a raster onto `grid`: straight from the scene's pixels when the grid is
+    made of them, else reprojected; either way only the tiles under the grid are fetched.
 
     Returns (data (bands, H, W) in the source dtype, has_data (H, W) bool).
     """
@@ -78,23 +83,71 @@ def read_on_grid(
                 raise SceneError(
                     f"{path}: has {src.count} band(s) but band {max(indexes)} was asked for"
                 )
-            nodata = src.nodata
-            with WarpedVRT(
-                src,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=resampling,
-                src_nodata=nodata,
-                nodata=nodata if nodata is not None else 0,
-                add_alpha=nodata is None,
-            ) as vrt:
-                data = vrt.read(indexes)
-                alpha = vrt.read(vrt.count) if nodata is None else None
-            has_data = alpha > 0 if alpha is not None else ~np.all(data == nodata, axis=0)
+            offset = grid_offset(src, grid)
+            if offset is not None:  # the grid is a window of the scene's own pixels: no warp
+                return read_window(src, indexes, offset, grid)
+            return read_warped(src, indexes, grid, resampling)
     except RasterioError as exc:
         raise SceneError(f"{path}: cannot read the raster ({exc})") from exc
+
+
+def grid_offset(src: Any, grid: AOIGrid, tolerance_px: float = 1e-6) -> tuple[int, int] | None:
+    """(column, row) of the grid's corner in the scene's pixels when the grid is made of the
+    scene's own pixels (same CRS and pixel size, corners on whole pixels: PlanetScope and
+    Sentinel-2 grids are snapped like the AOI grids), else None (the scene must be warped)."""
+    t, g = src.transform, grid.transform
+    if src.crs != grid.crs or (t.b, t.d, g.b, g.d) != (0, 0, 0, 0):
+        return None
+    if abs(t.a - g.a) > tolerance_px * abs(g.a) or abs(t.e - g.e) > tolerance_px * abs(g.e):
+        return None
+    col, row = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    if abs(col - round(col)) > tolerance_px or abs(row - round(row)) > tolerance_px:
+        return None
+    return round(col), round(row)
+
+
+def read_window(src: Any, indexes: list[int], offset: tuple[int, int],
+                grid: AOIGrid) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's pixels read straight from the scene (the part inside it; outside is nodata):
+    the same values a warp would give, for a fraction of the work."""
+    col, row = offset
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + grid.width, src.width), min(row + grid.height, src.height)
+    nodata = src.nodata
+    data = np.full((len(indexes), grid.height, grid.width), nodata if nodata is not None else 0,
+                   dtype=src.dtypes[indexes[0] - 1])
+    has_data = np.zeros((grid.height, grid.width), dtype=bool)
+    if c1 > c0 and r1 > r0:
+        window = Window(c0, r0, c1 - c0, r1 - r0)
+        inside = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
+        data[(slice(None), *inside)] = src.read(indexes, window=window)
+        if nodata is None:  # the scene's own mask (alpha, internal mask), else every pixel
+            has_data[inside] = src.dataset_mask(window=window) > 0
+        else:
+            has_data[inside] = True
+    if nodata is not None:
+        has_data &= ~np.all(data == nodata, axis=0)
+    return data, has_data
+
+
+def read_warped(src: Any, indexes: list[int], grid: AOIGrid,
+                resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+    """The scene reprojected onto the grid (GDAL's warper reads only the tiles under it)."""
+    nodata = src.nodata
+    with WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        src_nodata=nodata,
+        nodata=nodata if nodata is not None else 0,
+        add_alpha=nodata is None,
+    ) as vrt:
+        data = vrt.read(indexes)
+        alpha = vrt.read(vrt.count) if nodata is None else None
+    has_data = alpha > 0 if alpha is not None else ~np.all(data == nodata, axis=0)
     return data, has_data
 
 
@@ -147,7 +200,8 @@ def encode_cog(
         with MemoryFile() as out_mem:
             rasterio.shutil.copy(src, out_mem.name, driver="COG", BLOCKSIZE="256", COMPRESS="DEFLATE",
                                  PREDICTOR="2", LEVEL=str(DEFLATE_LEVEL), OVERVIEWS=overviews,
-                                 OVERVIEW_RESAMPLING=overview_resampling.upper(), NUM_THREADS="1")
+                                 OVERVIEW_RESAMPLING=overview_resampling.upper(),
+                                 NUM_THREADS="ALL_CPUS")  # the same bytes as one thread
             return bytes(out_mem.read())
 
 
