@@ -68,7 +68,8 @@ def run_prefect(days: int) -> dict[str, Any]:
     started = time.perf_counter()
     summary = backfill(BackfillRequest(start=FIRST, end=FIRST + timedelta(days=days - 1)))
     seconds = time.perf_counter() - started
-    return {"scenes": summary.processed, "seconds": seconds, "task_runs": count_task_runs()}
+    return {"scenes": summary.processed, "seconds": seconds, "task_runs": count_task_runs(),
+            "stages": summary.seconds, "work": summary.scene_seconds}
 
 
 def count_task_runs() -> int:

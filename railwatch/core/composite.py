@@ -8,7 +8,6 @@ images are radiometrically normalised to it on the way.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy.typing as npt
 
 from railwatch.core.radiometry import apply_radiometry, fit_radiometry
 from railwatch.core.registration import align_to_reference
+from railwatch.core.robust import nanmedian_of_stack
 from railwatch.core.types import Alignment, BoolArray, DetectorParams
 
 
@@ -25,9 +25,7 @@ def _median(
 ) -> tuple[npt.NDArray[np.float32], BoolArray]:
     stack = np.stack([np.where(v[None], im, np.nan) for im, v in zip(images, valids, strict=True)])
     count = np.sum(np.stack(valids), axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-        med = np.nanmedian(stack, axis=0).astype(np.float32)
+    med = nanmedian_of_stack(stack).astype(np.float32)
     ok = count >= min_samples
     return np.where(ok[None], med, 0.0).astype(np.float32), ok
 
