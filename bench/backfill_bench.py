@@ -170,7 +170,11 @@ def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) ->
         table.add_row(name, str(r["scenes"]), f"{r['seconds']:.1f}", f"{r['process_seconds']:.1f}",
                       f"{rate:.2f}", f"{r['seconds'] / plain['seconds']:.2f}", str(r["task_runs"] or "-"),
                       f"{r['peak_mb']:.0f}", f"{FULL_SIZE / rate / 60:.0f}")
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("stages", {}).items())
+    work = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("work", {}).items())
+    console.print(f"flow stages, wall s: {stages}; work inside the tasks, s summed over workers: {work}")
 
 
 if __name__ == "__main__":
