@@ -156,6 +156,21 @@ def _proc_status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def download_then_clip(href: str, name: str, aoi: AOI, grid: AOIGrid,
+                       stores: dict[str, Any]) -> tuple[float, dict[str, float]]:
+    """The naive path: urllib downloads the whole file once, then the same clip runs on the copy
+    into each store. (download seconds, {store label: download + clip seconds})."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "scene.tif"
+        started = time.perf_counter()
+        with urllib.request.urlopen(href) as response, local.open("wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        download_s = time.perf_counter() - started
+        return download_s, {label: download_s + timed_clip(scene_ref(str(local), f"{name}-{label}"),
+                                                           aoi, grid, store)[0]
+                            for label, store in stores.items()}
+
+
 def serve_over_link(folder: Path, mbps: float, rtt_ms: float, conn: Any) -> None:
     """A range file server behind a shaped link, in a process of its own (so that its pacing
     does not compete with the clients for this process's GIL): sends its URL, answers "gets"
@@ -193,15 +208,7 @@ def over_link(folder: Path, path: Path, aoi: AOI, grid: AOIGrid, stores: dict[st
                 for i in range(repeats))
         conn.send("gets")
         gets = conn.recv() // (repeats * len(stores))
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            with urllib.request.urlopen(href) as response, (Path(tmp) / "s.tif").open("wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-            download_s = time.perf_counter() - started
-            naive = {label: download_s + timed_clip(scene_ref(str(Path(tmp) / "s.tif"),
-                                                               f"link{mbps:g}-{label}-naive"),
-                                                     aoi, grid, store)[0]
-                     for label, store in stores.items()}
+        download_s, naive = download_then_clip(href, f"link{mbps:g}-naive", aoi, grid, stores)
     finally:
         conn.send("stop")
         server.join(10)
@@ -291,12 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         http_href = f"{http.url}/{path.name}"
         http_s = timed_clip(scene_ref(http_href, "http"), aoi, grid, store)[0]
         http_bytes, http_gets = http.traffic.received("GET"), http.traffic.count("GET")
-        with tempfile.TemporaryDirectory() as tmp:  # naive over HTTP: urllib downloads, then clips
-            started = time.perf_counter()
-            with urllib.request.urlopen(http_href) as response, (Path(tmp) / "s.tif").open("wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-            http_naive_s = time.perf_counter() - started + timed_clip(
-                scene_ref(str(Path(tmp) / "s.tif"), "http-naive"), aoi, grid, store)[0]
+        http_naive_s = download_then_clip(http_href, "http-naive", aoi, grid, {"": store})[1][""]
 
         stores = {"a local folder": LocalStore(Path(tempfile.mkdtemp(prefix="clips-"))),
                   "moto S3": store}

@@ -134,11 +134,10 @@ def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRe
         for clip in reversed(newest_first(clips)):
             if scene_key(clip) not in merged.keys and clip.valid_fraction >= PARAMS.min_valid_fraction:
                 merged = merge_scene(merged, read_scene(clip, store), PARAMS)
-        if merged is previous:  # nothing new: the stored model stays as it is, byte for byte
+        encoded = None if merged is previous else encode_model(merged)
+        if encoded is None or (stored is None and previous is not None and encoded == encode_model(previous)):
+            # nothing new, or rebuilt into the same model: the stored one stays, byte for byte
             return ModelUpdate(merged.revision, len(merged.entries), 0, False, None)
-        encoded = encode_model(merged)
-        if previous is not None and stored is None and encoded == encode_model(previous):
-            return ModelUpdate(merged.revision, len(merged.entries), 0, False, None)  # rebuilt, same
         store.put_bytes(background_key(aoi_id), encoded)
         check, _ = load_model(store, aoi_id)  # a concurrent writer may have replaced it
         if check is not None and check.revision == merged.revision:

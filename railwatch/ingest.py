@@ -69,14 +69,14 @@ def read_scene(scene: SceneRef, grid: AOIGrid, s3: S3Config) -> tuple[np.ndarray
     if scene.mask_href and mask_kind:
         jobs.append((scene.mask_href, (1,), Resampling.nearest))
 
-    def read_job(href: str, bands: Sequence[int], resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
-        return read_href(href, grid, bands, resampling, s3)
+    def read_job(job: tuple[str, Sequence[int], Resampling]) -> tuple[np.ndarray, np.ndarray]:
+        return read_href(job[0], grid, job[1], job[2], s3)
 
     if len(jobs) == 1:  # a thread of its own would only add GDAL's per-thread set-up
-        layers = [read_job(*jobs[0])]
+        layers = [read_job(jobs[0])]
     else:
         with ThreadPoolExecutor(max_workers=min(len(jobs), MAX_PARALLEL_READS)) as pool:
-            layers = list(pool.map(lambda job: read_job(*job), jobs))
+            layers = list(pool.map(read_job, jobs))
     bands = layers[: len(image_jobs)]
     image = np.concatenate([data for data, _ in bands])
     has_data = np.logical_and.reduce([has for _, has in bands])
