@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from railwatch.core import align_to_reference
+from railwatch.core.registration import spline_shift
 
 from .synth import Train, Yard
 
@@ -64,3 +66,15 @@ def test_shape_mismatch_is_an_error(reference) -> None:
     ref, ref_valid = reference
     with pytest.raises(ValueError, match="shape"):
         align_to_reference(ref[:, :-1], ref_valid[:-1], ref, ref_valid)
+
+
+@pytest.mark.parametrize("dx, dy", [(0.3, -2.7), (-5.9, 4.2), (1.0, 0.0), (0.0, 0.5), (-0.25, 7.75)])
+def test_separable_spline_shift_equals_ndimage(dx: float, dy: float) -> None:
+    """The separable shift gives scipy.ndimage.shift's cubic spline, edges included."""
+    rng = np.random.default_rng(7)
+    image = ndimage.gaussian_filter(rng.normal(1000.0, 300.0, (3, 61, 47)), (0, 1, 1)).astype(np.float32)
+    expected = np.stack([ndimage.shift(b, (dy, dx), order=3, mode="nearest") for b in image])
+    got = spline_shift(image, dx, dy)
+    assert got.dtype == np.float32 and got.shape == image.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-3)
+    assert not np.allclose(got, image, atol=1.0)  # it did move
