@@ -279,6 +279,10 @@ class _RangeHandler(_NoRangeHandler):
         self._serve(send_body=False)
 
     def _serve(self, send_body: bool) -> None:
+        if self.server.stall and self.server.stall(self.path):  # a server that went silent
+            self.server.stopped.wait()
+            self.close_connection = True
+            return
         refused = self.server.refuse(self.path) if self.server.refuse else None
         if refused:  # e.g. a signed URL that has expired
             self.send_error(refused)
@@ -349,6 +353,8 @@ class _FileHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     traffic: Traffic
     refuse: Callable[[str], int | None] | None = None  # request path -> an error status to answer
+    stall: Callable[[str], bool] | None = None  # request path -> never answer it (until stopped)
+    stopped: threading.Event
     link: ShapedLink | None = None  # latency and bandwidth of the way to the clients
 
 
@@ -356,14 +362,17 @@ class _FileServer:
     """A folder served over HTTP on loopback by `handler`; `traffic` counts what it answered."""
 
     def __init__(self, folder: Path, handler: type[SimpleHTTPRequestHandler],
-                 refuse: Callable[[str], int | None] | None = None) -> None:
+                 refuse: Callable[[str], int | None] | None = None,
+                 stall: Callable[[str], bool] | None = None) -> None:
         self._server = _FileHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
         self._server.traffic = self.traffic = Traffic()
-        self._server.refuse = refuse
+        self._server.refuse, self._server.stall = refuse, stall
+        self._server.stopped = threading.Event()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
+        self._server.stopped.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -378,9 +387,10 @@ class PlainFileServer(_FileServer):
 class RangeFileServer(_FileServer):
     """A folder served over HTTP on loopback with Range support (like S3 or a CDN, minus moto's
     whole-object copy per GET): the bench's source for throughput without moto's bottleneck.
-    `refuse` (request path -> status or None) answers some requests with an error instead."""
+    `refuse` (request path -> status or None) answers some requests with an error instead;
+    `stall` (request path -> bool) leaves some unanswered, the connection open and silent."""
 
     def __init__(self, folder: Path, refuse: Callable[[str], int | None] | None = None,
-                 link: ShapedLink | None = None) -> None:
-        super().__init__(folder, _RangeHandler, refuse)
+                 link: ShapedLink | None = None, stall: Callable[[str], bool] | None = None) -> None:
+        super().__init__(folder, _RangeHandler, refuse, stall)
         self._server.link = link

@@ -4,6 +4,7 @@ to the S3 server, a range-capable file server), a bounded temporary copy where i
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -122,5 +123,24 @@ def test_a_refused_read_raises_an_error_that_crosses_process_boundaries(tmp_path
         with pytest.raises(StorageError) as info, readable(f"{server.url}/a.tif", 10**6):
             pass
         assert "HTTP 503" in str(pickle.loads(pickle.dumps(info.value)))
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(120)  # without a stall limit the read waits forever: this fails it
+def test_a_server_that_goes_silent_mid_read_fails_the_scene_instead_of_hanging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that answers the range probe and then leaves GDAL's requests open and silent:
+    the read gives up after GDAL_HTTP_LOW_SPEED_TIME (30 s by default, 1 s here) and the scene
+    fails with a transient error naming the file, which a retry may pass."""
+    (tmp_path / "image.tif").write_bytes(source_scene(GRID).image_cog())
+    answered = itertools.count()
+    server = RangeFileServer(tmp_path, stall=lambda path: next(answered) >= 1)  # all but the probe
+    monkeypatch.setenv("GDAL_HTTP_LOW_SPEED_TIME", "1")
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
+    try:
+        with pytest.raises(StorageError, match=r"image\.tif: .*(too slow|timed out)"):
+            clip_scene(scene_ref(f"{server.url}/image.tif"), AOI, GRID, LocalStore(tmp_path / "store"))
+        assert server.traffic.count("GET") == 1  # the probe; GDAL's requests were left unanswered
     finally:
         server.stop()

@@ -7,6 +7,7 @@ same pixels for the same scene.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from railwatch.errors import SceneError
+from railwatch.errors import SceneError, StorageError
 from railwatch.grid import AOIGrid, project
 
 MaskKind = Literal["udm2", "scl", "binary"]
@@ -38,9 +39,18 @@ COG_READ_OPTIONS: dict[str, Any] = {
     # a whole batch of scenes (the delay grows on each retry)
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "1",
+    # a server that accepts and then goes silent must not hold a worker forever (curl waits
+    # without limit by default): give up on a connection after 10 s, on an answer after 30 s
+    # without a byte
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "GDAL_HTTP_LOW_SPEED_TIME": "30",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
     # no GDAL_NUM_THREADS: its multi-threaded reads of network files skip the retries above (a
     # connection dropped by the server failed the scene in the fault tests)
 }
+
+# curl's words for a connection or an answer that took too long (GDAL_HTTP_* limits above)
+NETWORK_TIMEOUT = re.compile(r"CURL error: .*(too slow|timed out)", re.IGNORECASE)
 
 # Sentinel-2 scene classification values that are usable ground (veg, bare, water, unclassified, snow).
 SCL_USABLE = (4, 5, 6, 7, 11)
@@ -88,6 +98,8 @@ def read_on_grid(
                 return read_window(src, indexes, offset, grid)
             return read_warped(src, indexes, grid, resampling)
     except RasterioError as exc:
+        if NETWORK_TIMEOUT.search(str(exc)):  # the file may be fine: a retry may pass
+            raise StorageError(f"{path}: the server stopped answering ({exc})") from exc
         raise SceneError(f"{path}: cannot read the raster ({exc})") from exc
 
 
