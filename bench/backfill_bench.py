@@ -80,7 +80,9 @@ def count_task_runs() -> int:
 
 
 def run_plain(days: int) -> dict[str, Any]:
-    """The same steps in a plain loop: no Prefect, no Dask, one process."""
+    """The same steps in a plain loop: no Prefect, no Dask, one process; then what the flow
+    publishes (alert episodes, quicklooks, the plot), minus Prefect's events and artifacts."""
+    from railwatch.adapters.alerts import AlertStore
     from railwatch.adapters.catalogs import open_catalog
     from railwatch.adapters.counts import CountsStore
     from railwatch.adapters.store import open_store
@@ -92,6 +94,8 @@ def run_plain(days: int) -> dict[str, Any]:
     from railwatch.ingest import clip_scene
     from railwatch.measure import detect_scenes, ensure_reference, load_reference, measure_clip
     from railwatch.polling import discover
+    from railwatch.publish import store_series_plot, update_alerts
+    from railwatch.quicklook import clip_grid
     from railwatch.settings import get_settings
 
     settings = get_settings()
@@ -115,6 +119,12 @@ def run_plain(days: int) -> dict[str, Any]:
         db.upsert_counts(counts)
         flag_stored_series(aoi, db, DETECTOR_VERSION)
         done += len(counts)
+    for aoi in load_registry(settings.aoi_dir, settings.max_aoi_km2):  # what the flow publishes
+        alerts = AlertStore(db)
+        update = update_alerts(aoi, clip_grid(aoi, settings.clip_buffer_m), db, alerts, store,
+                               DETECTOR_VERSION, [])
+        if update.rows:
+            store_series_plot(aoi, update.rows, alerts, store, DETECTOR_VERSION)
     return {"scenes": done, "seconds": time.perf_counter() - started, "task_runs": 0}
 
 

@@ -6,9 +6,11 @@ CLI can run it as the flows do.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from railwatch.adapters.alerts import AlertStore
@@ -20,6 +22,7 @@ from railwatch.alerts import (
     episode_id,
     episodes_of,
     quicklook_key,
+    series_flags,
     transition_key,
     transition_records,
 )
@@ -27,6 +30,7 @@ from railwatch.aoi import AOI
 from railwatch.errors import RailwatchError
 from railwatch.grid import AOIGrid
 from railwatch.quicklook import render_quicklook
+from railwatch.report import plot_counts
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +92,15 @@ def update_alerts(aoi: AOI, grid: AOIGrid, db: CountsStore, alerts: AlertStore, 
     alerts.sync_alerts(aoi.id, detector_version, alert_records(aoi, rows, episodes))
     alerts.add_transitions(new, urls, send_since)
     return AlertUpdate(rows, len(episodes), sum(e.is_open for e in episodes), new)
+
+
+def store_series_plot(aoi: AOI, rows: Sequence[SceneCountRow], alerts: AlertStore, store: ObjectStore,
+                      detector_version: str) -> str:
+    """The AOI's cars-over-time plot (surges and alert episodes marked) written to the store;
+    its key (the same key every run: the newest plot replaces the last)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        png = plot_counts(aoi, rows, Path(tmp) / "cars.png", series_flags(aoi, rows),
+                          alerts.alerts(aoi.id, detector_version))
+        key = f"{aoi.id}/reports/cars.png"
+        store.put_bytes(key, png.read_bytes())
+    return key

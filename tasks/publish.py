@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
@@ -20,11 +18,11 @@ from pydantic import BaseModel, Field
 from railwatch.adapters.alerts import AlertStore
 from railwatch.adapters.counts import CountsStore
 from railwatch.adapters.store import open_store
-from railwatch.alerts import as_link, series_flags
+from railwatch.alerts import as_link
 from railwatch.aoi import AOI
-from railwatch.publish import update_alerts
+from railwatch.publish import store_series_plot, update_alerts
 from railwatch.quicklook import clip_grid
-from railwatch.report import flag_text, headline, plot_counts
+from railwatch.report import flag_text, headline
 from railwatch.settings import get_settings
 from railwatch.webhooks import check_config, deliver_due, redact
 
@@ -87,11 +85,7 @@ def publish_alerts(aoi: AOI, db: CountsStore, store_url: str, detector_version: 
         logger.warning("%s: %d new alert transition(s), no webhook configured "
                        "(RAILWATCH_WEBHOOK_URLS): %s", aoi.id, len(update.new), "; ".join(out.transitions))
     if update.rows:
-        with tempfile.TemporaryDirectory() as tmp:
-            png = plot_counts(aoi, update.rows, Path(tmp) / "cars.png", series_flags(aoi, update.rows),
-                              alerts.alerts(aoi.id, detector_version))
-            key = f"{aoi.id}/reports/cars.png"
-            store.put_bytes(key, png.read_bytes())
+        key = store_series_plot(aoi, update.rows, alerts, store, detector_version)
         out.plot_uri = as_link(store.uri(key))
     out.scenes = [{"aoi": aoi.id, "date": f"{r.acquired:%Y-%m-%d}", "scene": r.scene_id,
                    "valid": round(r.valid_fraction, 2), "cars": r.cars,
