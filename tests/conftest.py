@@ -5,9 +5,12 @@ and an S3 server (moto's server mode)."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +27,12 @@ from railwatch.simulate.stac import build_collection, build_item
 from tests.pg import PgServer, running_postgres, why_no_postgres
 from tests.servers import CountingProxy, MotoServer
 from tests.stac_api_server import BROKEN, FaultProxy, running_stac_api
+
+# Flows run in a test process report to an ephemeral Prefect API whose database lives in
+# PREFECT_HOME: one of this process's own (set before prefect is imported), so the suite never
+# touches ~/.prefect and parallel test processes (pytest-xdist) never share a SQLite file.
+os.environ["PREFECT_HOME"] = _PREFECT_HOME = tempfile.mkdtemp(prefix="railwatch-tests-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = dt.date(2023, 9, 1), dt.date(2023, 10, 10)  # 40 simulated scenes

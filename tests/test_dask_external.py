@@ -29,7 +29,8 @@ from tests.ops_helpers import (
     simulated,
 )
 
-pytestmark = pytest.mark.slow
+# slow; and its module fixtures are costly: all its tests on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_dask_external")]
 __all__ = ["simulated"]  # the fixture, imported for pytest
 
 

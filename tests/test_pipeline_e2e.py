@@ -21,7 +21,8 @@ from tests.cli_runs import cli_env, run_cli
 from tests.receivers import serving
 
 WEBHOOK_SECRET = "e2e-secret-do-not-log"
-pytestmark = pytest.mark.slow
+# slow; and its module fixtures are costly: all its tests on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_pipeline_e2e")]
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from railwatch.settings import get_settings
 from tasks.publish import publish_alerts, publish_run_artifacts
 from tests.alert_series import QUIET, VERSION, demo_aoi, store_series
 
+pytestmark = pytest.mark.xdist_group("test_prefect_publish")  # its costly module fixture: one xdist worker
+
 
 @pytest.fixture(scope="module")
 def prefect_api() -> Iterator[None]:

@@ -21,7 +21,8 @@ from tests.ops_helpers import SIM_END, SIM_START, base_env, home_with, process, 
 from tests.servers import free_port, wait_until_up
 from tests.test_backfill_plan import planned_task_runs
 
-pytestmark = pytest.mark.slow
+# slow; and its module fixtures are costly: all its tests on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_prefect_ui")]
 __all__ = ["simulated"]  # the fixture, imported for pytest
 
 
@@ -96,13 +97,12 @@ async def run_backfill(env: dict[str, str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def backfilled(served: dict[str, str]) -> dict[str, Any]:
-    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
-    os.environ.update({k: served[k] for k in saved})
-    try:
+    """The backfill run through the server's API (Prefect reads its settings once, at import:
+    this process's client is pointed at the server explicitly, as a profile would)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: served["PREFECT_API_URL"]}):
         return asyncio.run(run_backfill(served))
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.update({key: value})
 
 
 def test_backfill_from_the_deployment_completes_with_logs_and_artifacts(backfilled: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from railwatch.adapters.catalogs.base import SearchResult
 from railwatch.aoi import AOI
 from tasks.limits import LimitedCatalog, limit_exists, limit_name, limited
 
+pytestmark = pytest.mark.xdist_group("test_rate_limits")  # its costly module fixture: one xdist worker
+
 
 @dataclass
 class CountingCatalog:
