@@ -104,7 +104,8 @@ def run_plain(days: int) -> dict[str, Any]:
     catalogs = [open_catalog(s, settings.simulator_dir) for s in settings.catalogs]
     start = datetime.combine(FIRST, datetime.min.time(), tzinfo=UTC)
     done = 0
-    for aoi in load_registry(settings.aoi_dir, settings.max_aoi_km2):
+    aois = load_registry(settings.aoi_dir, settings.max_aoi_km2)
+    for aoi in aois:
         grid = aoi_grid(aoi, gsd_m=float(aoi.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)
         discover(aoi, catalogs, db, start, start + timedelta(days=days))
         clips = [clip_scene(s, aoi, grid, store) for s in db.pending_scenes(aoi.id)]
@@ -119,8 +120,8 @@ def run_plain(days: int) -> dict[str, Any]:
         db.upsert_counts(counts)
         flag_stored_series(aoi, db, DETECTOR_VERSION)
         done += len(counts)
-    for aoi in load_registry(settings.aoi_dir, settings.max_aoi_km2):  # what the flow publishes
-        alerts = AlertStore(db)
+    alerts = AlertStore(db)
+    for aoi in aois:  # what the flow publishes
         update = update_alerts(aoi, clip_grid(aoi, settings.clip_buffer_m), db, alerts, store,
                                DETECTOR_VERSION, [])
         if update.rows:
