@@ -121,12 +121,12 @@ class FaultProxy:
                 fault = proxy._fault(self.path)
                 if fault is not None and not proxy.cut:
                     body = b'{"code": "TooManyRequests", "description": "max rate reached"}'
+                    proxy.log.append((time.monotonic(), fault))  # before the client can see it
                     self.send_response(fault)
                     self.send_header("Retry-After", proxy.retry_after)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
-                    proxy.log.append((time.monotonic(), fault))
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else None
@@ -142,16 +142,20 @@ class FaultProxy:
                 if fault is not None:  # a cut page: half the body
                     self._send_cut(body)
                     return
+                # Recorded before answering: a client that has its answer may re-arm the proxy,
+                # and an entry appended after that would land in the next test's log.
+                proxy.log.append((time.monotonic(), status))
+                proxy.paths.append(self.command + " " + self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", ctype or "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                proxy.log.append((time.monotonic(), status))
-                proxy.paths.append(self.command + " " + self.path)
 
             def _send_cut(self, body: bytes) -> None:
                 half = body[: len(body) // 2]
+                proxy.log.append((time.monotonic(), 200))
+                proxy.paths.append(f"{self.command} {self.path} (cut: {proxy.cut})")
                 self.send_response(200)
                 self.send_header("Content-Type", "application/geo+json")
                 self.send_header("Content-Length", str(len(body if proxy.cut == "short" else half)))
@@ -159,8 +163,6 @@ class FaultProxy:
                 self.wfile.write(half)
                 self.wfile.flush()
                 self.close_connection = True
-                proxy.log.append((time.monotonic(), 200))
-                proxy.paths.append(f"{self.command} {self.path} (cut: {proxy.cut})")
 
             do_GET = do_POST = do_PUT = _forward
 
