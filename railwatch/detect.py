@@ -27,7 +27,7 @@ def native_gsd_m(path: str, aoi: AOI) -> float:
     """The image's pixel size in metres, measured in the AOI's UTM zone."""
     centroid = aoi.geometry.centroid
     try:
-        with rasterio.open(path) as src:
+        with gdal_env(), rasterio.open(path) as src:
             if src.crs is None:
                 raise SceneError(f"{path}: the raster has no georeferencing (CRS)")
             transform, _, _ = calculate_default_transform(
