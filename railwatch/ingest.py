@@ -29,7 +29,7 @@ from railwatch.adapters.s3 import S3Config, is_s3
 from railwatch.adapters.sources import readable
 from railwatch.adapters.store import ObjectStore
 from railwatch.aoi import AOI
-from railwatch.cliparchive import clip_item, item_bytes, item_key
+from railwatch.cliparchive import ITEM_NAME, clip_item, item_bytes, item_key
 from railwatch.errors import SceneError
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, SceneRef
@@ -88,31 +88,40 @@ def read_scene(scene: SceneRef, grid: AOIGrid, s3: S3Config) -> tuple[np.ndarray
 
 def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
                s3: S3Config | None = None) -> ClipRef:
-    """Read only the AOI window of the scene (and its mask) and store both as COGs + a STAC item."""
+    """Read only the AOI window of the scene (and its mask) and store both as COGs + a STAC item.
+
+    The store is asked what it already holds under the clip's three keys while the scene is
+    being read (on S3 that is three round trips off the clip's path), then writes only what
+    differs."""
     started = time.perf_counter()
     s3 = s3 or S3Config.from_settings()
     if len(scene.band_hrefs or scene.image_bands) < 3:
         raise SceneError(f"scene {scene.scene_id}: needs blue, green and red bands")
-    image, has_data, usable = read_scene(scene, grid, s3)
-    inside = polygon_pixels(grid, aoi.geometry)
-    if not has_data[inside].any():
-        raise SceneError(f"scene {scene.scene_id}: does not overlap AOI {aoi.id}")
-    valid = usable & has_data
     prefix = scene_prefix(aoi.id, scene)
-    bands = BAND_NAMES[: image.shape[0]]
-    mask_cog = encode_cog(valid[np.newaxis].astype("uint8"), grid, descriptions=["usable"],
-                          overview_resampling="nearest")
-    with ThreadPoolExecutor(max_workers=1) as uploader:  # the mask travels while the image encodes
-        mask_upload = uploader.submit(store.put_bytes, f"{prefix}/mask.tif", mask_cog)
-        image_info = store.put_bytes(f"{prefix}/image.tif", encode_cog(image, grid, nodata=0,
-                                                                      descriptions=bands))
+    keys = {name: f"{prefix}/{name}" for name in ("image.tif", "mask.tif", ITEM_NAME)}
+    with ThreadPoolExecutor(max_workers=len(keys)) as io:
+        stored = {name: io.submit(store.info, key) for name, key in keys.items()}
+        image, has_data, usable = read_scene(scene, grid, s3)
+        inside = polygon_pixels(grid, aoi.geometry)
+        if not has_data[inside].any():
+            raise SceneError(f"scene {scene.scene_id}: does not overlap AOI {aoi.id}")
+        valid = usable & has_data
+        bands = BAND_NAMES[: image.shape[0]]
+        mask_cog = encode_cog(valid[np.newaxis].astype("uint8"), grid, descriptions=["usable"],
+                              overview_resampling="nearest")
+        # the mask travels while the image encodes
+        mask_upload = io.submit(lambda: store.put_bytes(keys["mask.tif"], mask_cog,
+                                                        stored["mask.tif"].result()))
+        image_cog = encode_cog(image, grid, nodata=0, descriptions=bands)
+        image_info = store.put_bytes(keys["image.tif"], image_cog, stored["image.tif"].result())
         mask_info = mask_upload.result()
-    clip = ClipRef(
-        aoi_id=aoi.id,
-        scene=scene,
-        image_key=image_info.key,
-        mask_key=mask_info.key,
-        valid_fraction=float(valid[inside].mean()),
-    )
-    store.put_bytes(item_key(clip), item_bytes(clip_item(clip, grid, image_info, mask_info, bands)))
+        clip = ClipRef(
+            aoi_id=aoi.id,
+            scene=scene,
+            image_key=image_info.key,
+            mask_key=mask_info.key,
+            valid_fraction=float(valid[inside].mean()),
+        )
+        item = item_bytes(clip_item(clip, grid, image_info, mask_info, bands))
+        store.put_bytes(item_key(clip), item, stored[ITEM_NAME].result())
     return clip.model_copy(update={"seconds": time.perf_counter() - started})

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -33,8 +34,9 @@ class ObjectStore(Protocol):
 
     url: str
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        """Write atomically; skip the write when an identical object is already there."""
+    def put_bytes(self, key: str, data: bytes, stored: ObjectInfo | EllipsisType | None = ...) -> ObjectInfo:
+        """Write atomically; skip the write when an identical object is already there.
+        `stored`: what `info(key)` said, when the caller asked ahead (saves a round trip)."""
         ...
 
     def get_bytes(self, key: str) -> bytes: ...
@@ -74,9 +76,9 @@ class LocalStore:
             raise StorageError(f"key {key!r} escapes the store root {self.root}")
         return path
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+    def put_bytes(self, key: str, data: bytes, stored: ObjectInfo | EllipsisType | None = ...) -> ObjectInfo:
         digest = sha256_hex(data)
-        existing = self.info(key)
+        existing = self.info(key) if stored is ... else stored
         if existing is not None and existing.sha256 == digest:
             return existing
         path = self._path(key)
@@ -154,9 +156,9 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise s3_error(exc, action, self.uri(key), self.s3) from exc
 
-    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+    def put_bytes(self, key: str, data: bytes, stored: ObjectInfo | EllipsisType | None = ...) -> ObjectInfo:
         digest = sha256_hex(data)
-        existing = self.info(key)
+        existing = self.info(key) if stored is ... else stored
         if existing is not None and existing.sha256 == digest:
             return existing
         self._call("write", key, "put_object", Key=self._key(key), Body=data,
