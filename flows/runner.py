@@ -26,4 +26,38 @@ def dask_task_runner(settings: Settings | None = None) -> Any:
     kwargs |= dict(settings.dask_cluster_kwargs)
     if not kwargs["processes"]:
         kwargs.pop("host")  # threads in this process talk in-process: no address at all
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+    return LocalDaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+class LocalDaskTaskRunner(DaskTaskRunner):
+    """A LocalCluster whose worker processes report to the flow's own Prefect API.
+
+    Left alone, a worker process without ``PREFECT_API_URL`` in its environment (the embedded
+    default: an ephemeral API in the flow's process) starts an ephemeral API server of its own
+    for its task runs: a uvicorn process and its start-up per worker, and more writers on the
+    same SQLite file. The URL the flow uses is handed to the workers instead."""
+
+    def __enter__(self) -> LocalDaskTaskRunner:
+        url = flow_api_url()
+        if url and self.cluster_kwargs.get("processes", True):
+            env = {**self.cluster_kwargs.get("env", {}), "PREFECT_API_URL": url}
+            self.cluster_kwargs = {**self.cluster_kwargs, "env": env}
+        super().__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+
+def flow_api_url() -> str | None:
+    """The Prefect API this process talks to: the configured one, else its ephemeral server
+    (started here if the flow has not started it yet); None when there is neither."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        return str(configured)
+    if not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()  # a no-op when it runs already
+    return str(server.api_url)
