@@ -171,6 +171,18 @@ def verdict(gsd: float, rates: dict[str, float]) -> list[tuple[str, bool]]:
     return checks
 
 
+def param_value(item: str) -> tuple[str, Any]:
+    """NAME=VALUE as a DetectorParams field of the default's type (`bool("False")` is True, so
+    booleans are spelt out)."""
+    name, text = item.split("=", 1)
+    default = getattr(DetectorParams(), name)
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise SystemExit(f"--param {item}: {name} is true or false")
+        return name, text.lower() in ("true", "1", "yes")
+    return name, type(default)(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-kind", type=int, default=10, help="scenes per kind and GSD")
@@ -184,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a DetectorParams field (repeatable), to try a setting")
     args = parser.parse_args(argv)
-    params = DetectorParams(**{k: type(getattr(DetectorParams(), k))(v)
-                               for k, v in (item.split("=", 1) for item in args.param)})
+    params = DetectorParams(**dict(param_value(item) for item in args.param))
     console = Console(width=max(Console().width, 120))
     summary: list[str] = []
     everything: dict[str, Any] = {}
