@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
 from prefect_dask.task_runners import DaskTaskRunner
 
 from railwatch.settings import Settings, get_settings
+
+# Dask's statistical profiler reads every thread's stack (`sys._current_frames`) every 10 ms. On
+# CPython 3.11 that call can deadlock with the garbage collector (a `threading.local` freed while
+# the interpreter's thread list is locked; fixed in 3.12): it hung a test's in-process worker,
+# GIL held, for good. railwatch does not use the profile. The LocalCluster's workers inherit
+# this setting (the Nanny passes this process's Dask config on); set it on external workers too.
+dask.config.set({"distributed.worker.profile.enabled": False})
 
 
 def dask_task_runner(settings: Settings | None = None) -> Any:

@@ -92,6 +92,13 @@ def test_dask_runner_takes_an_address_or_a_cluster_class() -> None:
     assert local.cluster_kwargs["n_workers"] == 4 and local.cluster_kwargs["memory_limit"] == "2GB"
 
 
+def test_dask_workers_run_without_the_statistical_profiler() -> None:
+    """It samples every thread's stack every 10 ms, which can deadlock CPython 3.11's GC."""
+    import dask
+
+    assert dask.config.get("distributed.worker.profile.enabled") is False
+
+
 def test_cluster_kwargs_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAILWATCH_DASK_CLUSTER_CLASS", "dask.distributed.LocalCluster")
     monkeypatch.setenv("RAILWATCH_DASK_CLUSTER_KWARGS", '{"n_workers": 2, "processes": false}')
