@@ -12,6 +12,7 @@ environment); either way they are handed to GDAL as a rasterio `AWSSession`.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -73,8 +74,6 @@ class S3Config:
         Built once per configuration and credential environment, not per read: a boto3 session
         costs ≈ 30 ms, and on an instance role each new one asks the metadata service again.
         Changed AWS variables give a new session; temporary credentials refresh themselves."""
-        import os
-
         return dict(_gdal_options(self, tuple(os.environ.get(n) for n in _CREDENTIAL_VARIABLES)))
 
     @property
