@@ -199,7 +199,10 @@ def explained_mask(
             and sun_elevation_deg > 0:
         # the sun is known: where shadows fall is geometry (shadowgeom.py), and how dark a full
         # one is can be learnt from well-covered samples
-        reach_m = max(shadow_reach_m(sun_elevation_deg, p), p.neighbour_max_m)
+        # a shadow touches a sample before its centreline: the footprint's half-width and
+        # the shadow's blurred edge both extend the reach (cast_links computes the cover)
+        footprint = p.corridor_half_width_m + (0.5 + p.shadow_blur_px) * gsd_m
+        reach_m = max(shadow_reach_m(sun_elevation_deg, p) + footprint, p.neighbour_max_m)
         wide = links(scores, gsd_m, replace(p, neighbour_max_m=reach_m))
         found = cast_links(scores, wide, shadow.direction, sun_elevation_deg, gsd_m, p)
         full = full_shadow_darkening(scores, found, p)

@@ -176,6 +176,9 @@ class DetectorParams:
     # a full shadow's darkening: this percentile of the coverage-normalised darkening of shaded
     # samples (gaps between cars, lower cars and blur make the median a partial shadow)
     full_shadow_percentile: float = 80.0
+    # the optics and the profile's interpolation spread a shadow's edge this far (pixels) past
+    # its geometric edge: a full shadow on the next siding still darkens the one beyond a little
+    shadow_blur_px: float = 1.0
     car_min_height_m: float = 3.5  # most cars are 3.5-4.6 m tall (a gondola 2.9 m casts less)
     car_half_width_m: float = 1.6
     # a stretch is shadow-like when its samples are darker than the ballast by fractions within

@@ -31,11 +31,11 @@ def _quiet(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_coverage_follows_the_sun() -> None:
-    p = DetectorParams()
     n = 120
     scores = _yard([_quiet(n)[0]] * 3, [_quiet(n)[1]] * 3)
     wide = links(scores, GSD, DetectorParams(neighbour_max_m=16.0))
     south = np.array([0.0, 1.0])  # sun in the north (pixel rows grow southwards)
+    p = DetectorParams(shadow_blur_px=0.0)  # the geometric shadow, edges sharp
     low = cast_links(scores, wide, south, 20.0, GSD, p)
     by = {(k, c.link.other): c for k, found in low.items() for c in found}
     assert np.median(by[("t2", "t1")].low) > 0.9  # the next siding: fully shaded
@@ -45,6 +45,12 @@ def test_coverage_follows_the_sun() -> None:
     by_high = {(k, c.link.other): c for k, found in high.items() for c in found}
     assert ("t3", "t1") not in by_high  # a summer sun's shadow stops short of the second siding
     assert np.median(by_high[("t2", "t1")].high) < 0.5
+    # a blurred edge may cover more of a sample, never less, and never by the shortest car
+    blurred = cast_links(scores, wide, south, 65.0, GSD, DetectorParams(shadow_blur_px=1.0))
+    by_blur = {(k, c.link.other): c for k, found in blurred.items() for c in found}
+    assert np.all(by_blur[("t2", "t1")].high >= by_high[("t2", "t1")].high)
+    assert np.median(by_blur[("t2", "t1")].high) > np.median(by_high[("t2", "t1")].high)
+    assert np.array_equal(by_blur[("t2", "t1")].low, by_high[("t2", "t1")].low)
 
 
 def test_casting_looks_back_along_the_track() -> None:
@@ -81,3 +87,31 @@ def test_a_full_winter_shadow_is_not_counted_as_a_train() -> None:
     assert low["t2"][50:150].all() and low["t3"][50:150].all()  # its shadows are explained
     high = explained_mask(scores, inv, GSD, p, shadow, 65.0)
     assert high["t2"][50:150].mean() < 0.05  # a summer shadow cannot darken t2 that much: a car
+
+
+def test_the_blurred_edge_of_a_full_shadow_needs_no_car_of_its_own() -> None:
+    """A tall car's shadow at 40° covers the next siding (t2) and stops short of t3 by geometry,
+    but optics and the profile's interpolation spread its edge: t3 darkens a little too. That
+    darkening must not make t2 a car (whose shadow would explain it): it is the same shadow."""
+    n = 200
+    rng = np.random.default_rng(5)
+    shade = np.array([0.58, 0.64, 0.68, 0.72])
+    car = np.zeros((n, 4))
+    car[40:160] = [-500.0, -650.0, -250.0, -850.0]
+    full = np.zeros((n, 4))
+    full[40:160] = -0.45 * shade * BALLAST
+    edge = np.zeros((n, 4))
+    edge[40:160] = -0.1 * shade * BALLAST
+    # t4 beyond stays bright: a car on t3 would have to shade it, so t3 is no car either
+    diffs = [d + rng.normal(0, 8.0, (n, 4)) for d in (car, full, edge, np.zeros((n, 4)))]
+    z = [np.where(np.abs(d).sum(axis=1) > 300, 20.0, 0.0) for d in diffs]
+    scores = _yard(diffs, z)
+    inv = np.eye(4) / 30.0**2
+    sharp = DetectorParams(shadow_blur_px=0.0)
+    shadow = scene_shadow(scores, GSD, sharp, 0.0)
+    assert shadow is not None
+    # a shadow with a knife edge leaves t3's darkening to a caster on t2
+    assert explained_mask(scores, inv, GSD, sharp, shadow, 40.0)["t2"][50:150].mean() < 0.5
+    blurred = explained_mask(scores, inv, GSD, DetectorParams(), shadow, 40.0)
+    assert not blurred["t1"][40:160].any()  # the train stays
+    assert blurred["t2"][50:150].all()  # its shadow is explained, blurred edge and all
