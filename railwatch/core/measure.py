@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from railwatch.core.ambiguity import doubtful_cars, far_shadows
+from railwatch.core.cloudedge import cloud_edge_mask
 from railwatch.core.neighbours import explained_mask, scene_shadow, shadow_reach_m
 from railwatch.core.occupancy import runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
@@ -169,6 +170,8 @@ def measure_scene(
         }
     shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
     suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
+    veiled = cloud_edge_mask(scores, profiles, gsd_m, p)
+    suppressed = {k: m | veiled[k] if k in veiled else m for k, m in suppressed.items()}
     kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
     reach = None if sun_elevation_deg is None else shadow_reach_m(sun_elevation_deg, p)
     dropped = far_shadows(scores, kept, suppressed, gsd_m, p,

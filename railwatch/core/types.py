@@ -146,6 +146,10 @@ class DetectorParams:
     # profiles
     corridor_half_width_m: float = 0.75  # across-track averaging (cars are ~3 m wide)
     mask_buffer_px: int = 1  # extra masked pixels around invalid areas (cloud edges, haze)
+    # near masked samples (this far, along or across) a weak, even change is a cloud's veil or
+    # its shadow's penumbra, not a car (cloudedge.py): 0 turns the rule off
+    cloud_edge_m: float = 20.0
+    cloud_edge_max_change: float = 0.12  # weak: every band within this fraction
     # background model
     history_min_valid: int = 3  # valid samples a position needs in the history median
     # scoring
