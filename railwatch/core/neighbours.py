@@ -224,8 +224,9 @@ def explained_mask(
         changed = False
         # with shadows placed by geometry, a neighbour that must be a car also needs its own
         # shadow on ITS anti-sun side: that missing shadow is part of what "a car there" costs
-        car_cost = {k: ctx.lam + _missing_shadow_cost(ctx, partners, occupied, closed, k)
-                    for k in scores} if cast is not None else None
+        car_cost = {k: ctx.lam + _missing_shadow_cost(ctx, partners, occupied, closed, k, rows)
+                    for k, rows in _asked_rows(partners, evidence).items()
+                    } if cast is not None else None
         for k in order:
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
@@ -263,19 +264,37 @@ def explained_mask(
     return {k: evidence[k] & ~occupied[k] for k in scores}
 
 
+def _asked_rows(partners: Mapping[str, list[Link]], evidence: Mapping[str, BoolArray]
+                ) -> dict[str, BoolArray]:
+    """Per track, the samples whose cost as a car a sweep may ask for: those beside another
+    track's evidence (the cost of each sample is independent of the others')."""
+    asked = {k: np.zeros(e.shape, dtype=bool) for k, e in evidence.items()}
+    for k, found in partners.items():
+        for link in found:
+            asked[link.other][link.j[evidence[k] & link.near]] = True
+    return asked
+
+
 def _missing_shadow_cost(ctx: _Context, partners: Mapping[str, list[Link]],
                          occupied: Mapping[str, BoolArray], closed: Mapping[str, BoolArray],
-                         n: str) -> Floats:
-    """Per sample of track n: how much more the empty samples of the tracks it shades would
-    cost if a car stood there (a shadow it casts must show), over their cost without it."""
+                         n: str, asked: BoolArray) -> Floats:
+    """Per sample of track n (of those `asked`, 0 elsewhere): how much more the empty samples
+    of the tracks it shades would cost if a car stood there (a shadow it casts must show), over
+    their cost without it."""
     pen = np.zeros(ctx.scores[n].z.shape[0])
+    parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]] = []
+    which = []
     for link in partners[n]:
-        rows = np.flatnonzero(link.near & ~occupied[link.other][link.j])
+        rows = np.flatnonzero(asked & link.near & ~occupied[link.other][link.j])
         if rows.size == 0:
             continue
         jr = link.j[rows]
         hypothesis = np.arange(2 * rows.size) >= rows.size
-        cost = ctx.empty_costs([(link.other, np.concatenate([jr, jr]), (n, hypothesis))], closed)[0]
+        parts.append((link.other, np.concatenate([jr, jr]), (n, hypothesis)))
+        which.append(rows)
+    if not parts:
+        return pen
+    for rows, cost in zip(which, ctx.empty_costs(parts, closed), strict=True):  # one fit for all
         pen[rows] += np.maximum(cost[rows.size:] - cost[: rows.size], 0.0)
     return pen
 

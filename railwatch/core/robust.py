@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 MAD_TO_SIGMA = 1.4826
 
@@ -117,11 +118,12 @@ def trimmed_linear_fit(
 
 @functools.lru_cache(maxsize=32)
 def _mcd_consistency(keep_quantile: float, bands: int) -> float:
-    """Variance of a chi2_B variable truncated at its `keep_quantile`, relative to untruncated."""
-    from scipy.stats import chi2
+    """Variance of a chi2_B variable truncated at its `keep_quantile`, relative to untruncated.
 
-    cut = float(chi2.ppf(keep_quantile, bands))
-    return keep_quantile / float(chi2.cdf(cut, bands + 2))
+    chi2(k)'s CDF is the regularised lower incomplete gamma P(k/2, x/2): scipy.special gives it
+    without importing scipy.stats (≈ 2.5 s, once in every worker process)."""
+    cut = 2.0 * float(special.gammaincinv(bands / 2.0, keep_quantile))  # chi2.ppf
+    return keep_quantile / float(special.gammainc((bands + 2) / 2.0, cut / 2.0))  # chi2.cdf
 
 
 def robust_covariance(

@@ -76,9 +76,10 @@ def _close_pairs(positions: list[Floats], reach: float, stride: int = 16) -> Boo
     return np.asarray(per_pair <= slack, dtype=bool)
 
 
-_Geometry = list[tuple[str, str, Ints, BoolArray, Floats]]  # (track, other, j, within, unit)
+_Geometry = list[tuple[str, str, Ints, Floats, Floats]]  # (track, other, j, distance, unit)
 _GEOMETRY_CACHE: OrderedDict[bytes, _Geometry] = OrderedDict()
 _GEOMETRY_CACHE_SIZE = 8
+GEOMETRY_REACH_M = 24.0  # beyond the longest shadow reach and the cloud-edge distance
 _GEOMETRY_LOCK = threading.Lock()  # Dask/Prefect may run scenes in threads
 
 
@@ -108,14 +109,13 @@ def _pair_geometry(positions: Mapping[str, Floats], reach: float) -> _Geometry:
             if nearest is None:
                 continue
             dist, j = nearest
-            within = dist <= reach
-            if not within.any():
+            if not np.any(dist <= reach):
                 continue
             vec = positions[other][j] - positions[k]
             unit = vec / np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)[:, None]
-            for arr in (j, within, unit):
+            for arr in (j, dist, unit):
                 arr.flags.writeable = False  # shared by every scene of the AOI
-            out.append((k, other, j, within, unit))
+            out.append((k, other, j, dist, unit))
     with _GEOMETRY_LOCK:
         _GEOMETRY_CACHE[key] = out
         while len(_GEOMETRY_CACHE) > _GEOMETRY_CACHE_SIZE:
@@ -130,8 +130,12 @@ def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams
     if len(have) < 2:
         return out
     reach = params.neighbour_max_m / gsd_m
-    for k, other, j, within, unit in _pair_geometry({k: s.positions for k, s in have.items()}, reach):
-        near = within & have[k].usable & have[other].usable[j]
+    # one geometry per AOI serves every reach up to GEOMETRY_REACH_M (the shadow reach follows
+    # the sun's elevation, so it differs from scene to scene)
+    computed = max(reach, GEOMETRY_REACH_M / gsd_m)
+    for k, other, j, dist, unit in _pair_geometry({k: s.positions for k, s in have.items()},
+                                                  computed):
+        near = (dist <= reach) & have[k].usable & have[other].usable[j]
         if near.any():
             out[k].append(Link(other, j, near, unit))
     return out

@@ -23,3 +23,15 @@ def test_stack_median_equals_numpys_nanmedian(dates: int) -> None:
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(stack).all(axis=0))  # NaN: never seen
+
+
+def test_mcd_consistency_is_the_truncated_chi2_variance_ratio() -> None:
+    """Computed with scipy.special (no scipy.stats import in the workers): same as chi2's."""
+    from scipy.stats import chi2
+
+    from railwatch.core.robust import _mcd_consistency
+
+    for q in (0.3, 0.5, 0.75):
+        for bands in (3, 4):
+            expected = q / chi2.cdf(chi2.ppf(q, bands), bands + 2)
+            assert abs(_mcd_consistency(q, bands) - expected) < 1e-12
