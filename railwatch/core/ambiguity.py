@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
 
-from railwatch.core.occupancy import TrackScore
+from railwatch.core.occupancy import TrackScore, runs
 from railwatch.core.types import BoolArray, DetectorParams
 
 Floats = npt.NDArray[np.float64]
@@ -135,3 +135,24 @@ def doubtful_cars(
             if beside >= 0.5 and _shadow_like(score, sel, p):
                 doubtful[k] += _cars([seg], car_pitch_m, p)
     return doubtful
+
+
+def shadowed_cars(
+    scores: Mapping[str, TrackScore],
+    explained: Mapping[str, BoolArray],
+    car_pitch_m: float,
+    params: DetectorParams,
+) -> dict[str, float]:
+    """Cars per track that may stand where the neighbour model read a shadow or a leak: strong
+    evidence (z ≥ `high_z`) explained away, in stretches of at least `min_segment_car_fraction`
+    of a car. The other reading of `doubtful_cars`: a dark train in a loaded neighbour's shadow
+    looks just like the shadow, so the interval's high end keeps them."""
+    p = params
+    out: dict[str, float] = {}
+    for k, score in scores.items():
+        strong = explained.get(k, np.zeros(score.z.shape, dtype=bool)) & (score.z >= p.high_z)
+        metres = [(b - a) * score.step_m for a, b in runs(strong)]
+        shortest = p.min_segment_car_fraction * car_pitch_m
+        out[k] = sum(m for m in metres if m >= shortest) / car_pitch_m
+    return out
+

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from railwatch.core.ambiguity import doubtful_cars, far_shadows
+from railwatch.core.ambiguity import doubtful_cars, far_shadows, shadowed_cars
 from railwatch.core.cloudedge import cloud_edge_mask
 from railwatch.core.neighbours import explained_mask, scene_shadow, shadow_reach_m
 from railwatch.core.occupancy import runs, score_tracks, segments
@@ -170,6 +170,7 @@ def measure_scene(
         }
     shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
     suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
+    shadowed = shadowed_cars(scores, suppressed, car_pitch_m, p)
     veiled = cloud_edge_mask(scores, profiles, gsd_m, p)
     suppressed = {k: m | veiled[k] if k in veiled else m for k, m in suppressed.items()}
     kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
@@ -195,6 +196,7 @@ def measure_scene(
             segs = union(segs, chained, p.coupler_gap_m)
         n, var = _count(segs, car_pitch_m, gsd_m, p)
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m, p.hidden_occupancy)
+        hidden += p.shadow_may_hide * shadowed.get(k, 0.0)
         cars, low, high = _interval(n, var, hidden, p, doubtful.get(k, 0.0))
         if gaps is not None and k in gaps:
             # the range also allows for the occupancy's own errors (the length-based one)

@@ -39,3 +39,21 @@ def test_a_low_sun_reaches_past_the_next_siding() -> None:
     assert shadow_reach_m(None, p) == p.neighbour_max_m  # unknown: the next siding only
     assert shadow_reach_m(60.0, p) < 5.3  # summer noon: not even the next siding's centre
     assert 10.6 < shadow_reach_m(25.0, p) <= p.shadow_reach_max_m  # winter: the second siding
+
+
+def test_a_stretch_read_as_a_shadow_may_still_be_a_train() -> None:
+    """The other reading: strong evidence the neighbour model explained away (a dark train in a
+    loaded neighbour's shadow looks like the shadow) widens the count's high end."""
+    from railwatch.core.ambiguity import shadowed_cars
+
+    n = 200
+    scores = {"t1": _track("t1", 0.0, np.zeros((n, 4))), "t2": _track("t2", 1.8, np.zeros((n, 4)))}
+    explained = {"t1": np.zeros(n, dtype=bool), "t2": np.zeros(n, dtype=bool)}
+    explained["t2"][20:165] = True  # 145 m: ten cars' worth
+    explained["t2"][180:185] = True  # 5 m: less than half a car, a leak's fringe
+    out = shadowed_cars(scores, explained, 14.5, DetectorParams())
+    assert out["t1"] == 0.0
+    assert abs(out["t2"] - 10.0) < 1e-9
+    weak = {k: TrackScore(s.track_id, s.step_m, s.usable, s.diff, np.full(n, 3.0), s.positions,
+                          s.background) for k, s in scores.items()}
+    assert shadowed_cars(weak, explained, 14.5, DetectorParams())["t2"] == 0.0  # weak: no train
