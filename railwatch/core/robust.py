@@ -179,3 +179,47 @@ def chi_to_z(m2: npt.NDArray[Any], dof: int) -> Floats:
         ((m2 / k) ** (1.0 / 3.0) - (1.0 - 2.0 / (9.0 * k))) / np.sqrt(2.0 / (9.0 * k)),
         dtype=np.float64,
     )
+
+
+def box_fit(
+    y: Floats, a: Floats, lo: Floats, hi: Floats, ridge: tuple[float, float] = (0.0, 0.0)
+) -> Floats:
+    """argmin |y - a c|² + Σ ridge_i c_i² over lo <= c <= hi per row (n, 2); y (n, B),
+    a (n, B, 2), lo/hi (n, 2).
+
+    A convex quadratic on a box is minimised inside it or on an edge, so the unconstrained
+    solution and the four edge solutions cover every case (zero columns give c = 0). With
+    g = a'a + diag(ridge) and h = a'y the cost is |y|² - 2 c'h + c'g c, evaluated in closed form.
+    """
+    g00 = np.einsum("nb,nb->n", a[:, :, 0], a[:, :, 0]) + ridge[0]
+    g11 = np.einsum("nb,nb->n", a[:, :, 1], a[:, :, 1]) + ridge[1]
+    g01 = np.einsum("nb,nb->n", a[:, :, 0], a[:, :, 1])
+    h0 = np.einsum("nb,nb->n", a[:, :, 0], y)
+    h1 = np.einsum("nb,nb->n", a[:, :, 1], y)
+    det = g00 * g11 - g01 * g01
+    with np.errstate(divide="ignore", invalid="ignore"):
+        solvable = det > 1e-12 * np.maximum(g00 * g11, 1e-300)
+        # singular: at most one column carries anything (pinv's answer: the other is 0)
+        only0 = np.where(g00 > 0, h0 / g00, 0.0)
+        only1 = np.where((g00 <= 0) & (g11 > 0), h1 / g11, 0.0)
+        free0 = np.where(solvable, (g11 * h0 - g01 * h1) / det, only0)
+        free1 = np.where(solvable, (g00 * h1 - g01 * h0) / det, only1)
+    inside = (free0 >= lo[:, 0]) & (free0 <= hi[:, 0]) & (free1 >= lo[:, 1]) & (free1 <= hi[:, 1])
+    c0s, c1s = [free0], [free1]
+    for bound in (lo[:, 0], hi[:, 0]):  # c0 on an edge, c1 best given it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best = np.where(g11 > 0, (h1 - g01 * bound) / g11, 0.0)
+        c0s.append(bound)
+        c1s.append(np.clip(best, lo[:, 1], hi[:, 1]))
+    for bound in (lo[:, 1], hi[:, 1]):  # c1 on an edge, c0 best given it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best = np.where(g00 > 0, (h0 - g01 * bound) / g00, 0.0)
+        c0s.append(np.clip(best, lo[:, 0], hi[:, 0]))
+        c1s.append(bound)
+    c0 = np.stack(c0s)
+    c1 = np.stack(c1s)
+    cost = -2.0 * (c0 * h0 + c1 * h1) + c0 * c0 * g00 + 2.0 * c0 * c1 * g01 + c1 * c1 * g11
+    cost[0] = np.where(inside, cost[0], np.inf)
+    best_i = np.argmin(cost, axis=0)
+    cols = np.arange(y.shape[0])
+    return np.column_stack([c0[best_i, cols], c1[best_i, cols]])
