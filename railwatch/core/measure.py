@@ -161,13 +161,14 @@ def measure_scene(
         # where it stands out from the yard's typical ballast, evidence must also stand out
         # from the scene's own ballast. Elsewhere the background is plain ballast and is
         # trusted (a fully loaded track has no ballast of its own to compare with).
-        own, _ = score_tracks(profiles, background_from_scene(profiles, p), p)
         suspect, _ = score_tracks(background, _typical_ballast(background), p)
-        scores = {
-            k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))
-            if k in own and k in suspect else s
-            for k, s in scores.items()
-        }
+        if any(bool(np.any(s.z >= p.low_z)) for s in suspect.values()):  # else nothing to check
+            own, _ = score_tracks(profiles, background_from_scene(profiles, p), p)
+            scores = {
+                k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))
+                if k in own and k in suspect else s
+                for k, s in scores.items()
+            }
     shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
     suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
     shadowed = shadowed_cars(scores, suppressed, car_pitch_m, p)

@@ -177,13 +177,13 @@ def explained_mask(
         occupied = {k: e.copy() for k, e in evidence.items()}
         order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
     closed = {k: ctx.closed(k, occupied[k]) for k in scores}
+    asked = _asked_rows(partners, evidence) if cast is not None else None
     for _ in range(p.neighbour_iterations):
         changed = False
         # with shadows placed by geometry, a neighbour that must be a car also needs its own
         # shadow on ITS anti-sun side: that missing shadow is part of what "a car there" costs
         car_cost = {k: ctx.lam + _missing_shadow_cost(ctx, partners, occupied, closed, k, rows)
-                    for k, rows in _asked_rows(partners, evidence).items()
-                    } if cast is not None else None
+                    for k, rows in asked.items()} if asked is not None else None
         for k in order:
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
