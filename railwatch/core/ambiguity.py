@@ -38,10 +38,11 @@ def _samples(segs: Segments, step: float, n: int) -> BoolArray:
 def _shadow_like(score: TrackScore, sel: BoolArray, p: DetectorParams) -> bool:
     """Most samples darker than the background by nearly the same fraction in every band (a
     shadow scales the ballast's spectrum; a roof, even a grey one, changes its shape)."""
-    sel = sel & score.usable & np.all(score.background > 0, axis=1)
+    change, ok = score.relative_change()
+    sel = sel & ok
     if not sel.any():
         return False
-    frac = -score.diff[sel] / score.background[sel]
+    frac = -change[sel]
     low, high = frac.min(axis=1), frac.max(axis=1)
     like = (low > 0.05) & (high < p.shadow_like_band_ratio * low)
     return float(like.mean()) >= 0.7
@@ -148,11 +149,11 @@ def shadowed_cars(
     of a car. The other reading of `doubtful_cars`: a dark train in a loaded neighbour's shadow
     looks just like the shadow, so the interval's high end keeps them."""
     p = params
+    shortest = p.min_segment_car_fraction * car_pitch_m
     out: dict[str, float] = {}
     for k, score in scores.items():
         strong = explained.get(k, np.zeros(score.z.shape, dtype=bool)) & (score.z >= p.high_z)
         metres = [(b - a) * score.step_m for a, b in runs(strong)]
-        shortest = p.min_segment_car_fraction * car_pitch_m
         out[k] = sum(m for m in metres if m >= shortest) / car_pitch_m
     return out
 

@@ -39,29 +39,18 @@ def near_masked(
     for k, s in scores.items():
         width = 2 * max(round(p.cloud_edge_m / s.step_m), 1) + 1
         out[k] = np.asarray(ndimage.maximum_filter1d(masked[k], width, mode="constant"), dtype=bool)
-    across = links(
-        {k: _all_usable(s) for k, s in scores.items()}, gsd_m,
-        DetectorParams(neighbour_max_m=p.cloud_edge_m),
-    )
+    across = links(scores, gsd_m, replace(p, neighbour_max_m=p.cloud_edge_m), usable_only=False)
     for k, found in across.items():
         for link in found:
             out[k] |= link.near & masked[link.other][link.j]
     return out
 
 
-def _all_usable(score: TrackScore) -> TrackScore:
-    """The score with every sample usable (to link positions whatever is masked)."""
-    return replace(score, usable=np.ones_like(score.usable))
-
-
 def veil_like(score: TrackScore, params: DetectorParams) -> BoolArray:
     """Samples whose change from the background is weak (every band within
     `cloud_edge_max_change` of its background) and even: one sign in every band, fractions
     within `shadow_max_band_ratio` of each other."""
-    bg = score.background
-    ok = score.usable & np.all(bg > 0, axis=1)
-    frac = np.zeros_like(score.diff)
-    frac[ok] = score.diff[ok] / bg[ok]
+    frac, ok = score.relative_change()
     size = np.abs(frac)
     same_sign = np.all(frac > 0, axis=1) | np.all(frac < 0, axis=1)
     even = size.max(axis=1) <= params.shadow_max_band_ratio * np.maximum(size.min(axis=1), 1e-6)

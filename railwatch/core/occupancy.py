@@ -35,6 +35,14 @@ class TrackScore:
     positions: Floats  # (S, 2) col/row, may be empty
     background: Floats  # (S, B) background spectra, 0 where not usable
 
+    def relative_change(self) -> tuple[Floats, BoolArray]:
+        """(diff / background per band, 0 where undefined; where it is defined: usable and a
+        positive background in every band): a shadow or a veil scales every band alike."""
+        ok = self.usable & np.all(self.background > 0, axis=1)
+        frac = np.zeros_like(self.diff)
+        frac[ok] = self.diff[ok] / self.background[ok]
+        return frac, ok
+
 
 def _smooth(diff: Floats, usable: BoolArray, width: int) -> Floats:
     """Boxcar along the track that never mixes in unusable samples (normalised convolution)."""

@@ -31,7 +31,7 @@ class Link:
 
     other: str
     j: Ints  # (S,) nearest sample index on `other`
-    near: BoolArray  # (S,) within reach and usable on both
+    near: BoolArray  # (S,) within reach (and usable on both, as `links` asks by default)
     unit: Floats  # (S, 2) unit vector owner sample -> other sample (pixel axes)
 
 
@@ -123,8 +123,10 @@ def _pair_geometry(positions: Mapping[str, Floats], reach: float) -> _Geometry:
     return out
 
 
-def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams) -> dict[str, list[Link]]:
-    """Neighbouring-track samples within `neighbour_max_m` of each track's samples."""
+def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams,
+          usable_only: bool = True) -> dict[str, list[Link]]:
+    """Neighbouring-track samples within `neighbour_max_m` of each track's samples (`near`:
+    and usable on both, unless `usable_only` is False: the geometry alone)."""
     have = {k: s for k, s in scores.items() if s.positions.shape[0] == s.z.shape[0] > 0}
     out: dict[str, list[Link]] = {k: [] for k in scores}
     if len(have) < 2:
@@ -135,7 +137,9 @@ def links(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams
     computed = max(reach, GEOMETRY_REACH_M / gsd_m)
     for k, other, j, dist, unit in _pair_geometry({k: s.positions for k, s in have.items()},
                                                   computed):
-        near = (dist <= reach) & have[k].usable & have[other].usable[j]
+        near = dist <= reach
+        if usable_only:
+            near = near & have[k].usable & have[other].usable[j]
         if near.any():
             out[k].append(Link(other, j, near, unit))
     return out
