@@ -13,6 +13,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rio_cogeo.cogeo import cog_validate
 
+from railwatch.adapters import raster
 from railwatch.adapters.raster import (
     OVERVIEW_MIN_PX,
     decode_raster,
@@ -111,6 +112,46 @@ def test_a_grid_of_the_scenes_own_pixels_is_read_without_a_warp_and_the_same_as_
     np.testing.assert_array_equal(fast, warped)
     np.testing.assert_array_equal(fast_has, warped_has)
     assert 0 < fast_has.mean() < 1
+
+
+@pytest.mark.parametrize("resampling", [Resampling.bilinear, Resampling.nearest])
+@pytest.mark.parametrize("nodata", [0, None])
+@pytest.mark.parametrize("shift_px", [(10.3, 10.6), (4.25, 13.75), (10.5, 10.0)])
+def test_a_scene_moved_by_a_fraction_of_a_pixel_reads_as_the_warper_does(
+        make_tiff: MakeTiff, grid: AOIGrid, shift_px: tuple[float, float], nodata: int | None,
+        resampling: Resampling, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same CRS and pixel size, corners off by a fraction: the sub-pixel window read gives the
+    warper's values (GDAL rounds the same sums: ±1) and its data mask, less only the grid
+    pixels whose kernel touches a hole in the scene."""
+    rng = np.random.default_rng(11)
+    data = rng.integers(1, 4000, (4, grid.height + 20, grid.width + 20)).astype("uint16")
+    data[:, 30:40, 50:90] = 0  # a hole (nodata when 0 is nodata)
+    path = make_tiff("moved.tif", data, grid.transform @ Affine.translation(-shift_px[0], -shift_px[1]),
+                     nodata=nodata)
+    with rasterio.open(path) as src:
+        assert grid_offset(src, grid) is None
+        warped, warped_has = read_warped(src, [1, 2, 3, 4], grid, resampling)
+    monkeypatch.setattr(raster, "read_warped", no_warp)
+    fast, fast_has = read_on_grid(str(path), grid, None, resampling)
+    assert fast.dtype == warped.dtype and fast.shape == warped.shape
+    both = warped_has & fast_has
+    assert np.abs(fast.astype(int) - warped.astype(int))[:, both].max() <= 1
+    assert (fast_has <= warped_has).all()
+    rim = 2 * (10 + 40) + 4  # the pixels around the 10 × 40 hole
+    assert (warped_has & ~fast_has).sum() <= (rim if nodata == 0 and resampling == Resampling.bilinear else 0)
+    assert (fast[:, ~fast_has] == 0).all()
+
+
+def no_warp(*args: object) -> None:
+    raise AssertionError("the warper was used")
+
+
+def test_a_grid_past_the_edge_of_a_moved_scene_is_warped(make_tiff: MakeTiff, grid: AOIGrid) -> None:
+    data = np.full((4, grid.height, grid.width), 1000, dtype="uint16")
+    path = make_tiff("edge.tif", data, grid.transform @ Affine.translation(30.2, 0.4))
+    image, has_data = read_on_grid(str(path), grid)
+    assert 0.9 < has_data.mean() < 1 and (image[:, has_data] == 1000).all()
+    assert not has_data[:, :30].any()
 
 
 def test_a_scene_off_the_grids_pixels_is_warped(make_tiff: MakeTiff, grid: AOIGrid) -> None:
