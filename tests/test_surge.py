@@ -69,13 +69,27 @@ def test_an_onset_that_misses_the_ratio_does_not_hide_the_rest_of_the_surge() ->
 
 
 def test_an_onset_that_misses_the_z_test_does_not_raise_the_bar() -> None:
-    """A quiet yard with an empty day (wide spread): the first loaded day is 1.55× the known
-    maximum but only 2.9 robust sigmas up. It is not flagged, but it must not become the maximum
-    that the next, fuller days are compared with."""
-    counts = [18, 20, 14, 14, 20, 2, 17, 16, 14, 7, 8, 31, 40, 42, 75]
+    """A quiet yard whose busy days reach 20 (a wide spread upwards): the first loaded day is
+    1.55× the known maximum but only 2.7 robust sigmas up. It is not flagged, but it must not
+    become the maximum that the next, fuller days are compared with."""
+    counts = [20, 10, 19, 11, 20, 15, 19, 10, 20, 11, 15, 31, 40, 42, 75]
     flags = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20,
                         params=SurgeParams(ratio_threshold=1.3))
     assert not any(f.surge for f in flags[:11])
     assert flags[11].robust_z is not None and flags[11].robust_z < 3.0 and not flags[11].surge
     assert all(f.surge for f in flags[12:])
     assert flags[14].ratio is not None and abs(flags[14].ratio - 75 / 20) < 1e-9
+
+
+def test_days_when_the_yard_empties_do_not_hide_a_surge() -> None:
+    """The demo yard's quiet weeks hold empty days (2, 5, 8 cars): a surge is measured against
+    how far quiet days stray above the baseline, so the first loaded day (31 cars, 1.55× the
+    known maximum) is 4.5 sigmas up; with the two-sided MAD it was 2.8 and missed."""
+    quiet = [17, 17, 7, 15, 14, 20, 2, 20, 15, 14, 5, 8]
+    counts = [*quiet, 31, 31, 35, 64]
+    flags = flag_surges(series(counts), counts, [1.0] * len(counts), history_max=20,
+                        params=SurgeParams(ratio_threshold=1.3))
+    assert not any(f.surge for f in flags[: len(quiet)])
+    first = flags[len(quiet)]
+    assert first.surge and first.robust_z is not None and first.robust_z > 4.0
+    assert first.spread is not None and abs(first.spread - 1.4826 * 2.5) < 1e-9

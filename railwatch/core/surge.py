@@ -65,7 +65,12 @@ def flag_surges(
         ratio = counts[i] / peak if peak else None
         z = spread = None
         if baseline is not None:
-            mad = float(np.median(np.abs(counts[recent] - baseline)))
+            # a surge goes up: its unit is how far quiet days stray ABOVE the baseline (the
+            # median of those deviations, which is the MAD of a symmetric series). Days when
+            # the yard emptied are not noise that may hide a surge: with the plain MAD, the
+            # demo yard's empty days moved the first loaded day's z across 3 with one car.
+            above = counts[recent][counts[recent] >= baseline] - baseline
+            mad = float(np.median(above))
             spread = max(1.4826 * mad, p.mad_floor_cars)
             z = (counts[i] - baseline) / spread
         enough = recent.size >= p.min_history or history_max is not None
