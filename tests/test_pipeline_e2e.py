@@ -83,9 +83,10 @@ def test_counts_follow_truth_and_surge_is_flagged(first_run: subprocess.Complete
     assert empty["cars"] <= 5 and not empty["surge"]
     assert 62 <= peak["cars"] <= 84 and peak["surge"]  # 73 cars ± 15 %
     assert peak["surge_ratio"] > 2.0
-    # the yard loads on 09-22 (34 cars, 1.7× the known maximum): flagged on that day or the
-    # next (on the first day the robust z is near its threshold of 3: the quiet series spreads)
-    assert by_date["2023-09-22"]["surge"] or by_date["2023-09-23"]["surge"]
+    # the yard loads on 09-22 (34 cars, 1.7× the known maximum): flagged that day (robust z 4.5
+    # against how far the quiet days stray above their median; the days the yard emptied do not
+    # widen it: with the two-sided MAD one car on a quiet day moved this z across 3)
+    assert by_date["2023-09-22"]["surge"]
     assert not any(r["surge"] for d, r in by_date.items() if d < "2023-09-22")
     for r in rows:  # clouds never become cars, and cloudy scenes say so
         t = truth[r["scene_id"]]["total"]
@@ -150,7 +151,7 @@ def test_surge_is_delivered_once_with_quicklooks_and_report(
     """Runs after the reruns above: they added no alert and delivered nothing twice."""
     bodies = receiver.handled_bodies
     assert bodies and bodies[0]["event"] == "railwatch.surge.opened"
-    assert bodies[0]["date"] in ("2023-09-22", "2023-09-23") and bodies[0]["aoi"]["id"] == "tumangang"
+    assert bodies[0]["date"] == "2023-09-22" and bodies[0]["aoi"]["id"] == "tumangang"
     keys = [b["idempotency_key"] for b in bodies]
     assert len(keys) == len(set(keys)) == len(stored(home, "alert_transitions", "at"))
     peak = max(bodies, key=lambda b: b["scene"]["cars"])
