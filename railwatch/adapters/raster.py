@@ -108,8 +108,7 @@ def read_on_grid(
             if offset is not None:  # the grid is a window of the scene's own pixels: no warp
                 return read_window(src, indexes, offset, grid)
             shift = grid_shift(src, grid)
-            if shift is not None and resampling in (Resampling.bilinear, Resampling.nearest):
-                # the scene's pixels moved by a fraction of one: no warp either
+            if shift is not None:  # the scene's pixels moved by a fraction of one: no warp either
                 return read_shifted(src, indexes, shift, grid, resampling)
             return read_warped(src, indexes, grid, resampling)
     except RasterioError as exc:
@@ -169,22 +168,19 @@ def read_shifted(src: Any, indexes: list[int], shift: tuple[float, float], grid:
     a sub-pixel window read, resampled by GDAL's RasterIO (3× faster than the warper on a 3 m
     clip, the same values). A grid pixel is data only where every scene pixel its kernel
     touches is (the warper would fill a pixel beside a hole from the rest of its kernel); a
-    grid reaching past the scene's edge is left to the warper."""
+    grid reaching past the scene's edge, or another kernel, is left to the warper."""
     col, row = shift
     c0, r0 = math.floor(col), math.floor(row)
     # the scene pixels under the grid's kernels: one more beyond the far edge
     c1, r1 = c0 + grid.width + 1, r0 + grid.height + 1
-    if c0 < 0 or r0 < 0 or c1 > src.width or r1 > src.height:
+    outside = c0 < 0 or r0 < 0 or c1 > src.width or r1 > src.height
+    if outside or resampling not in (Resampling.bilinear, Resampling.nearest):
         return read_warped(src, indexes, grid, resampling)
     out_shape = (len(indexes), grid.height, grid.width)
     data = src.read(indexes, window=Window(col, row, grid.width, grid.height),
                     out_shape=out_shape, resampling=resampling)
-    whole = Window(c0, r0, c1 - c0, r1 - r0)
-    nodata = src.nodata
-    if nodata is None:  # the scene's own mask (alpha, internal mask), else every pixel
-        source_has = src.dataset_mask(window=whole) > 0
-    else:
-        source_has = ~np.all(src.read(indexes, window=whole) == nodata, axis=0)
+    # GDAL's dataset mask: alpha, internal mask, or "not nodata in some band" (read_window's rule)
+    source_has = src.dataset_mask(window=Window(c0, r0, c1 - c0, r1 - r0)) > 0
     fx, fy = col - c0, row - r0
     if resampling == Resampling.nearest:  # the one scene pixel under the grid pixel's centre
         kernel = [(int(fy >= 0.5), int(fx >= 0.5))]
@@ -192,7 +188,7 @@ def read_shifted(src: Any, indexes: list[int], shift: tuple[float, float], grid:
         kernel = [(dr, dc) for dr in (0, 1) for dc in (0, 1) if (dr == 0 or fy > 0) and (dc == 0 or fx > 0)]
     has_data = np.logical_and.reduce(
         [source_has[dr : dr + grid.height, dc : dc + grid.width] for dr, dc in kernel])
-    data[:, ~has_data] = nodata if nodata is not None else 0
+    data[:, ~has_data] = src.nodata if src.nodata is not None else 0
     return data, has_data
 
 
