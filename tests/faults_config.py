@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.fault_lab import Case, Lab
-from tests.faultkit import AOI_ID, REPO, FaultRow, Outcome, World, judge
+from tests.faultkit import AOI_DIR, AOI_ID, FaultRow, Outcome, World, judge
 
 Doc = dict[str, Any]
 
@@ -88,7 +88,7 @@ def invalid_aoi_files(lab: Lab, layer: str, fault: str) -> FaultRow:
     """Each invalid case in turn replaces the AOI file; then the good file comes back."""
     world = lab.world(fault)
     folder = world.home / "aois"
-    shutil.copytree(REPO / "aois", folder)
+    shutil.copytree(AOI_DIR, folder)
     world.settings["RAILWATCH_AOI_DIR"] = str(folder)
     path = folder / f"{AOI_ID}.geojson"
     good = path.read_text()
