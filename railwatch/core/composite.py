@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from railwatch.core.radiometry import apply_radiometry, fit_radiometry
-from railwatch.core.registration import align_to_reference
+from railwatch.core.registration import estimate_alignment, shift_image
 from railwatch.core.robust import nanmedian_of_stack
 from railwatch.core.types import Alignment, BoolArray, DetectorParams
 
@@ -60,12 +60,20 @@ def build_composite(
         start.append(apply_radiometry(im, gains, offsets))
     composite, valid = _median(start, vals, min_samples)
     alignments = [Alignment.identity(shape[0]) for _ in imgs]
+    usable = [v & np.isfinite(im).all(axis=0) for im, v in zip(imgs, vals, strict=True)]
+    # the shift estimate moves in steps of a twentieth of a pixel and often repeats from one
+    # iteration to the next: an image already moved by that shift is not moved again
+    moved: list[tuple[tuple[float, float], tuple[npt.NDArray[np.float32], BoolArray]] | None]
+    moved = [None] * len(imgs)
     for _ in range(p.composite_iterations):
         aligned, aligned_valid, alignments = [], [], []
-        for im, v in zip(imgs, vals, strict=True):
-            a_img, a_val, al = align_to_reference(im, v, composite, valid, max_shift_px, p)
-            aligned.append(a_img)
-            aligned_valid.append(a_val)
+        for i, (im, v) in enumerate(zip(imgs, usable, strict=True)):
+            al = estimate_alignment(im, v, composite, valid, max_shift_px, p)
+            done = moved[i]
+            if done is None or done[0] != al.shift_px:
+                done = moved[i] = (al.shift_px, shift_image(im, v, *al.shift_px))
+            aligned.append(apply_radiometry(done[1][0], al.gains, al.offsets))
+            aligned_valid.append(done[1][1])
             alignments.append(al)
         composite, valid = _median(aligned, aligned_valid, min_samples)
     return composite, valid, alignments
