@@ -160,6 +160,8 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     clips = by_aoi(clip_pairs, ClipRef)
     for clip in (c for cs in clips.values() for c in cs):
         db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)
+    worked(summary, "clip", [c for cs in clips.values() for c in cs])
+    started = timed(summary, "clip", started)
     # one writer per AOI: its clips' STAC collection, its reference
     once = {a: [a] for a in clips}
     gather("reference", submit(run, "index-clips", once, lambda a, _: (aois[a], grids[a], url),
@@ -167,8 +169,7 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     references = dict(gather("reference", submit(
         run, "build-reference", once, lambda a, _: (aois[a], grids[a], db.clipped_scenes(a), url),
         per_worker=1), run, summary))
-    worked(summary, "clip", [c for cs in clips.values() for c in cs])
-    started = timed(summary, "clip", started)
+    started = timed(summary, "reference", started)  # built until an AOI has its first clear scenes
 
     to_measure = {a: measure_list(a, clips[a], references[a], db) for a in clips if references[a] != "none"}
     measured = by_aoi(gather("measure", submit(run, "measure-clips", to_measure,
