@@ -9,8 +9,9 @@ aois × days AOI-scenes. Reported: wall time, AOI-scenes/s, the ratio, peak RSS 
 process, Prefect task runs, and a projection to the issue's 1-year × 20-AOI size (7,300
 AOI-scenes) from the measured rate — a projection, not a measurement — twice: scaling
 everything with the scenes, and counting the AOIs' reference composites once per AOI (they are
-built only until an AOI has its first clear scenes, so a short run overstates their share). Prefect's own database
-is created before the flow is timed (once per install, ≈ 25 s of migrations here; printed).
+built only until an AOI has its first clear scenes, so a short run overstates their share).
+Prefect's own database is created before the flow is timed (once per install, ≈ 25 s of
+migrations here; printed).
 
 Run: python bench/backfill_bench.py [--aois 6] [--days 6] [--workers 2] [--cache DIR]
 (the issue's full size: --aois 20 --days 365; rendering alone then takes hours on 2 cores)
