@@ -169,7 +169,8 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     references = dict(gather("reference", submit(
         run, "build-reference", once, lambda a, _: (aois[a], grids[a], db.clipped_scenes(a), url),
         per_worker=1), run, summary))
-    started = timed(summary, "reference", started)  # built until an AOI has its first clear scenes
+    # the clip collections and references: built until an AOI has its first clear scenes
+    started = timed(summary, "reference", started)
 
     to_measure = {a: measure_list(a, clips[a], references[a], db) for a in clips if references[a] != "none"}
     measured = by_aoi(gather("measure", submit(run, "measure-clips", to_measure,

@@ -63,17 +63,16 @@ def build_composite(
     usable = [v & np.isfinite(im).all(axis=0) for im, v in zip(imgs, vals, strict=True)]
     # the shift estimate moves in steps of a twentieth of a pixel and often repeats from one
     # iteration to the next: an image already moved by that shift is not moved again
-    moved: list[tuple[tuple[float, float], tuple[npt.NDArray[np.float32], BoolArray]] | None]
-    moved = [None] * len(imgs)
+    moved: dict[int, tuple[tuple[float, float], npt.NDArray[np.float32], BoolArray]] = {}
     for _ in range(p.composite_iterations):
         aligned, aligned_valid, alignments = [], [], []
         for i, (im, v) in enumerate(zip(imgs, usable, strict=True)):
             al = estimate_alignment(im, v, composite, valid, max_shift_px, p)
-            done = moved[i]
-            if done is None or done[0] != al.shift_px:
-                done = moved[i] = (al.shift_px, shift_image(im, v, *al.shift_px))
-            aligned.append(apply_radiometry(done[1][0], al.gains, al.offsets))
-            aligned_valid.append(done[1][1])
+            if i not in moved or moved[i][0] != al.shift_px:
+                moved[i] = (al.shift_px, *shift_image(im, v, *al.shift_px))
+            _, moved_image, moved_valid = moved[i]
+            aligned.append(apply_radiometry(moved_image, al.gains, al.offsets))
+            aligned_valid.append(moved_valid)
             alignments.append(al)
         composite, valid = _median(aligned, aligned_valid, min_samples)
     return composite, valid, alignments
