@@ -7,7 +7,7 @@ saw it, with every occupied segment the detector measured drawn on its track, cl
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from railwatch.measure import load_clip, track_lines
 OCCUPIED = "#ff2d2d"
 TRACK = "#f2f2f2"
 MARGIN_PX = 25
+LABEL_GAP_PT, LABEL_WIDTH_PT = 9.0, 30.0  # track labels: 7 pt text in a box
 PNG_COMPRESS_LEVEL = 3  # zlib's default 6 took a third of a quicklook's time for 8% fewer bytes
 
 
@@ -51,6 +52,23 @@ def track_pixels(aoi: AOI, grid: AOIGrid, row: SceneCountRow
     return out
 
 
+def label_lifts(starts: Mapping[str, np.ndarray], pt_per_px: float, gap_pt: float = LABEL_GAP_PT
+                ) -> dict[str, float]:
+    """Vertical shifts (points, up) of labels drawn left of each (col, row) start so that no two
+    whose starts are within a label's width across sit closer than `gap_pt` (top one stays)."""
+    up = {k: -float(xy[1]) * pt_per_px for k, xy in starts.items()}  # rows grow downwards
+    placed: list[tuple[float, float]] = []  # (x, y) in points
+    lifts = {}
+    for k in sorted(starts, key=lambda k: -up[k]):
+        x, y = float(starts[k][0]) * pt_per_px, up[k]
+        for px, py in placed:
+            if abs(x - px) < LABEL_WIDTH_PT:
+                y = min(y, py - gap_pt)
+        placed.append((x, y))
+        lifts[k] = y - up[k]
+    return lifts
+
+
 def render_quicklook(aoi: AOI, grid: AOIGrid, row: SceneCountRow, tracks: Sequence[TrackCountRow],
                      store: ObjectStore, caption: str | None = None) -> bytes:
     """A PNG of one scene's clip with the occupied segments drawn on the tracks."""
@@ -77,9 +95,17 @@ def render_quicklook(aoi: AOI, grid: AOIGrid, row: SceneCountRow, tracks: Sequen
         for start, end in segments.get(track_id, []):
             on = (along >= start) & (along <= end)
             ax.plot(pos[on, 0], pos[on, 1], color=OCCUPIED, lw=3.2, solid_capstyle="butt")
-        ax.annotate(track_id, pos[0], xytext=(-4, 0), textcoords="offset points", ha="right",
+    # sidings a few metres apart start a pixel or two apart: their labels are spread apart
+    # and tied to their tracks' starts
+    pt_per_px = width * 72.0 * 0.95 / max(c1 - c0, 1)
+    lifts = label_lifts({k: pos[0] for k, (pos, _) in paths.items()}, pt_per_px)
+    for track_id, (pos, _) in paths.items():
+        lift = lifts[track_id]
+        ax.annotate(track_id, pos[0], xytext=(-6, lift), textcoords="offset points", ha="right",
                     va="center", fontsize=7, color="white",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.55, "lw": 0})
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.55, "lw": 0},
+                    arrowprops={"arrowstyle": "-", "color": "white", "lw": 0.6, "alpha": 0.8}
+                    if lift else None)
     _scale_bar(ax, grid.gsd_m, c0, r1)
     cars = f"{row.cars} cars [{row.cars_low}–{row.cars_high}]"
     ax.set_title(caption or f"{aoi.label} — {row.acquired:%Y-%m-%d %H:%M} UTC — {cars}, "
