@@ -5,7 +5,10 @@ threshold, so a few metres past every masked area the ground is still a little b
 darker in every band (3 m bench: 5–10 % darker over 10–25 m of track beside masked cloud
 shadow, enough to read as a car or two). A car differs from its ballast by more, or in colour.
 So near masked samples (along the track, or on a siding beside it) a change that is weak and of
-one sign and similar size in every band is not taken as a car: clouds never add cars.
+one sign and similar size in every band is not taken as a car: clouds never add cars. A faint
+cloud shadow no mask flagged at all (3 m bench: 6-10 % darker over 25 m of the outer track,
+3-7 % on the next, 2-5 % two sidings away) is told by its width: the same weak, even change
+shows on a track two sidings across, where no car's leak or shallow shadow reaches.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from railwatch.core.occupancy import TrackScore
-from railwatch.core.tracklinks import links
+from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 
@@ -63,9 +66,67 @@ def cloud_edge_mask(
     profiles: Mapping[str, TrackProfile],
     gsd_m: float,
     params: DetectorParams,
+    unmasked_shadows: bool = True,
 ) -> dict[str, BoolArray]:
-    """Per track, samples a nearby cloud or cloud shadow may explain (True = not a car)."""
+    """Per track, samples a nearby cloud or cloud shadow may explain (True = not a car).
+
+    `unmasked_shadows`: also look for faint cloud shadows no mask flagged
+    (`changed_alike_afar`); only against a real background: measured against the scene's own
+    running median, a loaded yard's changes are alike on every siding."""
     if params.cloud_edge_m <= 0:
         return {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
     near = near_masked(scores, profiles, gsd_m, params)
-    return {k: near[k] & veil_like(s, params) for k, s in scores.items()}
+    veil = {k: veil_like(s, params) for k, s in scores.items()}
+    if not unmasked_shadows:
+        return {k: veil[k] & near[k] for k in scores}
+    # a faint shadow found afar stands for the cloud a mask would have flagged: its sidings
+    # within reach are judged as beside a masked one
+    across = links(scores, gsd_m, replace(params, neighbour_max_m=params.cloud_edge_m))
+    alike = changed_alike_afar(scores, veil, across, gsd_m, params)
+    far = {k: m & veil[k] for k, m in alike.items()}
+    beside = {k: m.copy() for k, m in far.items()}
+    for k, found in across.items():
+        for link in found:
+            beside[k] |= link.near & far[link.other][link.j]
+    return {k: veil[k] & (near[k] | beside[k]) for k in scores}
+
+
+def changed_alike_afar(
+    scores: Mapping[str, TrackScore],
+    veil: Mapping[str, BoolArray],
+    across: Mapping[str, list[Link]],
+    gsd_m: float,
+    params: DetectorParams,
+) -> dict[str, BoolArray]:
+    """Per track, samples whose change both a track `cloud_far_min_m`..`cloud_edge_m` across
+    and one nearer (of the `across` links) share: veil-like there too, of the same sign and at
+    least `cloud_far_share` of its size (both averaged over a few metres). A faint cloud shadow or
+    haze spans sidings; a car changes its own track, leaks into the next one and shades it
+    deeply, no further."""
+    p = params
+    out = {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
+    if p.cloud_far_share <= 0:
+        return out
+    level = {}
+    for k, s in scores.items():
+        frac, ok = s.relative_change()
+        width = max(round(p.smooth_m / s.step_m), 1) * 2 + 1
+        w = ok.astype(np.float64)
+        num = ndimage.uniform_filter1d(frac.mean(axis=1) * w, width, mode="constant")
+        den = ndimage.uniform_filter1d(w, width, mode="constant")
+        level[k] = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
+    for k, found in across.items():
+        s = scores[k]
+        near, far = np.zeros_like(out[k]), np.zeros_like(out[k])
+        for link in found:
+            t = scores[link.other]
+            dist = np.hypot(*(s.positions - t.positions[link.j]).T) * gsd_m
+            theirs = level[link.other][link.j]
+            alike = link.near & veil[link.other][link.j] & (np.sign(theirs) == np.sign(level[k])) & (
+                np.abs(theirs) >= p.cloud_far_share * np.abs(level[k]))
+            far |= alike & (dist >= p.cloud_far_min_m)
+            near |= alike & (dist < p.cloud_far_min_m)
+        # the siding between changed alike too: a dark train leaks into both of its neighbours
+        # alike, but is itself no weak change
+        out[k] = near & far
+    return out

@@ -172,7 +172,7 @@ def measure_scene(
     shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
     suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
     shadowed = shadowed_cars(scores, suppressed, car_pitch_m, p)
-    veiled = cloud_edge_mask(scores, profiles, gsd_m, p)
+    veiled = cloud_edge_mask(scores, profiles, gsd_m, p, unmasked_shadows="no_reference" not in flags)
     suppressed = {k: m | veiled[k] if k in veiled else m for k, m in suppressed.items()}
     kept = {k: segments(sc, suppressed[k], inv, car_pitch_m, gsd_m, p) for k, sc in scores.items()}
     reach = None if sun_elevation_deg is None else shadow_reach_m(sun_elevation_deg, p)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.0"
+DETECTOR_VERSION = "0.4.1"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -150,6 +150,11 @@ class DetectorParams:
     # its shadow's penumbra, not a car (cloudedge.py): 0 turns the rule off
     cloud_edge_m: float = 20.0
     cloud_edge_max_change: float = 0.12  # weak: every band within this fraction
+    # ... and anywhere, when the tracks this far across (and up to cloud_edge_m) change alike,
+    # weakly and evenly, by at least this share: a faint cloud shadow no mask flagged (a car
+    # reaches the next siding at most, and its shadow is deep); 0 turns the rule off
+    cloud_far_min_m: float = 8.0
+    cloud_far_share: float = 0.3
     # background model
     history_min_valid: int = 3  # valid samples a position needs in the history median
     # scoring
