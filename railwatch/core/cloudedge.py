@@ -8,7 +8,8 @@ So near masked samples (along the track, or on a siding beside it) a change that
 one sign and similar size in every band is not taken as a car: clouds never add cars. A faint
 cloud shadow no mask flagged at all (3 m bench: 6-10 % darker over 25 m of the outer track,
 3-7 % on the next, 2-5 % two sidings away) is told by its width: the same weak, even change
-shows on a track two sidings across, where no car's leak or shallow shadow reaches.
+shows on the next siding and on one two sidings across, where no car's leak or shallow shadow
+reaches (a dark train leaks into both its neighbours alike, but is no weak change itself).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from railwatch.core.occupancy import TrackScore
+from railwatch.core.occupancy import TrackScore, smooth_along
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
@@ -100,8 +101,8 @@ def changed_alike_afar(
 ) -> dict[str, BoolArray]:
     """Per track, samples whose change both a track `cloud_far_min_m`..`cloud_edge_m` across
     and one nearer (of the `across` links) share: veil-like there too, of the same sign and at
-    least `cloud_far_share` of its size (both averaged over a few metres). A faint cloud shadow or
-    haze spans sidings; a car changes its own track, leaks into the next one and shades it
+    least `cloud_far_share` of its size (both averaged over a few metres). A faint cloud shadow
+    or haze spans sidings; a car changes its own track, leaks into the next one and shades it
     deeply, no further."""
     p = params
     out = {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
@@ -111,10 +112,7 @@ def changed_alike_afar(
     for k, s in scores.items():
         frac, ok = s.relative_change()
         width = max(round(p.smooth_m / s.step_m), 1) * 2 + 1
-        w = ok.astype(np.float64)
-        num = ndimage.uniform_filter1d(frac.mean(axis=1) * w, width, mode="constant")
-        den = ndimage.uniform_filter1d(w, width, mode="constant")
-        level[k] = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
+        level[k] = smooth_along(frac, ok, width).mean(axis=1)
     for k, found in across.items():
         s = scores[k]
         near, far = np.zeros_like(out[k]), np.zeros_like(out[k])

@@ -44,7 +44,7 @@ class TrackScore:
         return frac, ok
 
 
-def _smooth(diff: Floats, usable: BoolArray, width: int) -> Floats:
+def smooth_along(diff: Floats, usable: BoolArray, width: int) -> Floats:
     """Boxcar along the track that never mixes in unusable samples (normalised convolution)."""
     if width <= 1:
         return diff
@@ -118,12 +118,12 @@ def score_tracks(
         # a residual haze/calibration difference shifts every sample alike
         diff[usable] -= _no_change_level(diff[usable], floor, params.noise_keep_quantile)
     if len(set(widths)) == 1:
-        smoothed = _smooth(diff, usable, widths[0])
+        smoothed = smooth_along(diff, usable, widths[0])
     else:
         smoothed = np.zeros_like(diff)
         for s0, n, width in zip(starts, lengths, widths, strict=True):
             sl = slice(s0, s0 + n)
-            smoothed[sl] = _smooth(diff[sl], usable[sl], width)
+            smoothed[sl] = smooth_along(diff[sl], usable[sl], width)
     rows = smoothed[usable]
     cov = robust_covariance(rows, floor) if rows.shape[0] else np.diag(floor**2)
     lagged = [r for k, s0, n in zip(keys, starts, lengths, strict=True)
