@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from backfill_bench import FIRST, prepare  # noqa: E402  (the same season and AOI copies)
 
+from tests.cli_runs import cli_env  # noqa: E402
 from tests.faultkit import World, compare  # noqa: E402
-from tests.ops_helpers import base_env  # noqa: E402
 from tests.servers import RangeFileServer  # noqa: E402
 
 
@@ -61,7 +61,7 @@ class Faults:
 
 def backfill(home: Path, aoi_dir: Path, catalog: str, days: int) -> tuple[dict[str, int], float]:
     """One `railwatch backfill` over the season: (its scene numbers, wall seconds)."""
-    env = base_env(home) | {"RAILWATCH_AOI_DIR": str(aoi_dir), "RAILWATCH_CATALOGS": f'["{catalog}"]',
+    env = cli_env(home) | {"RAILWATCH_AOI_DIR": str(aoi_dir), "RAILWATCH_CATALOGS": f'["{catalog}"]',
                             "GDAL_HTTP_RETRY_DELAY": "0.2"}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "railwatch.cli", "backfill", "--start", str(FIRST),

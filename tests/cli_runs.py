@@ -1,26 +1,112 @@
-"""`railwatch` run in a subprocess as a user runs it, for the end-to-end tests."""
+"""railwatch run as a user runs it, for the tests that run it whole: the CLI in a subprocess with
+a home of its own; the long-running processes it talks to (a Prefect server, a Dask scheduler
+and workers, `railwatch serve`), always stopped; and a simulated season rendered once per session
+and copied into each test's RAILWATCH_HOME. One module, so every such test gets the same
+environment and the same error output."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+SIM_START, SIM_END = "2023-09-08", "2023-09-13"  # 6 simulated days: clear, loaded, quick
 
 
 def cli_env(home: Path, **settings: str) -> dict[str, str]:
-    """This environment plus a fresh RAILWATCH_HOME and Prefect home, offline, and `settings`."""
-    return {**os.environ, "RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(REPO / "aois"),
-            "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1", **settings}
+    """This environment without its PREFECT_* and RAILWATCH_* variables (nothing of the user's or
+    another test's leaks in), confined to `home`, offline, plus `settings`. Without a
+    PREFECT_API_URL in `settings` the CLI runs its flows on Prefect's ephemeral API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAILWATCH_"))}
+    return env | {"RAILWATCH_HOME": str(home), "RAILWATCH_AOI_DIR": str(REPO / "aois"),
+                  "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                  "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+                  "PYTHONPATH": str(REPO)} | settings
 
 
 def run_cli(args: list[str], env: dict[str, str], expect: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run `railwatch ARGS`; its exit status must be `expect`."""
+    """`railwatch ARGS` in a subprocess; its exit status must be `expect` (the test fails with
+    both output streams otherwise)."""
     proc = subprocess.run([sys.executable, "-m", "railwatch.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == expect, (f"railwatch {' '.join(args)} exited {proc.returncode}:\n"
                                        f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def scene_summary(stdout: str) -> dict[str, int]:
+    """The numbers of the CLI's `scenes:` line."""
+    match = re.search(r"scenes: (\d+) found .*?, (\d+) already done, (\d+) processed, (\d+) failed", stdout)
+    assert match, stdout
+    return dict(zip(("found", "done", "processed", "failed"), map(int, match.groups()), strict=True))
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess in its own session, logging to `log`; terminated (then killed) on exit."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The simulator's folder for SIM_START..SIM_END over the demo AOI, rendered once per session
+    (in the session's base temp folder: each module that imports this fixture gets its own
+    instance, all of them share the files)."""
+    home = tmp_path_factory.getbasetemp() / "ops-sim"
+    if not (home / "simulator" / "tumangang" / "collection.json").is_file():
+        home.mkdir(exist_ok=True)
+        run_cli(["simulate", "--start", SIM_START, "--end", SIM_END, "--scene-km", "4", "3.6"],
+                cli_env(home))
+    return home / "simulator"
+
+
+def home_with(simulated: Path, home: Path) -> Path:
+    """A fresh RAILWATCH_HOME holding a copy of the simulated catalog."""
+    shutil.copytree(simulated, home / "simulator")
+    return home
+
+
+@contextmanager
+def dask_cluster(logs: Path, env: dict[str, str], workers: int = 2,
+                 scheduler_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """A real `dask scheduler` and `workers` `dask worker` processes on loopback, stopped on
+    exit; the scheduler's address."""
+    from distributed import Client
+
+    from tests.servers import free_port
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    logs.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        stack.enter_context(process([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                     "--no-dashboard", *scheduler_args], env, logs / "scheduler.log"))
+        for n in range(workers):
+            stack.enter_context(process([*dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                         "--name", f"w{n + 1}", "--host", "127.0.0.1"],
+                                        env, logs / f"worker{n + 1}.log"))
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(workers, timeout=300)
+        yield address

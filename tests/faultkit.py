@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,13 +70,10 @@ def render_world(home: Path) -> Path:
     simulate` in a subprocess, as a user runs it); the simulator folder."""
     folder = home / "simulator"
     if not (folder / AOI_ID / "collection.json").is_file():
-        from tests.ops_helpers import base_env
+        from tests.cli_runs import cli_env, run_cli
 
-        env = base_env(home)
-        subprocess.run([sys.executable, "-m", "railwatch.cli", "simulate", "--aoi",
-                        str(AOI_DIR / f"{AOI_ID}.geojson"), "--start", str(WORLD_START),
-                        "--end", str(WORLD_END), "--scene-km", *SCENE_KM, "--workers", "1"],
-                       env=env, cwd=REPO, check=True, capture_output=True, timeout=600)
+        run_cli(["simulate", "--aoi", str(AOI_DIR / f"{AOI_ID}.geojson"), "--start", str(WORLD_START),
+                 "--end", str(WORLD_END), "--scene-km", *SCENE_KM, "--workers", "1"], cli_env(home))
     return folder
 
 

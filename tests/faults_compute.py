@@ -11,9 +11,9 @@ import threading
 import time
 from contextlib import ExitStack
 
+from tests.cli_runs import cli_env, dask_cluster
 from tests.fault_lab import Case, Lab
 from tests.faultkit import AOI_ID, REPO, WORLD_END, WORLD_START, FaultRow, Outcome, judge
-from tests.ops_helpers import base_env, dask_cluster
 
 
 def running(task_name: str) -> bool:
@@ -65,7 +65,7 @@ def this_process_api() -> str:
 
 def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     world = lab.world(fault)
-    env = base_env(world.home / "dask") | world.settings | {"PREFECT_API_URL": this_process_api()}
+    env = cli_env(world.home / "dask") | world.settings | {"PREFECT_API_URL": this_process_api()}
     with dask_cluster(world.home / "dask-logs", env) as address:
         world.settings["RAILWATCH_DASK_ADDRESS"] = address
         done, killed = threading.Event(), []
@@ -88,7 +88,7 @@ def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
 def flow_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     """`railwatch backfill` (a day per chunk) killed with SIGKILL once some scenes are done."""
     world = lab.world(fault)
-    env = base_env(world.home) | world.settings | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
+    env = cli_env(world.home) | world.settings | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
     command = [sys.executable, "-m", "railwatch.cli", "backfill", "--aoi", AOI_ID,
                "--start", str(WORLD_START), "--end", str(WORLD_END), "--chunk-days", "1"]
     with ExitStack() as stack:

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from distributed import Client
 
-from tests.ops_helpers import (
+from tests.cli_runs import (
     REPO,
     SIM_END,
     SIM_START,
-    base_env,
+    cli_env,
     dask_cluster,
     home_with,
     run_cli,
@@ -39,7 +39,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     """`dask scheduler` + 2 `dask worker` processes; (address, probe file, worker addresses)."""
     logs = tmp_path_factory.mktemp("dask")
     probe = logs / "probe.jsonl"
-    env = base_env(logs) | {"RAILWATCH_DASK_PROBE": str(probe)}
+    env = cli_env(logs) | {"RAILWATCH_DASK_PROBE": str(probe)}
     preload = ("--preload", str(REPO / "tests" / "dask_probe.py"))
     with dask_cluster(logs, env, scheduler_args=preload) as address, Client(address, timeout=120) as client:
         yield address, probe, list(client.scheduler_info()["workers"])
@@ -53,13 +53,13 @@ def test_backfill_runs_on_an_external_scheduler_and_resumes(
         scheduler: tuple[str, Path, list[str]], simulated: Path, tmp_path: Path) -> None:
     address, probe, workers = scheduler
     home = home_with(simulated, tmp_path)
-    env = base_env(home) | {"RAILWATCH_DASK_ADDRESS": address}
+    env = cli_env(home) | {"RAILWATCH_DASK_ADDRESS": address}
     backfill = ["backfill", "--aoi", "tumangang", "--chunk-days", "3"]
 
     # a first run covers the first half, as if a longer backfill had crashed after its first chunk
-    first = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", "2023-09-10"], env))
+    first = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", "2023-09-10"], env).stdout)
     assert first == {"found": 3, "done": 0, "processed": 3, "failed": 0}
-    rerun = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", SIM_END], env))
+    rerun = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", SIM_END], env).stdout)
     assert rerun == {"found": 6, "done": 3, "processed": 3, "failed": 0}  # the done half is skipped
 
     with sqlite3.connect(home / "counts.db") as con:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from railwatch.settings import Settings
-from tests.ops_helpers import SIM_END, SIM_START, base_env, home_with, process, simulated
+from tests.cli_runs import SIM_END, SIM_START, cli_env, home_with, process, simulated
 from tests.servers import free_port, wait_until_up
 from tests.test_backfill_plan import planned_task_runs
 
@@ -43,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     home = tmp_path_factory.mktemp("ui-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = base_env(home) | {"PREFECT_API_URL": f"{url}/api",
+    env = cli_env(home) | {"PREFECT_API_URL": f"{url}/api",
                             "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
     with process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                   str(port)], env, home / "server.log"):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops_helpers import REPO, base_env
+from tests.cli_runs import REPO, cli_env
 
 
 @pytest.mark.slow
 def test_local_workers_report_to_the_flows_ephemeral_api(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "runner_probe.py")], env=base_env(tmp_path),
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "runner_probe.py")], env=cli_env(tmp_path),
                           cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
