@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,37 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    """A running `prefect server start`: its URL (UI) and its PREFECT_HOME (its database)."""
+
+    url: str
+    home: Path
+
+    @property
+    def api_url(self) -> str:
+        """What a client's PREFECT_API_URL is set to."""
+        return f"{self.url}/api"
+
+
+@contextmanager
+def prefect_server(folder: Path) -> Iterator[PrefectServer]:
+    """`prefect server start` on a free loopback port, its home and log in `folder`: up (its
+    health check answers) on entry, stopped on exit — a stop lets its services write what they
+    hold (events, task runs) to its database."""
+    from tests.servers import free_port, wait_until_up
+
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = PrefectServer(f"http://127.0.0.1:{port}", folder / "prefect")
+    env = cli_env(folder, PREFECT_API_URL=server.api_url)  # the UI asks the API at that URL
+    log = folder / "server.log"
+    with process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                  "--port", str(port)], env, log) as proc:
+        wait_until_up(f"{server.api_url}/health", seconds=300, process=proc, log=log)
+        yield server
 
 
 @pytest.fixture(scope="session")

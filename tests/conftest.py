@@ -1,7 +1,7 @@
 """Shared fixtures: real servers on loopback, each session-scoped and started only by the tests
 that ask for it — PostgreSQL (one server, a fresh database per store test), a STAC API
 (stac-fastapi-pgstac on that server) loaded with the simulator's STAC items for the demo AOI,
-and an S3 server (moto's server mode)."""
+an S3 server (moto's server mode), and a Prefect server for the CLI runs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from railwatch.aoi import AOI, load_aoi
 from railwatch.simulate.scene import make_spec
 from railwatch.simulate.season import plan_season
 from railwatch.simulate.stac import build_collection, build_item
+from tests.cli_runs import PrefectServer, prefect_server
 from tests.pg import PgServer, running_postgres, why_no_postgres
 from tests.servers import CountingProxy, MotoServer
 from tests.stac_api_server import BROKEN, FaultProxy, running_stac_api
@@ -75,6 +76,16 @@ def pg_server() -> Iterator[PgServer]:
     if why_no_postgres():
         pytest.skip(str(why_no_postgres()))
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session", name="prefect_server")
+def shared_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """One `prefect server start` per test process for the CLI runs (PREFECT_API_URL): an
+    ephemeral API per run costs ≈14 s to start, ≈14 s more to migrate a fresh PREFECT_HOME.
+    Tests that read the API back find their own runs by id; tests/test_pipeline_e2e.py and
+    tests/test_task_runner.py keep the zero-config ephemeral path."""
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
 
 

@@ -32,10 +32,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, seconds: float = 30.0) -> None:
-    """Poll `url` until it answers anything over HTTP."""
+def wait_until_up(url: str, seconds: float = 30.0, process: subprocess.Popen[bytes] | None = None,
+                  log: Path | None = None) -> None:
+    """Poll `url` until it answers anything over HTTP; fail at once, with the end of its `log`,
+    when the server's `process` has exited instead (not after the whole wait)."""
     deadline = time.monotonic() + seconds
     while True:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.is_file() else ""
+            raise RuntimeError(f"the server for {url} exited ({process.returncode}):\n{tail}")
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return

@@ -1,7 +1,8 @@
-"""The Prefect UI, used as an ops person would: `prefect server start` on loopback, the
-deployments served by `railwatch serve`, a backfill triggered through the API with the form's
-parameters; then the run's state, logs and artifacts read back through the API, and its page
-loaded in headless Chromium and saved as a screenshot (RAILWATCH_UI_SCREENSHOT, else tmp)."""
+"""The Prefect UI, used as an ops person would: `prefect server start` on loopback (the test
+process's, from tests/conftest.py), the deployments served by `railwatch serve`, a backfill
+triggered through the API with the form's parameters; then the run's state, logs and artifacts
+read back through the API, and its page loaded in headless Chromium and saved as a screenshot
+(RAILWATCH_UI_SCREENSHOT, else tmp)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from typing import Any
 import pytest
 
 from railwatch.settings import Settings
-from tests.cli_runs import SIM_END, SIM_START, cli_env, home_with, process, simulated
-from tests.servers import free_port, wait_until_up
+from tests.cli_runs import SIM_END, SIM_START, PrefectServer, cli_env, home_with, process, simulated
 from tests.test_backfill_plan import planned_task_runs
 
 # slow; and its module fixtures are costly: all its tests on one xdist worker
@@ -38,17 +38,12 @@ def chromium() -> tuple[str, str] | None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """A Prefect server and `railwatch serve` against it; (UI URL, the client's environment)."""
+def server(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[str, dict[str, str]]:
+    """The test process's Prefect server (its runs are read back by id, the deployments by
+    name); (UI URL, the client's environment)."""
     home = tmp_path_factory.mktemp("ui-home")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = cli_env(home) | {"PREFECT_API_URL": f"{url}/api",
-                            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
-    with process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                  str(port)], env, home / "server.log"):
-        wait_until_up(f"{url}/api/health", seconds=300)
-        yield url, env
+    return prefect_server.url, cli_env(home, PREFECT_API_URL=prefect_server.api_url)
 
 
 @pytest.fixture(scope="module")
