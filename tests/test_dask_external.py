@@ -1,5 +1,7 @@
 """Scale-out: a backfill through a real, separate Dask scheduler and two worker processes on
-loopback (`RAILWATCH_DASK_ADDRESS`), resumed chunk by chunk from the scene registry.
+loopback (`RAILWATCH_DASK_ADDRESS`), resumed chunk by chunk from the scene registry. As the
+README says to run them: the CLI and the workers report to one Prefect server (the test
+process's, tests/conftest.py; without its URL each worker would start an ephemeral API of its own).
 
 The scheduler runs a probe (tests/dask_probe.py) that records the pickled size of every task it
 receives and the worker that ran it: clips must be read by the workers from the store, so what
@@ -21,6 +23,7 @@ from tests.cli_runs import (
     REPO,
     SIM_END,
     SIM_START,
+    PrefectServer,
     cli_env,
     dask_cluster,
     home_with,
@@ -35,11 +38,12 @@ __all__ = ["simulated"]  # the fixture, imported for pytest
 
 
 @pytest.fixture(scope="module")
-def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, list[str]]]:
+def scheduler(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[str, Path, list[str]]]:
     """`dask scheduler` + 2 `dask worker` processes; (address, probe file, worker addresses)."""
     logs = tmp_path_factory.mktemp("dask")
     probe = logs / "probe.jsonl"
-    env = cli_env(logs) | {"RAILWATCH_DASK_PROBE": str(probe)}
+    env = cli_env(logs, RAILWATCH_DASK_PROBE=str(probe), PREFECT_API_URL=prefect_server.api_url)
     preload = ("--preload", str(REPO / "tests" / "dask_probe.py"))
     with dask_cluster(logs, env, scheduler_args=preload) as address, Client(address, timeout=120) as client:
         yield address, probe, list(client.scheduler_info()["workers"])
@@ -50,10 +54,11 @@ def probe_lines(probe: Path) -> list[dict[str, Any]]:
 
 
 def test_backfill_runs_on_an_external_scheduler_and_resumes(
-        scheduler: tuple[str, Path, list[str]], simulated: Path, tmp_path: Path) -> None:
+        scheduler: tuple[str, Path, list[str]], prefect_server: PrefectServer, simulated: Path,
+        tmp_path: Path) -> None:
     address, probe, workers = scheduler
     home = home_with(simulated, tmp_path)
-    env = cli_env(home) | {"RAILWATCH_DASK_ADDRESS": address}
+    env = cli_env(home, RAILWATCH_DASK_ADDRESS=address, PREFECT_API_URL=prefect_server.api_url)
     backfill = ["backfill", "--aoi", "tumangang", "--chunk-days", "3"]
 
     # a first run covers the first half, as if a longer backfill had crashed after its first chunk
