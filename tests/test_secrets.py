@@ -2,7 +2,11 @@
 refuses any other key, a database password, a webhook secret, a Planet key — and then every
 place a secret could end up is searched for them: the CLI's output (with Prefect's logs), the
 Prefect database (flow run parameters, logs, artifacts, events), the counts database, every
-object in the store, the webhook requests, and the errors of runs that fail on bad credentials."""
+object in the store, the webhook requests, and the errors of runs that fail on bad credentials.
+
+The CLI reports to a Prefect server of this test's own (not the test process's shared one): the
+server is stopped before its database is searched, so that it holds everything the runs sent
+(its services write events and task runs in batches), and nothing of other tests."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 from conftest import S3
 from sqlalchemy import create_engine, inspect, text
 
-from tests.cli_runs import cli_env, run_cli
+from tests.cli_runs import cli_env, prefect_server, run_cli
 from tests.pg import PgServer
 from tests.receivers import serving
 from tests.servers import CountingProxy
@@ -42,8 +46,8 @@ def test_no_secret_in_logs_parameters_artifacts_errors_or_databases(
     bucket = s3.new_bucket("secrets")
     database = pg_server.new_database()
     db_url = pg_server.url(database).replace("postgres@", f"postgres:{DB_PASSWORD}@")
-    with serving(WEBHOOK_SECRET) as receiver:
-        env = cli_env(tmp_path, RAILWATCH_STORE=f"s3://{bucket}/archive",
+    with prefect_server(tmp_path / "prefect-server") as prefect, serving(WEBHOOK_SECRET) as receiver:
+        env = cli_env(tmp_path, PREFECT_API_URL=prefect.api_url, RAILWATCH_STORE=f"s3://{bucket}/archive",
                       RAILWATCH_S3_ENDPOINT_URL=s3_proxy.endpoint, RAILWATCH_DATABASE_URL=db_url,
                       RAILWATCH_WEBHOOK_URLS=f'["http://127.0.0.1:{receiver.server_port}/hook"]',
                       RAILWATCH_WEBHOOK_SECRET=WEBHOOK_SECRET, RAILWATCH_WEBHOOK_MAX_AGE_DAYS="0",
@@ -71,9 +75,15 @@ def test_no_secret_in_logs_parameters_artifacts_errors_or_databases(
         found += leaks(f"{name} error", proc.stdout + proc.stderr)
     assert "counts database" in wrong_db.stdout + wrong_db.stderr
     assert "access denied" in wrong_key.stdout + wrong_key.stderr
-    for path in (tmp_path / "prefect").rglob("*"):  # Prefect's database: parameters, logs, artifacts
-        if path.is_file():
-            found += leaks(f"Prefect file {path.name}", path.read_bytes())
+    # Prefect's files: the server's database (parameters, logs, artifacts, events) and log, the
+    # CLI's Prefect home
+    prefect_files = [p for folder in ("prefect-server", "prefect") for p in (tmp_path / folder).rglob("*")
+                     if p.is_file()]
+    for path in prefect_files:
+        found += leaks(f"Prefect file {path.name}", path.read_bytes())
+    written = b"".join(path.read_bytes() for path in prefect_files)
+    # the flow and the run's last event are there: the search covered what the run left
+    assert b"railwatch-backfill" in written and b"prefect.flow-run.Completed" in written
     found += leaks("counts database", database_text(pg_server.url(database)))
     for obj in s3.client.list_objects_v2(Bucket=bucket).get("Contents", []):
         found += leaks(f"store object {obj['Key']}",
