@@ -88,7 +88,10 @@ def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
 def flow_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     """`railwatch backfill` (a day per chunk) killed with SIGKILL once some scenes are done."""
     world = lab.world(fault)
-    env = cli_env(world.home) | world.settings | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
+    # the CLI reports to the lab's Prefect server, or else starts its ephemeral API (patiently)
+    prefect = ({"PREFECT_API_URL": lab.prefect_api()} if lab.prefect_api
+               else {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"})
+    env = cli_env(world.home) | world.settings | prefect
     command = [sys.executable, "-m", "railwatch.cli", "backfill", "--aoi", AOI_ID,
                "--start", str(WORLD_START), "--end", str(WORLD_END), "--chunk-days", "1"]
     with ExitStack() as stack:

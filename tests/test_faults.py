@@ -16,10 +16,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The lab, its flows reporting to a Prefect API of their own (patient with a busy machine)."""
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab, its flows reporting to a Prefect API of their own (patient with a busy machine);
+    the CLI it runs reports to the test process's Prefect server, started when first asked for."""
     with prefect_test_harness(server_startup_timeout=300):
-        made = Lab(tmp_path_factory.mktemp("faults"))
+        made = Lab(tmp_path_factory.mktemp("faults"),
+                   prefect_api=lambda: str(request.getfixturevalue("prefect_server").api_url))
         yield made
         made.close()
 
