@@ -34,8 +34,7 @@ def free_port() -> int:
 
 def wait_until_up(url: str, seconds: float = 30.0, process: subprocess.Popen[bytes] | None = None,
                   log: Path | None = None) -> None:
-    """Poll `url` until it answers anything over HTTP; fail at once, with the end of its `log`,
-    when the server's `process` has exited instead (not after the whole wait)."""
+    """Poll `url` until it answers anything over HTTP; fail at once if the server's `process` exits."""
     deadline = time.monotonic() + seconds
     while True:
         if process is not None and process.poll() is not None:
