@@ -25,15 +25,23 @@ from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 
+def within_cloud_reach(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams
+                       ) -> dict[str, list[Link]]:
+    """The neighbouring tracks' samples within `cloud_edge_m` (geometry only: a masked
+    neighbour counts; the veil tests ask for usable samples themselves)."""
+    return links(scores, gsd_m, replace(params, neighbour_max_m=params.cloud_edge_m),
+                 usable_only=False)
+
+
 def near_masked(
     scores: Mapping[str, TrackScore],
     profiles: Mapping[str, TrackProfile],
-    gsd_m: float,
+    across: Mapping[str, list[Link]],
     params: DetectorParams,
 ) -> dict[str, BoolArray]:
     """Per track, samples within `cloud_edge_m` of a masked sample on the image footprint:
-    along the same track, or on a neighbouring track within that distance (off the scene's
-    footprint is no cloud)."""
+    along the same track, or on a neighbouring track within that distance (`across`, from
+    `within_cloud_reach`; off the scene's footprint is no cloud)."""
     p = params
     masked = {
         k: profiles[k].covered_mask & ~s.usable if k in profiles else np.zeros_like(s.usable)
@@ -43,7 +51,6 @@ def near_masked(
     for k, s in scores.items():
         width = 2 * max(round(p.cloud_edge_m / s.step_m), 1) + 1
         out[k] = np.asarray(ndimage.maximum_filter1d(masked[k], width, mode="constant"), dtype=bool)
-    across = links(scores, gsd_m, replace(p, neighbour_max_m=p.cloud_edge_m), usable_only=False)
     for k, found in across.items():
         for link in found:
             out[k] |= link.near & masked[link.other][link.j]
@@ -76,13 +83,13 @@ def cloud_edge_mask(
     running median, a loaded yard's changes are alike on every siding."""
     if params.cloud_edge_m <= 0:
         return {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
-    near = near_masked(scores, profiles, gsd_m, params)
+    across = within_cloud_reach(scores, gsd_m, params)
+    near = near_masked(scores, profiles, across, params)
     veil = {k: veil_like(s, params) for k, s in scores.items()}
     if not unmasked_shadows:
         return {k: veil[k] & near[k] for k in scores}
     # a faint shadow found afar stands for the cloud a mask would have flagged: its sidings
     # within reach are judged as beside a masked one
-    across = links(scores, gsd_m, replace(params, neighbour_max_m=params.cloud_edge_m))
     alike = changed_alike_afar(scores, veil, across, gsd_m, params)
     far = {k: m & veil[k] for k, m in alike.items()}
     beside = {k: m.copy() for k, m in far.items()}
