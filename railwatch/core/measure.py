@@ -21,6 +21,7 @@ from railwatch.core.resolved import (
     is_resolved,
     union,
 )
+from railwatch.core.robust import median
 from railwatch.core.selfref import background_from_scene
 from railwatch.core.types import (
     Alignment,
@@ -54,7 +55,7 @@ def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackP
     usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
     if not usable:
         return dict(background)
-    typical = np.median(np.concatenate(usable), axis=0)
+    typical = median(np.concatenate(usable), axis=0)
     return {k: replace(b, values=np.broadcast_to(typical, b.values.shape).astype(b.values.dtype))
             for k, b in background.items()}
 

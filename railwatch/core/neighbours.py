@@ -24,7 +24,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from railwatch.core.occupancy import TrackScore
-from railwatch.core.robust import box_fit
+from railwatch.core.robust import box_fit, median
 from railwatch.core.shadowgeom import CastLink, cast_links, casting, full_shadow_darkening
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams
@@ -116,7 +116,7 @@ def estimate_shadow(
     # else (side known): shadows stronger than their casters' roofs, e.g. beside gondolas
     if shadow_like.sum() < half:
         return None
-    darkening = np.median(frac[shadow_like], axis=0)
+    darkening = median(frac[shadow_like], axis=0)
     if float(darkening.mean()) < params.shadow_min_darkening:
         return None
     return Shadow(direction, np.clip(darkening, 0.0, 1.0))

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, mahalanobis2, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, median, robust_covariance
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -66,7 +66,7 @@ def _no_change_level(d: Floats, scale: Floats, keep: float, iterations: int = 4)
     for _ in range(iterations):
         norm = np.sum(((d - offset) / scale) ** 2, axis=1)
         near = norm <= np.quantile(norm, keep)
-        offset = np.median(d[near], axis=0)
+        offset = median(d[near], axis=0)
     return offset
 
 
@@ -112,7 +112,7 @@ def score_tracks(
     usable = laid(lambda k: profiles[k].valid, False) & bg_valid
     with np.errstate(invalid="ignore"):
         diff = np.where(usable[:, None], values - bg_values, 0.0)
-    level = np.median(np.abs(bg_values[bg_valid]), axis=0) if bg_valid.any() else np.ones(bands)
+    level = median(np.abs(bg_values[bg_valid]), axis=0) if bg_valid.any() else np.ones(bands)
     floor = params.noise_floor_rel * np.maximum(level, 1e-12)
     if params.level_correction and usable.any():
         # a residual haze/calibration difference shifts every sample alike
@@ -222,9 +222,9 @@ def segments(
         head = score.diff[a : a + min(span, length)]
         tail = score.diff[max(b - span, a) : b]
         start = _refine_end(
-            _projection(score.diff, inv, np.median(head, axis=0)), ok, a, b - 1, -1, limit
+            _projection(score.diff, inv, median(head, axis=0)), ok, a, b - 1, -1, limit
         )
-        end = _refine_end(_projection(score.diff, inv, np.median(tail, axis=0)), ok, b - 1, a, 1, limit)
+        end = _refine_end(_projection(score.diff, inv, median(tail, axis=0)), ok, b - 1, a, 1, limit)
         if end > start:
             out.append((start * step, end * step))
     # refinement can make neighbouring segments touch: merge, then drop the short ones

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from railwatch.core.robust import median
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -87,8 +88,8 @@ def gap_signal(
     if not usable:
         return {k: np.zeros(len(p.valid)) for k, p in raw.items()}
     pooled = np.concatenate(usable).astype(np.float64)
-    level = np.median(np.abs(np.concatenate([raw[k].values[raw[k].valid] for k in res])), axis=0)
-    mad = 1.4826 * np.median(np.abs(pooled - np.median(pooled, axis=0)), axis=0)
+    level = median(np.abs(np.concatenate([raw[k].values[raw[k].valid] for k in res])), axis=0)
+    mad = 1.4826 * median(np.abs(pooled - median(pooled, axis=0)), axis=0)
     scale = np.maximum(mad, params.noise_floor_rel * np.maximum(level, 1e-12))
     out = {k: np.sqrt(np.mean((r / scale) ** 2, axis=1)) for k, r in res.items()}
     for k, p in raw.items():
@@ -123,7 +124,7 @@ def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float) -> float
     spacings = np.diff(gaps)
     one_car = spacings[(spacings >= 0.6 * pitch) & (spacings <= 1.4 * pitch)]
     if one_car.size >= 2:
-        return float(np.median(one_car))
+        return float(median(one_car))
     x = g[lo:hi] - np.mean(g[lo:hi]) if hi > lo else np.zeros(0)
     first, last = int(np.ceil(0.6 * pitch)), int(np.floor(1.4 * pitch))
     if x.size < 2 * last or not np.any(x):
@@ -183,7 +184,7 @@ def gap_trains(
         if len(chain) < params.resolved_chain_gaps:
             continue
         one_car = np.diff(chain)[np.diff(chain) <= 1.4 * pitch]
-        period = float(np.median(one_car)) if one_car.size else pitch
+        period = float(median(one_car)) if one_car.size else pitch
         # a car beyond each end gap, counted as one: a train's own ends can peak like gaps
         lo = max(chain[0] - period / 2, 0.0)
         hi = min(chain[-1] + period / 2, float(g.size))

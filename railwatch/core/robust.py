@@ -15,11 +15,38 @@ MAD_TO_SIGMA = 1.4826
 Floats = npt.NDArray[np.float64]
 
 
+def median(x: npt.NDArray[Any], axis: int | None = None, keepdims: bool = False) -> Any:
+    """`np.median`, the same values to the bit, for float arrays several times faster on the
+    short rows the core takes medians of: numpy partitions at three ranks at once (a slow path
+    of its introselect); one partition at the lower middle rank and the minimum above it give
+    the same two middle values."""
+    a = np.asarray(x)
+    if a.dtype.kind != "f" or a.size == 0 or a.ndim == 0:
+        return np.median(a, axis=axis, keepdims=keepdims)
+    ndim = a.ndim
+    along = -1 if axis is None else axis % ndim
+    rows = a.ravel() if axis is None else np.moveaxis(a, along, -1)
+    if not rows.flags.c_contiguous:
+        rows = np.ascontiguousarray(rows)  # partitioning along strided memory is slow
+    n = rows.shape[-1]
+    rank = (n - 1) // 2
+    part = np.partition(rows, rank, axis=-1)
+    lower = part[..., rank]
+    upper = lower if n % 2 else part[..., rank + 1 :].min(axis=-1)
+    out = (lower + upper) / a.dtype.type(2)
+    nan = np.isnan(rows).any(axis=-1)
+    if np.any(nan):
+        out = np.where(nan, np.nan, out).astype(a.dtype)
+    if keepdims:
+        out = np.reshape(out, (1,) * ndim) if axis is None else np.expand_dims(out, along)
+    return out if np.ndim(out) else a.dtype.type(out)
+
+
 def _median(x: npt.NDArray[Any], axis: int | None, keepdims: bool = False) -> Any:
     """Median ignoring NaNs; the plain (partition-based) median when there are none."""
     if np.isnan(x).any():
         return np.nanmedian(x, axis=axis, keepdims=keepdims)
-    return np.median(x, axis=axis, keepdims=keepdims)
+    return median(x, axis=axis, keepdims=keepdims)
 
 
 def nanmedian_of_stack(stack: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -54,7 +81,7 @@ def masked_median(x: npt.NDArray[Any], mask: npt.NDArray[np.bool_]) -> Floats:
     dropped = ~mask
     side = np.where(np.cumsum(dropped, axis=-1) % 2 == 0, np.inf, -np.inf)
     with np.errstate(invalid="ignore"):
-        return np.asarray(np.median(np.where(mask, x, side), axis=-1), dtype=np.float64)
+        return np.asarray(median(np.where(mask, x, side), axis=-1), dtype=np.float64)
 
 
 def trimmed_linear_fits(
@@ -140,23 +167,25 @@ def robust_covariance(
         d = d[:: int(np.ceil(d.shape[0] / max_rows))]
     bands = d.shape[1]
     floor = np.asarray(floor, dtype=np.float64)
-    center = np.median(d, axis=0)
-    sig = np.maximum(np.asarray(mad_sigma(d, axis=0), dtype=np.float64), floor)
+    t = np.ascontiguousarray(d.T)  # (B, N): every reduction below runs along contiguous rows
+    center = median(t, axis=1)
+    sig = np.maximum(np.asarray(mad_sigma(t, axis=1), dtype=np.float64), floor)
     cov = np.diag(sig**2)
-    if d.shape[0] < 4 * bands:
+    if t.shape[1] < 4 * bands:
         return cov
     consistency = _mcd_consistency(keep_quantile, bands)
     for _ in range(iterations):
-        inv = np.linalg.inv(cov)
-        diff = d - center
-        m2 = mahalanobis2(diff, inv)
+        diff = t - center[:, None]
+        m2 = np.einsum("bn,bn->n", np.linalg.inv(cov) @ diff, diff)
         kth = min(int(keep_quantile * (m2.size - 1)), m2.size - 1)
         keep = m2 <= np.partition(m2, kth)[kth]
-        if keep.sum() < 2 * bands:
+        kept_rows = int(np.count_nonzero(keep))
+        if kept_rows < 2 * bands:
             break
-        center = d[keep].mean(axis=0)
-        diff = d[keep] - center
-        cov = consistency * (diff.T @ diff) / max(int(keep.sum()) - 1, 1)
+        kept = t[:, keep]
+        center = kept.mean(axis=1)
+        diff = kept - center[:, None]
+        cov = consistency * (diff @ diff.T) / max(kept_rows - 1, 1)
         # floor the variances, keep the correlations
         sd = np.sqrt(np.maximum(np.diag(cov), 1e-30))
         corr = cov / np.outer(sd, sd)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, mahalanobis2, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, median, robust_covariance
 from railwatch.core.types import DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -96,7 +96,7 @@ def background_from_scene(
     vals = np.concatenate([have[k].values for k in keys]).astype(np.float64)
     valid = np.concatenate([have[k].valid for k in keys])
     allv = vals[valid]
-    level = np.median(allv, axis=0)
+    level = median(allv, axis=0)
     floor = p.noise_floor_rel * np.maximum(np.abs(level), 1e-12)
     inv0 = np.linalg.inv(robust_covariance(allv - level, floor))
     # the yard's typical ballast, unless a track mostly is something else (another bed)
@@ -105,14 +105,14 @@ def background_from_scene(
     background = np.broadcast_to(level, vals.shape).copy()
     for i in np.flatnonzero(like < p.selfref_min_typical):
         sl = slice(bounds[i], bounds[i + 1])
-        background[sl] = np.median(vals[sl][valid[sl]], axis=0)
+        background[sl] = median(vals[sl][valid[sl]], axis=0)
     inliers = valid.copy()
     # the window in samples; tracks of (nearly) one step share it
-    window = max(round(p.selfref_window_m / float(np.median([have[k].step_m for k in keys]))), 3)
+    window = max(round(p.selfref_window_m / float(median([have[k].step_m for k in keys]))), 3)
     for _ in range(3):
         # noise from the samples currently taken for ballast (cars would inflate it)
         res = vals[inliers] - background[inliers]
-        inv = np.linalg.inv(robust_covariance(res - np.median(res, axis=0), floor))
+        inv = np.linalg.inv(robust_covariance(res - median(res, axis=0), floor))
         keep = valid & (_z(np.nan_to_num(vals - background), inv) < p.selfref_inlier_z)
         enough = np.repeat(np.add.reduceat(keep, starts) >= 3, np.diff(bounds))
         if not enough.any():

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from railwatch.core.occupancy import TrackScore
+from railwatch.core.robust import median
 from railwatch.core.tracklinks import Link
 from railwatch.core.types import DetectorParams
 
@@ -101,7 +102,7 @@ def cast_links(
             if not np.any(high > 0.05):
                 continue
             # along-track: the shadow lands `h * per_m * (direction . along)` metres further on
-            shift = np.median(along @ direction) * per_m / caster.step_m
+            shift = median(along @ direction) * per_m / caster.step_m
             lo_s, hi_s = sorted((p.car_min_height_m * shift, p.car_max_height_m * shift))
             offsets = np.arange(int(np.floor(lo_s)), int(np.ceil(hi_s)) + 1, dtype=np.intp)
             out[k].append(CastLink(link, np.where(link.near, low, 0.0), high, offsets))
@@ -150,6 +151,6 @@ def full_shadow_darkening(
     # the spectrum's shape from the typical sample, its depth from the darker ones: a band-wise
     # percentile would mix samples and bend the shape
     level = allv.mean(axis=1)
-    shape = np.median(allv / np.maximum(level, 1e-6)[:, None], axis=0)
+    shape = median(allv / np.maximum(level, 1e-6)[:, None], axis=0)
     depth = float(np.percentile(level, p.full_shadow_percentile))
     return np.asarray(np.clip(shape * depth, 0.05, 0.95), dtype=np.float64)

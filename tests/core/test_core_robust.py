@@ -1,4 +1,4 @@
-"""Robust statistics: the fast stack median is numpy's nanmedian to the bit."""
+"""Robust statistics: the fast medians are numpy's to the bit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from railwatch.core.robust import nanmedian_of_stack
+from railwatch.core.robust import median, nanmedian_of_stack
 
 
 @pytest.mark.parametrize("dates", [1, 2, 3, 4, 5, 8])
@@ -23,6 +23,31 @@ def test_stack_median_equals_numpys_nanmedian(dates: int) -> None:
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(stack).all(axis=0))  # NaN: never seen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_median_equals_numpys_median(seed: int) -> None:
+    """Every axis, keepdims, odd and even lengths, ties, NaN and inf rows, both float widths."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        shape = tuple(int(n) for n in rng.integers(1, 8, size=rng.integers(1, 4)))
+        a = (rng.normal(size=shape) * 10.0 ** rng.integers(-3, 4)).astype(
+            rng.choice([np.float32, np.float64])
+        )
+        if rng.random() < 0.3:
+            a = np.round(a)
+        if rng.random() < 0.2:
+            a.flat[rng.integers(a.size)] = np.nan
+        if rng.random() < 0.1:
+            a.flat[rng.integers(a.size)] = -np.inf
+        axis = rng.choice([None, *range(-a.ndim, a.ndim)])
+        keepdims = bool(rng.random() < 0.3)
+        with np.errstate(all="ignore"):
+            expected = np.median(a, axis=axis, keepdims=keepdims)
+            got = median(a, axis=axis, keepdims=keepdims)
+        assert type(got) is type(expected)
+        assert np.shape(got) == np.shape(expected) and np.asarray(got).dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_mcd_consistency_is_the_truncated_chi2_variance_ratio() -> None:
