@@ -108,7 +108,7 @@ def background_from_scene(
         background[sl] = median(vals[sl][valid[sl]], axis=0)
     inliers = valid.copy()
     # the window in samples; tracks of (nearly) one step share it
-    window = max(round(p.selfref_window_m / float(median([have[k].step_m for k in keys]))), 3)
+    window = max(round(p.selfref_window_m / float(np.median([have[k].step_m for k in keys]))), 3)
     for _ in range(3):
         # noise from the samples currently taken for ballast (cars would inflate it)
         res = vals[inliers] - background[inliers]
