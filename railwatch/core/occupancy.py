@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.robust import chi_to_z, mahalanobis2, median, robust_covariance
+from railwatch.core.robust import chi_to_z, mahalanobis2, median, quantile, robust_covariance
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -65,7 +65,7 @@ def _no_change_level(d: Floats, scale: Floats, keep: float, iterations: int = 4)
     offset = np.zeros(d.shape[1])
     for _ in range(iterations):
         norm = np.sum(((d - offset) / scale) ** 2, axis=1)
-        near = norm <= np.quantile(norm, keep)
+        near = norm <= quantile(norm, keep)
         offset = median(d[near], axis=0)
     return offset
 

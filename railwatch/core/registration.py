@@ -29,8 +29,10 @@ def fill_invalid(image: npt.NDArray[Any], valid: BoolArray) -> npt.NDArray[np.fl
     out = np.array(image, dtype=np.float32, copy=True)
     if valid.all() or not valid.any():
         return np.nan_to_num(out)
-    _, (rows, cols) = ndimage.distance_transform_edt(~valid, return_indices=True)
-    return np.ascontiguousarray(out[:, rows, cols])
+    holes = ~valid
+    rows, cols = ndimage.distance_transform_edt(holes, return_distances=False, return_indices=True)
+    out[:, holes] = out[:, rows[holes], cols[holes]]
+    return out
 
 
 @functools.lru_cache(maxsize=64)

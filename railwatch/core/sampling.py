@@ -50,20 +50,48 @@ def _spline_taps(t: float, half: int = SPLINE_HALF_TAPS) -> tuple[float, ...]:
     return tuple(float(v) for v in weights / weights.sum())
 
 
-def _gather(
-    flat: npt.NDArray[Any], mask_flat: BoolArray | None, shape: tuple[int, int],
-    rr: npt.NDArray[np.intp], cc: npt.NDArray[np.intp],
-) -> tuple[npt.NDArray[np.float64], BoolArray]:
-    """Pixel values (bands, N) at integer (rr, cc), clamped to the array, non-finite as 0, and
-    whether each is inside, finite and valid."""
-    h, w = shape
-    idx = np.clip(rr, 0, h - 1) * w + np.clip(cc, 0, w - 1)
-    vals = np.take(flat, idx, axis=1)
-    finite = np.isfinite(vals).all(axis=0)
-    ok = finite & (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-    if mask_flat is not None:
-        ok &= mask_flat[idx]
-    return np.where(finite, vals, 0.0), ok
+class _Taps:
+    """Gathers of (bands, N) values at pixel offsets from (rows, cols), as `_gather` per offset
+    but with the clamped flat indices and the inside test built per row and per column offset
+    once (a footprint's taps share them), and the finite test skipped when the image has no
+    non-finite value. The same values and flags as gathering each offset on its own."""
+
+    def __init__(self, flat: npt.NDArray[Any], mask_flat: BoolArray | None,
+                 shape: tuple[int, int], rows: npt.NDArray[np.intp],
+                 cols: npt.NDArray[np.intp]) -> None:
+        self.flat, self.mask_flat, self.shape = flat, mask_flat, shape
+        self.rows, self.cols = rows, cols
+        # a sum of squares is finite only if every value is (an overflow merely checks per gather)
+        self.all_finite = all(np.isfinite(np.dot(band, band)) for band in flat)
+        self._rows: dict[int, tuple[npt.NDArray[np.intp], BoolArray]] = {}
+        self._cols: dict[int, tuple[npt.NDArray[np.intp], BoolArray]] = {}
+
+    def _row(self, dr: int) -> tuple[npt.NDArray[np.intp], BoolArray]:
+        if dr not in self._rows:
+            h, w = self.shape
+            rr = self.rows + dr
+            self._rows[dr] = (np.clip(rr, 0, h - 1) * w, (rr >= 0) & (rr < h))
+        return self._rows[dr]
+
+    def _col(self, dc: int) -> tuple[npt.NDArray[np.intp], BoolArray]:
+        if dc not in self._cols:
+            cc = self.cols + dc
+            self._cols[dc] = (np.clip(cc, 0, self.shape[1] - 1), (cc >= 0) & (cc < self.shape[1]))
+        return self._cols[dc]
+
+    def at(self, dr: int, dc: int) -> tuple[npt.NDArray[np.float64], BoolArray]:
+        """Pixel values at (rows + dr, cols + dc), clamped to the array, non-finite as 0, and
+        whether each is inside, finite and valid."""
+        (row_index, row_in), (col_index, col_in) = self._row(dr), self._col(dc)
+        idx = row_index + col_index
+        vals = np.take(self.flat, idx, axis=1)
+        ok = row_in & col_in
+        if self.mask_flat is not None:
+            ok &= self.mask_flat[idx]
+        if self.all_finite:
+            return vals, ok
+        finite = np.isfinite(vals).all(axis=0)
+        return np.where(finite, vals, 0.0), ok & finite
 
 
 def _shifted_pixels(
@@ -83,9 +111,10 @@ def _shifted_pixels(
     linear = np.zeros_like(cubic)
     good = np.zeros(rows.size)
     full = np.ones(rows.size, dtype=bool)
+    pixels = _Taps(flat, mask_flat, shape, rows, cols)
     for i, tr in enumerate(taps):
         for j, tc in enumerate(taps):
-            vals, ok = _gather(flat, mask_flat, shape, rows + (r0 + tr), cols + (c0 + tc))
+            vals, ok = pixels.at(r0 + tr, c0 + tc)
             cubic += vals * (wr[i] * wc[j])
             full &= ok
             if tr in (0, 1) and tc in (0, 1):
@@ -129,20 +158,22 @@ def sample(
     fc = cols - c0
     r0i = r0.astype(np.intp)
     c0i = c0.astype(np.intp)
-    corners = [(r0i + dr, c0i + dc, (fr if dr else 1.0 - fr) * (fc if dc else 1.0 - fc))
+    corners = [(dr, dc, (fr if dr else 1.0 - fr) * (fc if dc else 1.0 - fc))
                for dr in (0, 1) for dc in (0, 1)]
     acc = np.zeros((bands, rows.size), dtype=np.float64)
     good = np.zeros(rows.size, dtype=np.float64)
     dx, dy = shift
     if dx == 0.0 and dy == 0.0:
-        for rr, cc, weight in corners:
-            vals, ok = _gather(flat, mask_flat, (h, w), rr, cc)
+        pixels_at = _Taps(flat, mask_flat, (h, w), r0i, c0i)
+        for dr, dc, weight in corners:
+            vals, ok = pixels_at.at(dr, dc)
             acc += vals * weight
             good += ok * weight
         return acc.T, good > 0.999
     # the distinct pixels under all footprints (samples overlap heavily), moved once each
-    inside = [(rr >= 0) & (rr < h) & (cc >= 0) & (cc < w) for rr, cc, _ in corners]
-    idx = [np.clip(rr, 0, h - 1) * w + np.clip(cc, 0, w - 1) for rr, cc, _ in corners]
+    inside = [(r0i + dr >= 0) & (r0i + dr < h) & (c0i + dc >= 0) & (c0i + dc < w)
+              for dr, dc, _ in corners]
+    idx = [np.clip(r0i + dr, 0, h - 1) * w + np.clip(c0i + dc, 0, w - 1) for dr, dc, _ in corners]
     used = np.zeros(h * w, dtype=bool)
     for i in idx:
         used[i] = True

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from railwatch.core.robust import median, nanmedian_of_stack
+from railwatch.core.robust import median, nanmedian_of_stack, quantile
 
 
 @pytest.mark.parametrize("dates", [1, 2, 3, 4, 5, 8])
@@ -48,6 +48,24 @@ def test_median_equals_numpys_median(seed: int) -> None:
         assert type(got) is type(expected)
         assert np.shape(got) == np.shape(expected) and np.asarray(got).dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quantile_equals_numpys_quantile(seed: int) -> None:
+    """float64 values are numpy's to the bit (ends, ties, NaN); other dtypes are numpy's own."""
+    rng = np.random.default_rng(seed)
+    for _ in range(500):
+        a = rng.normal(size=int(rng.integers(1, 60))) * 10.0 ** rng.integers(-3, 4)
+        if rng.random() < 0.3:
+            a = np.round(a)
+        if rng.random() < 0.05:
+            a[rng.integers(a.size)] = np.nan
+        if rng.random() < 0.2:
+            a = a.astype(np.float32)
+        q = float(rng.choice([rng.random(), 0.0, 0.25, 0.5, 1.0]))
+        expected = float(np.quantile(a, q))
+        got = quantile(a, q)
+        assert got == expected or (np.isnan(got) and np.isnan(expected))
 
 
 def test_mcd_consistency_is_the_truncated_chi2_variance_ratio() -> None:
