@@ -11,7 +11,7 @@ import numpy as np
 from railwatch.core.ambiguity import doubtful_cars, far_shadows, shadowed_cars
 from railwatch.core.cloudedge import cloud_edge_mask
 from railwatch.core.neighbours import explained_mask, scene_shadow, shadow_reach_m
-from railwatch.core.occupancy import runs, score_tracks, segments
+from railwatch.core.occupancy import Floats, TrackScore, runs, score_tracks, segments
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
     bridge_gaps,
@@ -21,7 +21,7 @@ from railwatch.core.resolved import (
     is_resolved,
     union,
 )
-from railwatch.core.robust import median
+from railwatch.core.robust import mahalanobis2, median
 from railwatch.core.selfref import background_from_scene
 from railwatch.core.types import (
     Alignment,
@@ -58,6 +58,32 @@ def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackP
     typical = median(np.concatenate(usable), axis=0)
     return {k: replace(b, values=np.broadcast_to(typical, b.values.shape).astype(b.values.dtype))
             for k, b in background.items()}
+
+
+def _arrivals(
+    scores: Mapping[str, TrackScore], profiles: Mapping[str, TrackProfile],
+    background: Mapping[str, TrackProfile], inv: Floats, p: DetectorParams,
+) -> dict[str, BoolArray]:
+    """Per track, the samples that changed beyond `self_check_keep_z` towards something other
+    than ballast: the image stands farther from the scene's typical ballast than the background
+    does from its own (a train arrived, not a parked one left). None on a track where they
+    cover more than `self_check_max_share` of the usable samples."""
+    def typical(prof: Mapping[str, TrackProfile]) -> Floats:
+        usable = [b.values[b.valid] for b in prof.values() if b.valid.any()]
+        return np.asarray(median(np.concatenate(usable).astype(np.float64), axis=0), dtype=np.float64)
+
+    image_typical, background_typical = typical(profiles), typical(background)
+    out: dict[str, BoolArray] = {}
+    for k, s in scores.items():
+        strong = s.usable & (s.z >= p.self_check_keep_z)
+        if strong.any():
+            rows = np.flatnonzero(strong)
+            image = profiles[k].values[rows].astype(np.float64) - image_typical
+            ground = background[k].values[rows].astype(np.float64) - background_typical
+            strong[rows] = mahalanobis2(image, inv) > mahalanobis2(ground, inv)
+        share = float(strong.sum()) / max(int(s.usable.sum()), 1)
+        out[k] = strong if share <= p.self_check_max_share else np.zeros_like(strong)
+    return out
 
 
 def _hidden_cars(
@@ -164,7 +190,12 @@ def measure_scene(
         # trusted (a fully loaded track has no ballast of its own to compare with).
         suspect, _ = score_tracks(background, _typical_ballast(background), p)
         if any(bool(np.any(s.z >= p.low_z)) for s in suspect.values()):  # else nothing to check
-            own, _ = score_tracks(profiles, background_from_scene(profiles, p), p)
+            # ... but not a train's own samples: a long train (a grey one above all) would
+            # otherwise become its own "ballast" in the running median and hide itself. Changes
+            # far beyond the ballast's natural texture are left out of the scene's ballast,
+            # unless they cover most of a track (then there is no ballast to bridge from)
+            trains = _arrivals(scores, profiles, background, inv, p)
+            own, _ = score_tracks(profiles, background_from_scene(profiles, p, trains), p)
             scores = {
                 k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))
                 if k in own and k in suspect else s

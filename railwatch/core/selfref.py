@@ -76,7 +76,8 @@ def _z(diff: Floats, inv: npt.NDArray[np.floating[Any]]) -> Floats:
 
 
 def background_from_scene(
-    profiles: Mapping[str, TrackProfile], params: DetectorParams | None = None
+    profiles: Mapping[str, TrackProfile], params: DetectorParams | None = None,
+    exclude: Mapping[str, npt.NDArray[np.bool_]] | None = None,
 ) -> dict[str, TrackProfile]:
     """A background profile per track estimated from the profiles themselves.
 
@@ -84,7 +85,9 @@ def background_from_scene(
     median when few of its samples look like that (another bed); then repeatedly take the
     running median of the samples that look like the background under a pooled robust noise
     model. A track covered mostly by one uniform train that differs from the yard's ballast is
-    taken for another bed: without a reference nothing can tell the two apart.
+    taken for another bed: without a reference nothing can tell the two apart. `exclude`
+    marks samples known not to be ballast (a train found against a reference): they are bridged
+    from the ballast around them like any car.
     """
     p = params or DetectorParams()
     have = {k: pr for k, pr in profiles.items() if pr.valid.sum() >= 3}
@@ -95,25 +98,28 @@ def background_from_scene(
     starts = np.asarray(bounds[:-1])
     vals = np.concatenate([have[k].values for k in keys]).astype(np.float64)
     valid = np.concatenate([have[k].valid for k in keys])
+    # samples that may be ballast (`exclude`: known not to be; they still get a background)
+    fit = valid if exclude is None else valid & ~np.concatenate(
+        [exclude[k] if k in exclude else np.zeros(len(have[k].valid), bool) for k in keys])
     allv = vals[valid]
     level = median(allv, axis=0)
     floor = p.noise_floor_rel * np.maximum(np.abs(level), 1e-12)
     inv0 = np.linalg.inv(robust_covariance(allv - level, floor))
     # the yard's typical ballast, unless a track mostly is something else (another bed)
-    typical = valid & (_z(np.nan_to_num(vals - level), inv0) < p.selfref_inlier_z)
-    like = np.add.reduceat(typical, starts) / np.add.reduceat(valid, starts)
+    typical = fit & (_z(np.nan_to_num(vals - level), inv0) < p.selfref_inlier_z)
+    like = np.add.reduceat(typical, starts) / np.maximum(np.add.reduceat(fit, starts), 1)
     background = np.broadcast_to(level, vals.shape).copy()
     for i in np.flatnonzero(like < p.selfref_min_typical):
         sl = slice(bounds[i], bounds[i + 1])
         background[sl] = median(vals[sl][valid[sl]], axis=0)
-    inliers = valid.copy()
+    inliers = fit.copy()
     # the window in samples; tracks of (nearly) one step share it
     window = max(round(p.selfref_window_m / float(np.median([have[k].step_m for k in keys]))), 3)
     for _ in range(3):
         # noise from the samples currently taken for ballast (cars would inflate it)
         res = vals[inliers] - background[inliers]
         inv = np.linalg.inv(robust_covariance(res - median(res, axis=0), floor))
-        keep = valid & (_z(np.nan_to_num(vals - background), inv) < p.selfref_inlier_z)
+        keep = fit & (_z(np.nan_to_num(vals - background), inv) < p.selfref_inlier_z)
         enough = np.repeat(np.add.reduceat(keep, starts) >= 3, np.diff(bounds))
         if not enough.any():
             continue

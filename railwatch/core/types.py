@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.1"
+DETECTOR_VERSION = "0.4.2"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -172,6 +172,11 @@ class DetectorParams:
     noise_max_ratio: float = 1.0
     resolved_noise_max_ratio: float = 3.0
     self_check: bool = True  # evidence must also stand out from the scene's own ballast
+    # the self-check's scene ballast leaves out changes this strong (twice high_z: beyond the
+    # ballast's natural texture, ~3-4 % along a track), on tracks where they cover at most this
+    # share (3 m bench, with reference and sun: low contrast 4 -> 9/10, nothing else lost)
+    self_check_keep_z: float = 9.0
+    self_check_max_share: float = 0.5
     level_correction: bool = True  # remove a residual per-band offset between image and background
     high_z: float = 4.5  # hysteresis seed threshold (z-score of the spectral distance)
     low_z: float = 2.5  # hysteresis growth threshold
