@@ -61,26 +61,23 @@ def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackP
 
 
 def _arrivals(
-    scores: Mapping[str, TrackScore], profiles: Mapping[str, TrackProfile],
-    background: Mapping[str, TrackProfile], inv: Floats, p: DetectorParams,
+    scores: Mapping[str, TrackScore], background: Mapping[str, TrackProfile], inv: Floats,
+    p: DetectorParams,
 ) -> dict[str, BoolArray]:
     """Per track, the samples that changed beyond `self_check_keep_z` towards something other
-    than ballast: the image stands farther from the scene's typical ballast than the background
-    does from its own (a train arrived, not a parked one left). None on a track where they
-    cover more than `self_check_max_share` of the usable samples."""
-    def typical(prof: Mapping[str, TrackProfile]) -> Floats:
-        usable = [b.values[b.valid] for b in prof.values() if b.valid.any()]
-        return np.asarray(median(np.concatenate(usable).astype(np.float64), axis=0), dtype=np.float64)
-
-    image_typical, background_typical = typical(profiles), typical(background)
+    than ballast: the image stands farther from the background's typical ballast than the
+    background does (a train arrived, not a parked one left; the image's own typical spectrum
+    is a car's when the yard is full). None on a track where they cover more than
+    `self_check_max_share` of the usable samples."""
+    usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
+    typical = median(np.concatenate(usable).astype(np.float64), axis=0)
     out: dict[str, BoolArray] = {}
     for k, s in scores.items():
         strong = s.usable & (s.z >= p.self_check_keep_z)
         if strong.any():
             rows = np.flatnonzero(strong)
-            image = profiles[k].values[rows].astype(np.float64) - image_typical
-            ground = background[k].values[rows].astype(np.float64) - background_typical
-            strong[rows] = mahalanobis2(image, inv) > mahalanobis2(ground, inv)
+            ground = s.background[rows] - typical
+            strong[rows] = mahalanobis2(s.diff[rows] + ground, inv) > mahalanobis2(ground, inv)
         share = float(strong.sum()) / max(int(s.usable.sum()), 1)
         out[k] = strong if share <= p.self_check_max_share else np.zeros_like(strong)
     return out
@@ -194,7 +191,7 @@ def measure_scene(
             # otherwise become its own "ballast" in the running median and hide itself. Changes
             # far beyond the ballast's natural texture are left out of the scene's ballast,
             # unless they cover most of a track (then there is no ballast to bridge from)
-            trains = _arrivals(scores, profiles, background, inv, p)
+            trains = _arrivals(scores, background, inv, p)
             own, _ = score_tracks(profiles, background_from_scene(profiles, p, trains), p)
             scores = {
                 k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))

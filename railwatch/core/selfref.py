@@ -109,9 +109,10 @@ def background_from_scene(
     typical = fit & (_z(np.nan_to_num(vals - level), inv0) < p.selfref_inlier_z)
     like = np.add.reduceat(typical, starts) / np.maximum(np.add.reduceat(fit, starts), 1)
     background = np.broadcast_to(level, vals.shape).copy()
-    for i in np.flatnonzero(like < p.selfref_min_typical):
+    fits = np.add.reduceat(fit, starts)
+    for i in np.flatnonzero((like < p.selfref_min_typical) & (fits >= 3)):
         sl = slice(bounds[i], bounds[i + 1])
-        background[sl] = median(vals[sl][valid[sl]], axis=0)
+        background[sl] = median(vals[sl][fit[sl]], axis=0)
     inliers = fit.copy()
     # the window in samples; tracks of (nearly) one step share it
     window = max(round(p.selfref_window_m / float(np.median([have[k].step_m for k in keys]))), 3)
