@@ -177,7 +177,8 @@ def measure_scene(
         bridged = bridge_gaps(profiles, p)
         gaps = gap_signal(profiles, bridged, p)
         profiles, background = bridged, bridge_gaps(background, p)
-        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio)
+        # a lone car is counted from its own gaps, however faint (no lone-blip rule)
+        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, short_max_cars=0.0)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
     if "no_reference" not in flags and p.self_check and evidence:

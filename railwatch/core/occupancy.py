@@ -235,4 +235,21 @@ def segments(
         else:
             merged.append((s, e))
     shortest = p.min_segment_car_fraction * car_pitch_m
-    return [(s, e) for s, e in merged if e - s >= shortest]
+    kept = [(s, e) for s, e in merged if e - s >= shortest]
+    return [seg for i, seg in enumerate(kept)
+            if _seen_clearly(score, seg, kept[i - 1 : i] + kept[i + 1 : i + 2], car_pitch_m, p)]
+
+
+def _seen_clearly(score: TrackScore, seg: tuple[float, float], beside: list[tuple[float, float]],
+                  car_pitch_m: float, p: DetectorParams) -> bool:
+    """A lone stretch about one car long stands on its peak alone: it must stand out by
+    `short_min_z` somewhere. A longer one is backed by its length, one within a car pitch of
+    another by the train it belongs to."""
+    start, end = seg
+    if end - start >= p.short_max_cars * car_pitch_m:
+        return True
+    if any(s - end <= car_pitch_m and start - e <= car_pitch_m for s, e in beside):
+        return True
+    a = max(int(start / score.step_m), 0)
+    b = min(int(np.ceil(end / score.step_m)), len(score.z))
+    return bool(b > a and np.max(score.z[a:b]) >= p.short_min_z)

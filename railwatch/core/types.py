@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.2"
+DETECTOR_VERSION = "0.4.3"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -221,6 +221,11 @@ class DetectorParams:
     # segments
     gap_close_m: float = 6.0  # close gaps up to this length inside a train (couplers, blur)
     min_segment_car_fraction: float = 0.5  # drop segments shorter than this × car pitch
+    # a lone stretch shorter than this × car pitch (no other within a pitch) must reach
+    # short_min_z somewhere: faint lone blips (tone changes, leaks; z 5-6.5) are not cars, a
+    # grey car's roof reaches 12+ (3 m bench: cloudy 8 -> 10/10, false cars on empty yards 3 -> 0)
+    short_max_cars: float = 1.2
+    short_min_z: float = 7.0
     edge_refine_max_px: float = 1.5  # how far a segment end may move to its half-contrast point
     coupler_gap_m: float = 1.0  # a train of n cars is n * pitch - gap long
     # count interval (≈ 90 %)
