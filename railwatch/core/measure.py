@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
+from scipy import ndimage
 
 from railwatch.core.ambiguity import doubtful_cars, far_shadows, shadowed_cars
 from railwatch.core.cloudedge import cloud_edge_mask
@@ -23,6 +24,7 @@ from railwatch.core.resolved import (
 )
 from railwatch.core.robust import mahalanobis2, median
 from railwatch.core.selfref import background_from_scene
+from railwatch.core.tracklinks import links
 from railwatch.core.types import (
     Alignment,
     BoolArray,
@@ -60,20 +62,39 @@ def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackP
             for k, b in background.items()}
 
 
+def _stronger_beside(scores: Mapping[str, TrackScore], gsd_m: float, p: DetectorParams,
+                     sun_elevation_deg: float | None) -> dict[str, BoolArray]:
+    """Where a neighbouring track within a shadow's reach changed more, a few metres along
+    either way: its car may cast or leak this change."""
+    reach = max(p.neighbour_max_m, shadow_reach_m(sun_elevation_deg, p))
+    out = {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
+    for k, nbrs in links(scores, gsd_m, replace(p, neighbour_max_m=reach)).items():
+        s = scores[k]
+        grow = max(round(p.self_check_along_m / s.step_m), 0)
+        for link in nbrs:
+            other = np.where(link.near, scores[link.other].z[link.j], 0.0)
+            if grow:
+                other = ndimage.maximum_filter1d(other, 2 * grow + 1)
+            out[k] |= other >= s.z
+    return out
+
+
 def _arrivals(
     scores: Mapping[str, TrackScore], background: Mapping[str, TrackProfile], inv: Floats,
-    p: DetectorParams,
+    gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None,
 ) -> dict[str, BoolArray]:
     """Per track, the samples that changed beyond `self_check_keep_z` towards something other
-    than ballast: the image stands farther from the background's typical ballast than the
-    background does (a train arrived, not a parked one left; the image's own typical spectrum
-    is a car's when the yard is full). None on a track where they cover more than
+    than ballast, with no stronger change beside them: the image stands farther from the
+    background's typical ballast than the background does (a train arrived, not a parked one
+    left; the image's own typical spectrum is a car's when the yard is full), and no
+    neighbour's car can have cast or leaked it. None on a track where they cover more than
     `self_check_max_share` of the usable samples."""
     usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
     typical = median(np.concatenate(usable).astype(np.float64), axis=0)
+    beside = _stronger_beside(scores, gsd_m, p, sun_elevation_deg)
     out: dict[str, BoolArray] = {}
     for k, s in scores.items():
-        strong = s.usable & (s.z >= p.self_check_keep_z)
+        strong = s.usable & (s.z >= p.self_check_keep_z) & ~beside[k]
         if strong.any():
             rows = np.flatnonzero(strong)
             ground = s.background[rows] - typical
@@ -192,7 +213,7 @@ def measure_scene(
             # otherwise become its own "ballast" in the running median and hide itself. Changes
             # far beyond the ballast's natural texture are left out of the scene's ballast,
             # unless they cover most of a track (then there is no ballast to bridge from)
-            trains = _arrivals(scores, background, inv, p)
+            trains = _arrivals(scores, background, inv, gsd_m, p, sun_elevation_deg)
             own, _ = score_tracks(profiles, background_from_scene(profiles, p, trains), p)
             scores = {
                 k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))

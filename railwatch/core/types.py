@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.3"
+DETECTOR_VERSION = "0.4.4"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -177,6 +177,7 @@ class DetectorParams:
     # share (3 m bench, with reference and sun: low contrast 4 -> 9/10, nothing else lost)
     self_check_keep_z: float = 9.0
     self_check_max_share: float = 0.5
+    self_check_along_m: float = 6.0  # how far along a neighbour's stronger change still counts
     level_correction: bool = True  # remove a residual per-band offset between image and background
     high_z: float = 4.5  # hysteresis seed threshold (z-score of the spectral distance)
     low_z: float = 2.5  # hysteresis growth threshold
