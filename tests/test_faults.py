@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from tests.cli_runs import built_once
 from tests.fault_cases import CASES
 from tests.fault_lab import Case, Lab
+from tests.faultkit import render_world
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +21,11 @@ pytestmark = pytest.mark.slow
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The lab, its flows reporting to a Prefect API of their own (patient with a busy machine);
     the CLI it runs reports to the test process's Prefect server, started when first asked for."""
-    with prefect_test_harness(server_startup_timeout=300):
+    simulated = built_once(tmp_path_factory, "fault-sim", render_world) / "simulator"  # one render
+    with prefect_test_harness(server_startup_timeout=300):  # for all the test processes
         made = Lab(tmp_path_factory.mktemp("faults"),
-                   prefect_api=lambda: str(request.getfixturevalue("prefect_server").api_url))
+                   prefect_api=lambda: str(request.getfixturevalue("prefect_server").api_url),
+                   simulated=simulated)
         yield made
         made.close()
 
