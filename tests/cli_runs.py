@@ -6,13 +6,14 @@ environment and the same error output."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,17 +101,33 @@ def prefect_server(folder: Path) -> Iterator[PrefectServer]:
         yield server
 
 
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder `name` in the session's shared temp folder, `build` run into it by the first
+    test process that asks (under pytest-xdist the processes' base temp folders share a parent,
+    and a lock file there makes the others wait for it, then read the same files)."""
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that died half way
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The simulator's folder for SIM_START..SIM_END over the demo AOI, rendered once per session
-    (in the session's base temp folder: each module that imports this fixture gets its own
+    and shared by every test process (each module that imports this fixture gets its own
     instance, all of them share the files)."""
-    home = tmp_path_factory.getbasetemp() / "ops-sim"
-    if not (home / "simulator" / "tumangang" / "collection.json").is_file():
-        home.mkdir(exist_ok=True)
+    def render(home: Path) -> None:
         run_cli(["simulate", "--start", SIM_START, "--end", SIM_END, "--scene-km", "4", "3.6"],
                 cli_env(home))
-    return home / "simulator"
+
+    return built_once(tmp_path_factory, "ops-sim", render) / "simulator"
 
 
 def home_with(simulated: Path, home: Path) -> Path:

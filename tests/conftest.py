@@ -147,7 +147,7 @@ class S3:
     new_bucket: Callable[[str], str]
 
 
-def _s3_for(endpoint: str) -> S3:
+def s3_for(endpoint: str) -> S3:
     config = S3Config(endpoint_url=endpoint)
     client = config.client()
 
@@ -162,7 +162,7 @@ def _s3_for(endpoint: str) -> S3:
 @pytest.fixture
 def s3(moto_server: MotoServer) -> S3:
     """Direct access to the session's S3 server."""
-    return _s3_for(moto_server.endpoint)
+    return s3_for(moto_server.endpoint)
 
 
 @pytest.fixture
@@ -176,4 +176,4 @@ def s3_proxy(moto_server: MotoServer) -> Iterator[CountingProxy]:
 @pytest.fixture
 def s3_via_proxy(s3_proxy: CountingProxy) -> S3:
     """S3 access whose every request goes through `s3_proxy`."""
-    return _s3_for(s3_proxy.endpoint)
+    return s3_for(s3_proxy.endpoint)

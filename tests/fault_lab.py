@@ -20,12 +20,14 @@ TEST_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
 class Lab:
     """Worlds under one root folder, sharing the simulated scenes and the servers."""
 
-    def __init__(self, root: Path, prefect_api: Callable[[], str] | None = None) -> None:
+    def __init__(self, root: Path, prefect_api: Callable[[], str] | None = None,
+                 simulated: Path | None = None) -> None:
         self.root = root
         # the Prefect API URL for the faults that run the CLI in a subprocess (a running server,
         # asked for on first use); without, the CLI starts its ephemeral API in the world's home
         self.prefect_api = prefect_api
-        self.simulated = render_world(root / "simulated")
+        # the rendered catalog (a simulator folder from `render_world`), else rendered here
+        self.simulated = simulated or render_world(root / "simulated")
         self._stops: list[Callable[[], None]] = []
         self._servers: dict[str, Any] = {}
         self._baselines: dict[str, Baseline] = {}

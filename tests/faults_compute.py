@@ -3,6 +3,7 @@ flow's own process killed in the middle of a backfill, then the backfill run aga
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import subprocess
@@ -53,10 +54,13 @@ def kill_worker_during(address: str, task_name: str, done: threading.Event, kill
 
 
 def this_process_api() -> str:
-    """The URL of the Prefect API this process's flow runs use (its ephemeral server), for the
-    external workers to report their task runs to."""
+    """The URL of the Prefect API this process's flow runs use (the one set, else its ephemeral
+    server), for the external workers to report their task runs to."""
     from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
 
+    if PREFECT_API_URL.value():
+        return str(PREFECT_API_URL.value())
     server = SubprocessASGIServer()
     if not server.running:
         server.start()
@@ -69,8 +73,9 @@ def worker_killed(lab: Lab, layer: str, fault: str) -> FaultRow:
     with dask_cluster(world.home / "dask-logs", env) as address:
         world.settings["RAILWATCH_DASK_ADDRESS"] = address
         done, killed = threading.Event(), []
-        killer = threading.Thread(target=kill_worker_during, args=(address, "detect-aoi", done, killed),
-                                  daemon=True)
+        # run in this context: its Prefect settings (the API URL) are what `running` asks
+        killer = threading.Thread(target=contextvars.copy_context().run,
+                                  args=(kill_worker_during, address, "detect-aoi", done, killed), daemon=True)
         killer.start()
         during = world.backfill()
         done.set()

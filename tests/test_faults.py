@@ -7,23 +7,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.cli_runs import PrefectServer, built_once
 from tests.fault_cases import CASES
 from tests.fault_lab import Case, Lab
+from tests.faultkit import render_world
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The lab, its flows reporting to a Prefect API of their own (patient with a busy machine);
-    the CLI it runs reports to the test process's Prefect server, started when first asked for."""
-    with prefect_test_harness(server_startup_timeout=300):
-        made = Lab(tmp_path_factory.mktemp("faults"),
-                   prefect_api=lambda: str(request.getfixturevalue("prefect_server").api_url))
+def lab(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab; its flows, and the CLI it runs, report to the test process's Prefect server (a
+    real `prefect server start`, tests/conftest.py), as a profile's PREFECT_API_URL would point
+    them, instead of starting one more server for the in-process runs."""
+    # the catalog, rendered once for all the test processes
+    simulated = built_once(tmp_path_factory, "fault-sim", render_world) / "simulator"
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        made = Lab(tmp_path_factory.mktemp("faults"), prefect_api=lambda: prefect_server.api_url,
+                   simulated=simulated)
         yield made
         made.close()
+        # what the runs still hold goes to this server, while these settings point at it
+        APILogWorker.drain_all()
+        EventsWorker.drain_all()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.layer}: {c.fault}" for c in CASES])
