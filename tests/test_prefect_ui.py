@@ -81,7 +81,17 @@ async def run_backfill(env: dict[str, str]) -> dict[str, Any]:
             "railwatch-backfill/backfill", timeout=1800, poll_interval=2,
             parameters={"request": {"start": SIM_START, "end": SIM_END, "aoi_ids": ["tumangang"],
                                     "chunk_days": 3}})
-        logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        # the run's process sends its logs in batches (every 2 s) and drains them as it exits,
+        # which may be after the server has recorded the final state: read until they settle
+        by_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+        logs, settled = await client.read_logs(by_run), 0
+        for _ in range(120):
+            await asyncio.sleep(0.5)
+            again = await client.read_logs(by_run)
+            settled = settled + 1 if len(again) == len(logs) else 0
+            logs = again
+            if settled >= 10:  # nothing new for 5 s
+                break
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
         task_runs = await client.read_task_runs(
