@@ -244,7 +244,8 @@ def measure_scene(
         segs = kept.get(k, [])
         if gaps is not None and k in gaps and p.resolved_chain_gaps > 0:
             ok = usable & ~suppressed[k] if k in suppressed else usable
-            chained = gap_trains(gaps[k], ok, prof.step_m, car_pitch_m, p)
+            chained = gap_trains(gaps[k], ok, prof.step_m, car_pitch_m, p,
+                                 None if score is None else score.z, usable)
             segs = union(segs, chained, p.coupler_gap_m)
         n, var = _count(segs, car_pitch_m, gsd_m, p)
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m, p.hidden_occupancy)

@@ -165,12 +165,18 @@ def count_track(
 
 
 def gap_trains(
-    g: Floats, usable: BoolArray, step_m: float, car_pitch_m: float, params: DetectorParams
+    g: Floats, usable: BoolArray, step_m: float, car_pitch_m: float, params: DetectorParams,
+    z: Floats | None = None, seen: BoolArray | None = None,
 ) -> list[tuple[float, float]]:
     """(start_m, end_m) of trains told by their coupler gaps alone: at least
     `resolved_chain_gaps` gaps one car apart in a row. Roofs that match the ballast (grey
-    gondolas in haze) leave the spectra flat, but not the gaps between them."""
+    gondolas in haze) leave the spectra flat, but not the gaps between them.
+
+    A chain's end gap may be the train's own end, which peaks like a gap: with the occupancy
+    score `z`, a car is added beyond it only where the spectra do not tell a car inside from
+    ballast outside (`seen`: the samples the score could judge, clear of clouds)."""
     pitch = car_pitch_m / step_m
+    seen = usable if seen is None else seen
     found = [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch,
                                   params.resolved_gap_z) if usable[i]]
     chains: list[list[int]] = []
@@ -185,11 +191,27 @@ def gap_trains(
             continue
         one_car = np.diff(chain)[np.diff(chain) <= 1.4 * pitch]
         period = float(median(one_car)) if one_car.size else pitch
-        # a car beyond each end gap, counted as one: a train's own ends can peak like gaps
-        lo = max(chain[0] - period / 2, 0.0)
-        hi = min(chain[-1] + period / 2, float(g.size))
+        # a car beyond each end gap, unless the gap is where a visible train meets ballast
+        first, last = chain[0], chain[-1]
+        lo = first if _train_end(z, seen, first, -period, params) else max(first - period / 2, 0.0)
+        hi = last if _train_end(z, seen, last, period, params) else min(last + period / 2, g.size)
         out.append((lo * step_m, hi * step_m))
     return out
+
+
+def _train_end(z: Floats | None, seen: BoolArray, at: int, outward: float,
+               params: DetectorParams) -> bool:
+    """Whether the gap at sample `at` ends a train: the car on the inner side stands out by
+    `high_z` and the stretch of a car beyond it (`outward` samples), all seen, stays below
+    `low_z`."""
+    if z is None:
+        return False
+    reach = max(int(abs(outward)), 1)
+    inner = slice(max(at - reach, 0), at) if outward > 0 else slice(at + 1, at + 1 + reach)
+    outer = slice(at + 1, at + 1 + reach) if outward > 0 else slice(max(at - reach, 0), at)
+    if z[inner].size == 0 or z[outer].size == 0 or not np.all(seen[outer]):
+        return False
+    return float(np.median(z[inner])) >= params.high_z and float(np.median(z[outer])) < params.low_z
 
 
 def union(a: list[tuple[float, float]], b: list[tuple[float, float]], close_m: float

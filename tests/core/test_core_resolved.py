@@ -105,3 +105,17 @@ def test_grey_train_is_found_by_its_gaps() -> None:
     assert abs(m.cars - 8) <= 1
     # and an empty track stays empty
     assert measure_scene({"t": background}, {"t": background}, 0.5, PITCH).cars == 0
+
+
+def test_a_visible_train_ends_where_its_end_gap_meets_ballast() -> None:
+    # the ends of a train peak in the gap signal like couplers do (a dark end, its shadow):
+    # a chain of gaps ending there must not add half a car of ballast beyond each end
+    image, background, (start, end) = track([13.5] * 6, start=100.0, seed=7)
+    values = image.values.copy()
+    s = (np.arange(values.shape[0]) + 0.5) * STEP
+    for lo in (start - 1.0, end):
+        values[(s >= lo) & (s < lo + 1.0)] *= 0.4
+    m = measure_scene({"t": TrackProfile("t", STEP, values, image.valid)}, {"t": background}, 0.5, PITCH)
+    (t,) = m.tracks
+    assert t.cars == 6
+    assert abs(t.occupied_m - (end - start)) <= 3.0, t.segments
