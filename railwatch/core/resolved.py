@@ -118,15 +118,20 @@ def pick_gaps(g: Floats, lo: int, hi: int, spacing: float, threshold: float) -> 
     return sorted(chosen)
 
 
-def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float) -> float:
+def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float, params: DetectorParams
+            ) -> float:
     """The along-track period (samples) of the cars in [lo, hi): from the spacings of gaps
-    one car apart, else the autocorrelation peak between 0.6 and 1.4 pitches, else pitch."""
+    one car apart, else the autocorrelation peak, else pitch. A car is `resolved_min_car_fraction`
+    to `resolved_max_car_fraction` pitches long (the AOI's pitch is its typical car): a roof's
+    own pattern (hopper bays, containers on a flat car) peaks at shorter spacings and must not
+    set the period."""
+    shortest, longest = params.resolved_min_car_fraction * pitch, params.resolved_max_car_fraction * pitch
     spacings = np.diff(gaps)
-    one_car = spacings[(spacings >= 0.6 * pitch) & (spacings <= 1.4 * pitch)]
+    one_car = spacings[(spacings >= shortest) & (spacings <= longest)]
     if one_car.size >= 2:
         return float(median(one_car))
     x = g[lo:hi] - np.mean(g[lo:hi]) if hi > lo else np.zeros(0)
-    first, last = int(np.ceil(0.6 * pitch)), int(np.floor(1.4 * pitch))
+    first, last = int(np.ceil(shortest)), int(np.floor(longest))
     if x.size < 2 * last or not np.any(x):
         return pitch
     ac = np.array([np.dot(x[:-lag], x[lag:]) / (x.size - lag) for lag in range(first, last + 1)])
@@ -142,7 +147,7 @@ def count_segment(
     spans that, gaps + 1 and (length + gap) / period: narrow when gaps and period agree."""
     pitch = car_pitch_m / step_m
     gaps = pick_gaps(g, lo, hi, params.resolved_min_car_fraction * pitch, params.resolved_gap_z)
-    period = _period(g, gaps, lo, hi, pitch)
+    period = _period(g, gaps, lo, hi, pitch, params)
     gap = params.coupler_gap_m / step_m
     bounds = [lo - gap / 2, *gaps, hi + gap / 2]
     by_gaps = sum(max(1, round(float(b - a) / period)) for a, b in pairwise(bounds))

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.5"
+DETECTOR_VERSION = "0.4.6"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -253,5 +253,8 @@ class DetectorParams:
     resolved_min_step_m: float = 0.25
     resolved_fill_m: float = 3.0  # running median bridging coupler gaps before scoring
     resolved_gap_z: float = 6.0  # a coupler gap departs this much from its bridged surroundings
-    resolved_min_car_fraction: float = 0.6  # gaps (and ends) at least this many pitches apart
+    # a car is this many of the AOI's pitches long, least and most: gaps (and ends) closer
+    # than the least are a roof's own pattern (hopper bays, containers on a flat car)
+    resolved_min_car_fraction: float = 0.75
+    resolved_max_car_fraction: float = 1.3
     resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)

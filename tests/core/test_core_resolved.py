@@ -119,3 +119,16 @@ def test_a_visible_train_ends_where_its_end_gap_meets_ballast() -> None:
     (t,) = m.tracks
     assert t.cars == 6
     assert abs(t.occupied_m - (end - start)) <= 3.0, t.segments
+
+
+def test_a_roof_pattern_between_couplers_is_not_a_car_each() -> None:
+    # two bright-edged containers on each of six 15 m flat cars: the gap signal peaks every
+    # 5 m inside the cars, stronger than at the couplers; the cars are still six
+    n = round(6 * 15.0 / STEP)
+    g = np.zeros(n)
+    for car in range(6):
+        for at, height in ((0.0, 7.0), (5.0, 10.0), (10.0, 10.0)):
+            g[round((car * 15.0 + at) / STEP)] = height + 0.01 * car
+    c = count_segment(g, 0, n, STEP, PITCH, DetectorParams())
+    assert c.cars == 6 and c.low <= 6 <= c.high
+    # (with gaps allowed 0.6 pitches apart, the 10 m spacings set the period: 7 cars)
