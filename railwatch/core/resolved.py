@@ -182,11 +182,21 @@ def gap_trains(
     ballast outside (`seen`: the samples the score could judge, clear of clouds)."""
     pitch = car_pitch_m / step_m
     seen = usable if seen is None else seen
+
+    def ends_train(at: int, outward: float, inner_z: float) -> bool:
+        return _train_end(z, seen, at, outward, params, inner_z)
+
     found = [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch,
                                   params.resolved_gap_z) if usable[i]]
     chains: list[list[int]] = []
+    visible = params.resolved_visible_z
     for i in found:
-        if chains and 0.6 * pitch <= i - chains[-1][-1] <= 2.4 * pitch:  # one gap missed
+        last = chains[-1][-1] if chains else None
+        if last is not None and 0.6 * pitch <= i - last <= 2.4 * pitch and not (
+            # "one gap missed" between two clearly visible trains' ends is the ballast between
+            # them (a grey train's roofs may stand out a little here and there)
+            i - last > 1.5 * pitch and ends_train(last, pitch, visible) and ends_train(i, -pitch, visible)
+        ):
             chains[-1].append(i)
         else:
             chains.append([i])
@@ -198,16 +208,16 @@ def gap_trains(
         period = float(median(one_car)) if one_car.size else pitch
         # a car beyond each end gap, unless the gap is where a visible train meets ballast
         first, last = chain[0], chain[-1]
-        lo = first if _train_end(z, seen, first, -period, params) else max(first - period / 2, 0.0)
-        hi = last if _train_end(z, seen, last, period, params) else min(last + period / 2, g.size)
+        lo = first if ends_train(first, -period, params.high_z) else max(first - period / 2, 0.0)
+        hi = last if ends_train(last, period, params.high_z) else min(last + period / 2, g.size)
         out.append((lo * step_m, hi * step_m))
     return out
 
 
 def _train_end(z: Floats | None, seen: BoolArray, at: int, outward: float,
-               params: DetectorParams) -> bool:
+               params: DetectorParams, inner_z: float) -> bool:
     """Whether the gap at sample `at` ends a train: the car on the inner side stands out by
-    `high_z` and the stretch of a car beyond it (`outward` samples), all seen, stays below
+    `inner_z` and the stretch of a car beyond it (`outward` samples), all seen, stays below
     `low_z`."""
     if z is None:
         return False
@@ -216,7 +226,7 @@ def _train_end(z: Floats | None, seen: BoolArray, at: int, outward: float,
     outer = slice(at + 1, at + 1 + reach) if outward > 0 else slice(max(at - reach, 0), at)
     if z[inner].size == 0 or z[outer].size == 0 or not np.all(seen[outer]):
         return False
-    return float(np.median(z[inner])) >= params.high_z and float(np.median(z[outer])) < params.low_z
+    return float(np.median(z[inner])) >= inner_z and float(np.median(z[outer])) < params.low_z
 
 
 def union(a: list[tuple[float, float]], b: list[tuple[float, float]], close_m: float

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.6"
+DETECTOR_VERSION = "0.4.7"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -257,4 +257,5 @@ class DetectorParams:
     # than the least are a roof's own pattern (hopper bays, containers on a flat car)
     resolved_min_car_fraction: float = 0.75
     resolved_max_car_fraction: float = 1.3
+    resolved_visible_z: float = 9.0  # a roof this distinct from ballast is seen, not grey
     resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)

@@ -132,3 +132,18 @@ def test_a_roof_pattern_between_couplers_is_not_a_car_each() -> None:
     c = count_segment(g, 0, n, STEP, PITCH, DetectorParams())
     assert c.cars == 6 and c.low <= 6 <= c.high
     # (with gaps allowed 0.6 pitches apart, the 10 m spacings set the period: 7 cars)
+
+
+def test_ballast_between_two_visible_trains_is_not_bridged_by_their_end_gaps() -> None:
+    # two trains 25 m apart (about two cars' spacing between their end gaps, as if one
+    # coupler gap were missed): the chain of gaps must not run across the empty ballast
+    first, background, (s1, e1) = track([13.5] * 4, start=60.0, seed=11)
+    second, _, (s2, e2) = track([13.5] * 4, start=e1 + 25.0, seed=12)
+    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
+    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
+    for lo in (s1 - 1.0, e1, s2 - 1.0, e2):
+        values[(s >= lo) & (s < lo + 1.0)] *= 0.4
+    m = measure_scene({"t": TrackProfile("t", STEP, values, first.valid)}, {"t": background}, 0.5, PITCH)
+    (t,) = m.tracks
+    assert t.cars == 8
+    assert len(t.segments) == 2 and abs(t.occupied_m - (e1 - s1) - (e2 - s2)) <= 6.0, t.segments
