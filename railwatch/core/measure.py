@@ -198,8 +198,10 @@ def measure_scene(
         bridged = bridge_gaps(profiles, p)
         gaps = gap_signal(profiles, bridged, p)
         profiles, background = bridged, bridge_gaps(background, p)
-        # a lone car is counted from its own gaps, however faint (no lone-blip rule)
-        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, short_max_cars=0.0)
+        # a lone car is counted from its own gaps, however faint (no lone-blip rule); a roof
+        # seen whole does not leak into the next siding's corridor (a shadow still may)
+        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, short_max_cars=0.0,
+                    neighbour_max_bleed=p.resolved_max_bleed)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
     if "no_reference" not in flags and p.self_check and evidence:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.7"
+DETECTOR_VERSION = "0.4.8"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -258,4 +258,5 @@ class DetectorParams:
     resolved_min_car_fraction: float = 0.75
     resolved_max_car_fraction: float = 1.3
     resolved_visible_z: float = 9.0  # a roof this distinct from ballast is seen, not grey
+    resolved_max_bleed: float = 0.0  # neighbour_max_bleed there: pixels do not mix sidings
     resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)

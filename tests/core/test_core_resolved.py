@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,20 @@ def test_ballast_between_two_visible_trains_is_not_bridged_by_their_end_gaps() -
     (t,) = m.tracks
     assert t.cars == 8
     assert len(t.segments) == 2 and abs(t.occupied_m - (e1 - s1) - (e2 - s2)) <= 6.0, t.segments
+
+
+def test_a_siding_beside_a_train_is_not_read_as_its_leak_when_cars_are_resolved() -> None:
+    # two sidings 5 m (10 px) apart, trains side by side; the second's roofs differ from the
+    # ballast half as much as the first's, as a leak would at 3 m. At 0.5 m a roof does not
+    # reach the next siding's corridor: both trains count (bright roofs: no shadow either)
+    a, bg, _ = track([13.5] * 6, start=80.0, seed=21)
+    n = a.values.shape[0]
+    s = (np.arange(n) + 0.5) * STEP
+    at = {k: np.column_stack([s / STEP, np.full(n, row)]) for k, row in (("a", 100.0), ("b", 110.0))}
+    bright = (2 * bg.values - a.values).astype(np.float32)
+    profiles = {"a": TrackProfile("a", STEP, bright, a.valid, at["a"]),
+                "b": TrackProfile("b", STEP, (bg.values + 0.5 * (bright - bg.values)).astype(np.float32),
+                                  a.valid, at["b"])}
+    background = {k: replace(bg, track_id=k, positions=at[k]) for k in at}
+    m = measure_scene(profiles, background, 0.5, PITCH)
+    assert [t.cars for t in m.tracks] == [6, 6]
