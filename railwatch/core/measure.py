@@ -51,13 +51,18 @@ def with_positions(
     return out
 
 
-def _typical_ballast(background: Mapping[str, TrackProfile]) -> dict[str, TrackProfile]:
-    """Every sample replaced by the yard's typical background spectrum (the median of all
-    usable samples: most of a background is ballast)."""
+def _typical_spectrum(background: Mapping[str, TrackProfile]) -> Floats | None:
+    """The yard's typical background spectrum: the median of all usable samples (most of a
+    background is ballast); None when none is usable."""
     usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
-    if not usable:
+    return median(np.concatenate(usable).astype(np.float64), axis=0) if usable else None
+
+
+def _typical_ballast(background: Mapping[str, TrackProfile], typical: Floats | None
+                     ) -> dict[str, TrackProfile]:
+    """Every sample replaced by `typical` (`_typical_spectrum`)."""
+    if typical is None:
         return dict(background)
-    typical = median(np.concatenate(usable), axis=0)
     return {k: replace(b, values=np.broadcast_to(typical, b.values.shape).astype(b.values.dtype))
             for k, b in background.items()}
 
@@ -80,7 +85,7 @@ def _stronger_beside(scores: Mapping[str, TrackScore], gsd_m: float, p: Detector
 
 
 def _arrivals(
-    scores: Mapping[str, TrackScore], background: Mapping[str, TrackProfile], inv: Floats,
+    scores: Mapping[str, TrackScore], typical: Floats, inv: Floats,
     gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None,
 ) -> dict[str, BoolArray]:
     """Per track, the samples that changed beyond `self_check_keep_z` towards something other
@@ -88,9 +93,8 @@ def _arrivals(
     background's typical ballast than the background does (a train arrived, not a parked one
     left; the image's own typical spectrum is a car's when the yard is full), and no
     neighbour's car can have cast or leaked it. None on a track where they cover more than
-    `self_check_max_share` of the usable samples."""
-    usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
-    typical = median(np.concatenate(usable).astype(np.float64), axis=0)
+    `self_check_max_share` of the usable samples. `typical`: the background's typical
+    ballast (`_typical_spectrum`)."""
     beside = _stronger_beside(scores, gsd_m, p, sun_elevation_deg)
     out: dict[str, BoolArray] = {}
     for k, s in scores.items():
@@ -209,13 +213,15 @@ def measure_scene(
         # where it stands out from the yard's typical ballast, evidence must also stand out
         # from the scene's own ballast. Elsewhere the background is plain ballast and is
         # trusted (a fully loaded track has no ballast of its own to compare with).
-        suspect, _ = score_tracks(background, _typical_ballast(background), p)
-        if any(bool(np.any(s.z >= p.low_z)) for s in suspect.values()):  # else nothing to check
+        # (where no background sample stands out, there is nothing to check)
+        typical = _typical_spectrum(background)
+        suspect, _ = score_tracks(background, _typical_ballast(background, typical), p)
+        if typical is not None and any(bool(np.any(s.z >= p.low_z)) for s in suspect.values()):
             # ... but not a train's own samples: a long train (a grey one above all) would
             # otherwise become its own "ballast" in the running median and hide itself. Changes
             # far beyond the ballast's natural texture are left out of the scene's ballast,
             # unless they cover most of a track (then there is no ballast to bridge from)
-            trains = _arrivals(scores, background, inv, gsd_m, p, sun_elevation_deg)
+            trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg)
             own, _ = score_tracks(profiles, background_from_scene(profiles, p, trains), p)
             scores = {
                 k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))

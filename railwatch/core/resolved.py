@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -118,6 +119,15 @@ def pick_gaps(g: Floats, lo: int, hi: int, spacing: float, threshold: float) -> 
     return sorted(chosen)
 
 
+def _one_car(spacings: npt.NDArray[np.integer[Any]], pitch: float, params: DetectorParams
+             ) -> npt.NDArray[np.integer[Any]]:
+    """The spacings (samples) that can span one car: `resolved_min_car_fraction` to
+    `resolved_max_car_fraction` pitches."""
+    ok = (spacings >= params.resolved_min_car_fraction * pitch) & (
+        spacings <= params.resolved_max_car_fraction * pitch)
+    return spacings[ok]
+
+
 def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float, params: DetectorParams
             ) -> float:
     """The along-track period (samples) of the cars in [lo, hi): from the spacings of gaps
@@ -126,8 +136,7 @@ def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float, params: 
     own pattern (hopper bays, containers on a flat car) peaks at shorter spacings and must not
     set the period."""
     shortest, longest = params.resolved_min_car_fraction * pitch, params.resolved_max_car_fraction * pitch
-    spacings = np.diff(gaps)
-    one_car = spacings[(spacings >= shortest) & (spacings <= longest)]
+    one_car = _one_car(np.diff(gaps), pitch, params)
     if one_car.size >= 2:
         return float(median(one_car))
     x = g[lo:hi] - np.mean(g[lo:hi]) if hi > lo else np.zeros(0)
@@ -192,7 +201,8 @@ def gap_trains(
     visible = params.resolved_visible_z
     for i in found:
         last = chains[-1][-1] if chains else None
-        if last is not None and 0.6 * pitch <= i - last <= 2.4 * pitch and not (
+        # gaps are at least a car apart (pick_gaps); farther than two is not one train
+        if last is not None and i - last <= 2.4 * pitch and not (
             # "one gap missed" between two clearly visible trains' ends is the ballast between
             # them (a grey train's roofs may stand out a little here and there)
             i - last > 1.5 * pitch and ends_train(last, pitch, visible) and ends_train(i, -pitch, visible)
@@ -204,7 +214,7 @@ def gap_trains(
     for chain in chains:
         if len(chain) < params.resolved_chain_gaps:
             continue
-        one_car = np.diff(chain)[np.diff(chain) <= 1.4 * pitch]
+        one_car = _one_car(np.diff(chain), pitch, params)
         period = float(median(one_car)) if one_car.size else pitch
         # a car beyond each end gap, unless the gap is where a visible train meets ballast
         first, last = chain[0], chain[-1]
