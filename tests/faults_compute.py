@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from typing import Any
 
 from tests.cli_runs import cli_env, dask_cluster
 from tests.fault_lab import Case, Lab
@@ -36,15 +37,24 @@ def running(task_name: str) -> bool:
 
 
 def kill_worker_during(address: str, task_name: str, done: threading.Event, killed: list[str]) -> None:
-    """SIGKILL the worker that is busy while a `task_name` task run is running."""
+    """SIGKILL the worker that runs a `task_name` task run. Prefect's API learns that a task
+    run is running from its events, which may arrive after a short detection has ended; the
+    Dask scheduler knows at once: the detection batches are the only tasks that wait for
+    others (the AOIs' background updates), so a worker processing one of those runs it."""
     from distributed import Client
+
+    def processing_with_inputs(dask_scheduler: Any) -> list[str]:  # defined here: sent by value
+        return [ts.processing_on.address for ts in dask_scheduler.tasks.values()
+                if ts.state == "processing" and ts.dependencies and ts.processing_on is not None]
 
     with Client(address, timeout=60) as client:
         pids = client.run(os.getpid)
         while not done.is_set() and not killed:
             try:
-                busy = [w for w, keys in client.processing().items() if keys]
-                if busy and running(task_name):
+                busy = client.run_on_scheduler(processing_with_inputs)
+                if not busy and running(task_name):
+                    busy = [w for w, keys in client.processing().items() if keys]
+                if busy:
                     os.kill(pids[busy[0]], signal.SIGKILL)
                     killed.append(busy[0])
                     return
