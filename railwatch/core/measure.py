@@ -12,7 +12,14 @@ from scipy import ndimage
 from railwatch.core.ambiguity import doubtful_cars, far_shadows, shadowed_cars
 from railwatch.core.cloudedge import cloud_edge_mask
 from railwatch.core.neighbours import explained_mask, scene_shadow, shadow_reach_m
-from railwatch.core.occupancy import Floats, TrackScore, runs, score_tracks, segments
+from railwatch.core.occupancy import (
+    Floats,
+    TrackScore,
+    runs,
+    score_tracks,
+    segments,
+    smooth_along,
+)
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
     bridge_gaps,
@@ -88,21 +95,28 @@ def _arrivals(
     scores: Mapping[str, TrackScore], typical: Floats, inv: Floats,
     gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None,
 ) -> dict[str, BoolArray]:
-    """Per track, the samples that changed beyond `self_check_keep_z` towards something other
-    than ballast, with no stronger change beside them: the image stands farther from the
-    background's typical ballast than the background does (a train arrived, not a parked one
-    left; the image's own typical spectrum is a car's when the yard is full), and no
-    neighbour's car can have cast or leaked it. None on a track where they cover more than
-    `self_check_max_share` of the usable samples. `typical`: the background's typical
-    ballast (`_typical_spectrum`)."""
+    """Per track, the trains that arrived: stretches of evidence (z >= low_z) holding a sample
+    that changed beyond `self_check_keep_z` towards something other than ballast, with no
+    stronger change beside it: the image stands farther from the background's typical ballast
+    than the background does (a train arrived, not a parked one left; the image's own typical
+    spectrum is a car's when the yard is full), and no neighbour's car can have cast or leaked
+    it. None on a track where they cover more than `self_check_max_share` of the usable
+    samples. `typical`: the background's typical ballast (`_typical_spectrum`)."""
     beside = _stronger_beside(scores, gsd_m, p, sun_elevation_deg)
     out: dict[str, BoolArray] = {}
     for k, s in scores.items():
         strong = s.usable & (s.z >= p.self_check_keep_z) & ~beside[k]
         if strong.any():
             rows = np.flatnonzero(strong)
-            ground = s.background[rows] - typical
+            # the background as smoothed as the difference: beside a train that left, the
+            # smoothed difference holds some of the departure, the plain background none
+            width = max(round(p.smooth_m / s.step_m), 1)
+            ground = smooth_along(s.background, s.usable, width)[rows] - typical
             strong[rows] = mahalanobis2(s.diff[rows] + ground, inv) > mahalanobis2(ground, inv)
+        # the whole train, not only its most changed samples: a paler car of it left in the
+        # scene's ballast would become the ballast under the rest of the train
+        train, _ = ndimage.label(s.usable & (s.z >= p.low_z))
+        strong = np.isin(train, np.unique(train[strong & (train > 0)]))
         share = float(strong.sum()) / max(int(s.usable.sum()), 1)
         out[k] = strong if share <= p.self_check_max_share else np.zeros_like(strong)
     return out
@@ -218,9 +232,10 @@ def measure_scene(
         suspect, _ = score_tracks(background, _typical_ballast(background, typical), p)
         if typical is not None and any(bool(np.any(s.z >= p.low_z)) for s in suspect.values()):
             # ... but not a train's own samples: a long train (a grey one above all) would
-            # otherwise become its own "ballast" in the running median and hide itself. Changes
-            # far beyond the ballast's natural texture are left out of the scene's ballast,
-            # unless they cover most of a track (then there is no ballast to bridge from)
+            # otherwise become its own "ballast" in the running median and hide itself. A
+            # stretch of evidence with changes far beyond the ballast's natural texture is left
+            # out of the scene's ballast whole, unless such stretches cover most of a track
+            # (then there is no ballast to bridge from)
             trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg)
             own, _ = score_tracks(profiles, background_from_scene(profiles, p, trains), p)
             scores = {
