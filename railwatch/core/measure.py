@@ -95,13 +95,13 @@ def _arrivals(
     scores: Mapping[str, TrackScore], typical: Floats, inv: Floats,
     gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None,
 ) -> dict[str, BoolArray]:
-    """Per track, the trains that arrived: stretches of evidence (z >= low_z) holding a sample
-    that changed beyond `self_check_keep_z` towards something other than ballast, with no
-    stronger change beside it: the image stands farther from the background's typical ballast
-    than the background does (a train arrived, not a parked one left; the image's own typical
-    spectrum is a car's when the yard is full), and no neighbour's car can have cast or leaked
-    it. None on a track where they cover more than `self_check_max_share` of the usable
-    samples. `typical`: the background's typical ballast (`_typical_spectrum`)."""
+    """Per track, the trains that arrived: stretches of evidence (z >= low_z) with no stronger
+    change beside them (no neighbour's car can have cast or leaked them) holding a sample that
+    changed beyond `self_check_keep_z` towards something other than ballast: the image stands
+    farther from the background's typical ballast than the background does (a train arrived,
+    not a parked one left; the image's own typical spectrum is a car's when the yard is full).
+    None on a track where they cover more than `self_check_max_share` of the usable samples.
+    `typical`: the background's typical ballast (`_typical_spectrum`)."""
     beside = _stronger_beside(scores, gsd_m, p, sun_elevation_deg)
     out: dict[str, BoolArray] = {}
     for k, s in scores.items():
@@ -114,8 +114,9 @@ def _arrivals(
             ground = smooth_along(s.background, s.usable, width)[rows] - typical
             strong[rows] = mahalanobis2(s.diff[rows] + ground, inv) > mahalanobis2(ground, inv)
         # the whole train, not only its most changed samples: a paler car of it left in the
-        # scene's ballast would become the ballast under the rest of the train
-        train, _ = ndimage.label(s.usable & (s.z >= p.low_z))
+        # scene's ballast would become the ballast under the rest of the train (not across a
+        # stronger neighbour's change: a leak or shadow of it must stay checkable)
+        train, _ = ndimage.label(s.usable & (s.z >= p.low_z) & ~beside[k])
         strong = np.isin(train, np.unique(train[strong & (train > 0)]))
         share = float(strong.sum()) / max(int(s.usable.sum()), 1)
         out[k] = strong if share <= p.self_check_max_share else np.zeros_like(strong)
