@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.9"
+DETECTOR_VERSION = "0.4.10"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -191,9 +191,10 @@ class DetectorParams:
     # a full shadow's darkening: this percentile of the coverage-normalised darkening of shaded
     # samples (gaps between cars, lower cars and blur make the median a partial shadow)
     full_shadow_percentile: float = 80.0
-    # the optics and the profile's interpolation spread a shadow's edge this far (pixels) past
-    # its geometric edge: a full shadow on the next siding still darkens the one beyond a little
-    shadow_blur_px: float = 1.0
+    # the optics and the profile's interpolation blur a shadow's edges (Gaussian sigma, pixels;
+    # the simulator's optics 0.55, bilinear sampling adds about 0.4 in quadrature):
+    # a full shadow on the next siding still darkens the one beyond a little
+    shadow_blur_px: float = 0.7
     # share of the strong evidence read as a neighbour's shadow or leak that the count's high
     # end keeps as possible cars (ambiguity.shadowed_cars). Demo season, 31 clear scenes: the
     # interval held the truth on 25 without, 31 with 0.4 (mean width 19 -> 28 cars), 31 with 1.0 (41)
