@@ -10,20 +10,15 @@ four of its eleven cars.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
+from bench.detect_accuracy import REFERENCE_INDEX, SETS, scene_sun
 from railwatch.aoi import load_aoi
 from railwatch.detect import detect_files
 from railwatch.simulate.cases import publish_case
 from railwatch.simulate.publish import SimulatedScene
 
-ROOT = Path(__file__).resolve().parents[1]
-AOI_PATH = ROOT / "aois" / "tumangang.geojson"
-SCENE_M = (2600.0, 2600.0)  # the accuracy bench's 3 m scenes
-REFERENCE_INDEX = 1000  # the bench's empty reference
+AOI_PATH, SCENE_M = SETS[3.0]  # the accuracy bench's 3 m cases, its empty reference
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +34,8 @@ def test_grey_train_with_a_paler_stretch_is_one_train(
     cases: tuple[SimulatedScene, SimulatedScene],
 ) -> None:
     scene, reference = cases
-    item = json.loads(scene.item_path.read_text(encoding="utf-8"))
-    sun = item["properties"]["view:sun_azimuth"], item["properties"]["view:sun_elevation"]
     result = detect_files(AOI_PATH, str(scene.image_path), str(reference.image_path),
-                          str(scene.mask_path), str(reference.mask_path), None, *sun)
+                          str(scene.mask_path), str(reference.mask_path), None, *scene_sun(scene))
     truth = {t["id"]: t for t in scene.truth["tracks"]}["t2"]
     assert len(truth["segments"]) == 1 and truth["cars"] >= 10  # the case is what it says
     t2 = next(t for t in result["tracks"] if t["id"] == "t2")

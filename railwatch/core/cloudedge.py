@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from railwatch.core.occupancy import TrackScore, smooth_along
+from railwatch.core.occupancy import TrackScore, smooth_along, smoothing_width
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
@@ -118,7 +118,7 @@ def changed_alike_afar(
     level = {}
     for k, s in scores.items():
         frac, ok = s.relative_change()
-        width = max(round(p.smooth_m / s.step_m), 1) * 2 + 1
+        width = smoothing_width(s.step_m, p) * 2 + 1
         level[k] = smooth_along(frac, ok, width).mean(axis=1)
     for k, found in across.items():
         s = scores[k]

@@ -19,6 +19,7 @@ from railwatch.core.occupancy import (
     score_tracks,
     segments,
     smooth_along,
+    smoothing_width,
 )
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
@@ -110,8 +111,8 @@ def _arrivals(
             rows = np.flatnonzero(strong)
             # the background as smoothed as the difference: beside a train that left, the
             # smoothed difference holds some of the departure, the plain background none
-            width = max(round(p.smooth_m / s.step_m), 1)
-            ground = smooth_along(s.background, s.usable, width)[rows] - typical
+            smooth = smooth_along(s.background, s.usable, smoothing_width(s.step_m, p))
+            ground = smooth[rows] - typical
             strong[rows] = mahalanobis2(s.diff[rows] + ground, inv) > mahalanobis2(ground, inv)
         # the whole train, not only its most changed samples: a paler car of it left in the
         # scene's ballast would become the ballast under the rest of the train (not across a

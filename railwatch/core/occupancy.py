@@ -44,6 +44,11 @@ class TrackScore:
         return frac, ok
 
 
+def smoothing_width(step_m: float, params: DetectorParams) -> int:
+    """Samples in the along-track boxcar (`smooth_m`) at this sample spacing."""
+    return max(round(params.smooth_m / step_m), 1)
+
+
 def smooth_along(diff: Floats, usable: BoolArray, width: int) -> Floats:
     """Boxcar along the track that never mixes in unusable samples (normalised convolution)."""
     if width <= 1:
@@ -96,7 +101,7 @@ def score_tracks(
     if not keys:
         floor = params.noise_floor_rel * np.ones(bands)
         return {}, np.asarray(np.linalg.inv(np.diag(floor**2)), dtype=np.float64)
-    widths = [max(round(params.smooth_m / profiles[k].step_m), 1) for k in keys]
+    widths = [smoothing_width(profiles[k].step_m, params) for k in keys]
     gap = max(widths)
     lengths = [len(profiles[k].valid) for k in keys]
     starts = np.cumsum([0, *(n + gap for n in lengths[:-1])])

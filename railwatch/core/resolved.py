@@ -119,13 +119,17 @@ def pick_gaps(g: Floats, lo: int, hi: int, spacing: float, threshold: float) -> 
     return sorted(chosen)
 
 
+def _car_span(pitch: float, params: DetectorParams) -> tuple[float, float]:
+    """The shortest and longest a car may be (samples): `resolved_min_car_fraction` to
+    `resolved_max_car_fraction` pitches."""
+    return params.resolved_min_car_fraction * pitch, params.resolved_max_car_fraction * pitch
+
+
 def _one_car(spacings: npt.NDArray[np.integer[Any]], pitch: float, params: DetectorParams
              ) -> npt.NDArray[np.integer[Any]]:
-    """The spacings (samples) that can span one car: `resolved_min_car_fraction` to
-    `resolved_max_car_fraction` pitches."""
-    ok = (spacings >= params.resolved_min_car_fraction * pitch) & (
-        spacings <= params.resolved_max_car_fraction * pitch)
-    return spacings[ok]
+    """The spacings (samples) that can span one car (`_car_span`)."""
+    shortest, longest = _car_span(pitch, params)
+    return spacings[(spacings >= shortest) & (spacings <= longest)]
 
 
 def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float, params: DetectorParams
@@ -135,7 +139,7 @@ def _period(g: Floats, gaps: list[int], lo: int, hi: int, pitch: float, params: 
     to `resolved_max_car_fraction` pitches long (the AOI's pitch is its typical car): a roof's
     own pattern (hopper bays, containers on a flat car) peaks at shorter spacings and must not
     set the period."""
-    shortest, longest = params.resolved_min_car_fraction * pitch, params.resolved_max_car_fraction * pitch
+    shortest, longest = _car_span(pitch, params)
     one_car = _one_car(np.diff(gaps), pitch, params)
     if one_car.size >= 2:
         return float(median(one_car))
