@@ -107,12 +107,13 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
             raise SceneError(f"scene {scene.scene_id}: does not overlap AOI {aoi.id}")
         valid = usable & has_data
         bands = BAND_NAMES[: image.shape[0]]
+        compression = get_settings().clip_compression
         mask_cog = encode_cog(valid[np.newaxis].astype("uint8"), grid, descriptions=["usable"],
-                              overview_resampling="nearest")
+                              overview_resampling="nearest", compression=compression)
         # the mask travels while the image encodes
         mask_upload = io.submit(lambda: store.put_bytes(keys["mask.tif"], mask_cog,
                                                         stored["mask.tif"].result()))
-        image_cog = encode_cog(image, grid, nodata=0, descriptions=bands)
+        image_cog = encode_cog(image, grid, nodata=0, descriptions=bands, compression=compression)
         image_info = store.put_bytes(keys["image.tif"], image_cog, stored["image.tif"].result())
         mask_info = mask_upload.result()
         clip = ClipRef(

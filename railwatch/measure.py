@@ -33,6 +33,7 @@ from railwatch.core import (
 from railwatch.core.locate import TrackLocation, located_tracks, on_aoi
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, MeasuredScene, SceneCount, TrackCount
+from railwatch.settings import get_settings
 
 REFERENCE_SCENES = 5  # clips in an AOI's reference composite (zero-mean misregistration averages out)
 REFERENCE_MIN_VALID = 0.9  # only nearly clear clips go into it
@@ -89,8 +90,10 @@ def ensure_reference(aoi: AOI, grid: AOIGrid, clips: Sequence[ClipRef], store: O
     loaded = [load_clip(store, c.image_key, c.mask_key) for c in chosen]
     composite, valid, _ = build_composite([i for i, _ in loaded], [v for _, v in loaded])
     pixels = np.where(valid, np.clip(np.rint(composite), 1, 65535), 0).astype(np.uint16)
-    store.put_bytes(image_key, encode_cog(pixels, grid, nodata=0))
-    store.put_bytes(valid_key, encode_cog(valid[np.newaxis].astype(np.uint8), grid))
+    compression = get_settings().clip_compression
+    store.put_bytes(image_key, encode_cog(pixels, grid, nodata=0, compression=compression))
+    store.put_bytes(valid_key, encode_cog(valid[np.newaxis].astype(np.uint8), grid,
+                                          compression=compression))
     store.put_bytes(reference_manifest_key(aoi.id), manifest)  # last: names what is in place
     return "built"
 

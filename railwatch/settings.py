@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from railwatch.adapters.catalogs.base import AssetMap
+from railwatch.adapters.raster import CogCompression
 
 
 class Settings(BaseSettings):
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     backfill_chunk_days: int = Field(28, ge=1, description="A backfill processes its range in "
                                      "chunks of this many days (the unit of resumption and progress).")
     clip_buffer_m: float = Field(60.0, ge=0, description="Margin around the AOI in every clip.")
+    clip_compression: CogCompression = Field(
+        "zstd", description="Codec of the clip and reference COGs: zstd (fast; GDAL >= 2.3 reads "
+        "it) or deflate (for older readers; 2x slower to write and read).")
     max_aoi_km2: float = Field(100.0, gt=0, description="Largest AOI accepted as a rail yard.")
     webhook_urls: list[str] = Field(
         default_factory=list, description="Receivers of surge alerts (JSON list of http(s) URLs).")

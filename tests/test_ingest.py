@@ -16,6 +16,7 @@ from rio_cogeo.cogeo import cog_validate
 from railwatch.adapters import raster
 from railwatch.adapters.raster import (
     OVERVIEW_MIN_PX,
+    CogCompression,
     decode_raster,
     encode_cog,
     grid_offset,
@@ -28,6 +29,7 @@ from railwatch.errors import SceneError
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.ingest import clip_scene
 from railwatch.models import SceneRef
+from railwatch.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 MakeTiff = Callable[..., Path]
@@ -93,6 +95,27 @@ def test_aligned_scene_clips_pixel_exact_with_mask(make_tiff: MakeTiff, grid: AO
     before = (tmp_path / "store" / clip.image_key).stat().st_mtime_ns
     clip_scene(scene_ref(image_path, mask_path), aoi, grid, store)  # rerun: nothing rewritten
     assert (tmp_path / "store" / clip.image_key).stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("compression", ["deflate", "zstd"])
+def test_clips_are_written_with_the_configured_codec(make_tiff: MakeTiff, grid: AOIGrid, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    compression: str) -> None:
+    """RAILWATCH_CLIP_COMPRESSION picks the codec of image and mask (deflate for old readers)."""
+    data = np.random.default_rng(2).integers(100, 5000, (4, grid.height, grid.width)).astype("uint16")
+    monkeypatch.setenv("RAILWATCH_CLIP_COMPRESSION", compression)
+    get_settings.cache_clear()
+    try:
+        store = LocalStore(tmp_path / "store")
+        clip = clip_scene(scene_ref(make_tiff("scene.tif", data, grid.transform)),
+                          load_aoi(REPO / "aois" / "tumangang.geojson"), grid, store)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    for key in (clip.image_key, clip.mask_key):
+        with rasterio.open(store.gdal_path(key)) as src:
+            assert src.compression.value == compression.upper()
+    np.testing.assert_array_equal(decode_raster(store.get_bytes(clip.image_key)), data)
 
 
 @pytest.mark.parametrize("nodata", [0, None])
@@ -201,21 +224,22 @@ def test_bad_scenes_fail_clearly(make_tiff: MakeTiff, grid: AOIGrid, tmp_path: P
     assert not list(store.list())  # nothing half-written
 
 
-@pytest.mark.parametrize("side", [707, 1300])
-def test_clip_cogs_are_valid_byte_stable_and_have_overviews_only_when_large(side: int,
-                                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize(("side", "compression"), [(707, "zstd"), (1300, "zstd"), (707, "deflate")])
+def test_clip_cogs_are_valid_byte_stable_and_have_overviews_only_when_large(
+        side: int, compression: CogCompression, tmp_path: Path) -> None:
     grid = AOIGrid("EPSG:32652", Affine(3.0, 0, 626439.0, 0, -3.0, 4700562.0), side, side)
     data = np.random.default_rng(side).integers(1, 4096, (4, side, side), dtype="uint16")
+    bands = ["blue", "green", "red", "nir"]
 
-    encoded = encode_cog(data, grid, nodata=0, descriptions=["blue", "green", "red", "nir"])
+    encoded = encode_cog(data, grid, nodata=0, descriptions=bands, compression=compression)
 
-    assert encode_cog(data, grid, nodata=0, descriptions=["blue", "green", "red", "nir"]) == encoded
+    assert encode_cog(data, grid, nodata=0, descriptions=bands, compression=compression) == encoded
     path = tmp_path / "clip.tif"
     path.write_bytes(encoded)
     valid, errors, _ = cog_validate(str(path), quiet=True)
     assert valid, errors
     with rasterio.open(path) as src:
-        assert src.block_shapes[0] == (256, 256) and src.compression.value == "DEFLATE"
+        assert src.block_shapes[0] == (256, 256) and src.compression.value == compression.upper()
         assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
         assert src.descriptions == ("blue", "green", "red", "nir") and src.nodata == 0
         assert src.overviews(1) == ([] if side <= OVERVIEW_MIN_PX else [2, 4, 8])  # down to < 1 tile
