@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -26,7 +27,7 @@ from railwatch.adapters.raster import (
     usable_mask,
 )
 from railwatch.adapters.s3 import S3Config, is_s3
-from railwatch.adapters.sources import readable
+from railwatch.adapters.sources import is_http, readable
 from railwatch.adapters.store import ObjectStore
 from railwatch.aoi import AOI
 from railwatch.cliparchive import ITEM_NAME, clip_item, item_bytes, item_key
@@ -37,6 +38,11 @@ from railwatch.settings import get_settings
 
 BAND_NAMES = ("blue", "green", "red", "nir")
 MAX_PARALLEL_READS = 5  # blue, green, red, nir and the mask of a per-band item
+# Threads kept for the life of the process: GDAL and PROJ set up per thread on its first read
+# (≈ 0.2 s for a 3 m clip's first read in a fresh thread here, against 0.09 s for the read).
+# Reads and store requests have pools of their own, so neither waits behind the other.
+_READS = ThreadPoolExecutor(max_workers=MAX_PARALLEL_READS, thread_name_prefix="railwatch-read")
+_STORE_IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="railwatch-store")
 
 
 def scene_prefix(aoi_id: str, scene: SceneRef) -> str:
@@ -44,6 +50,11 @@ def scene_prefix(aoi_id: str, scene: SceneRef) -> str:
     source = re.sub(r"[^A-Za-z0-9._-]+", "-", scene.source)
     when = scene.acquired
     return f"{aoi_id}/{when:%Y/%m/%d}/{source}-{scene.scene_id}"
+
+
+def is_remote(href: str) -> bool:
+    """A scene href read over the network (HTTP, S3 or a GDAL virtual file system)."""
+    return is_http(href) or is_s3(href) or href.startswith("/vsi")
 
 
 def read_href(href: str, grid: AOIGrid, bands: Sequence[int], resampling: Resampling,
@@ -72,11 +83,12 @@ def read_scene(scene: SceneRef, grid: AOIGrid, s3: S3Config) -> tuple[np.ndarray
     def read_job(job: tuple[str, Sequence[int], Resampling]) -> tuple[np.ndarray, np.ndarray]:
         return read_href(job[0], grid, job[1], job[2], s3)
 
-    if len(jobs) == 1:  # a thread of its own would only add GDAL's per-thread set-up
-        layers = [read_job(jobs[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=min(len(jobs), MAX_PARALLEL_READS)) as pool:
-            layers = list(pool.map(read_job, jobs))
+    if all(not is_remote(href) for href, _, _ in jobs):  # no latency to overlap: read in turn
+        layers = [read_job(job) for job in jobs]
+    else:  # each read mostly waits on the network (GDAL releases the GIL)
+        reads = [_READS.submit(read_job, job) for job in jobs]
+        wait(reads)  # all of them, even when one failed: none is left running (or half-streamed)
+        layers = [read.result() for read in reads]
     bands = layers[: len(image_jobs)]
     image = np.concatenate([data for data, _ in bands])
     has_data = np.logical_and.reduce([has for _, has in bands])
@@ -99,8 +111,9 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
         raise SceneError(f"scene {scene.scene_id}: needs blue, green and red bands")
     prefix = scene_prefix(aoi.id, scene)
     keys = {name: f"{prefix}/{name}" for name in ("image.tif", "mask.tif", ITEM_NAME)}
-    with ThreadPoolExecutor(max_workers=len(keys)) as io:
-        stored = {name: io.submit(store.info, key) for name, key in keys.items()}
+    stored = {name: _STORE_IO.submit(store.info, key) for name, key in keys.items()}
+    pending: list[Future[Any]] = list(stored.values())
+    try:
         image, has_data, usable = read_scene(scene, grid, s3)
         inside = polygon_pixels(grid, aoi.geometry)
         if not has_data[inside].any():
@@ -111,8 +124,9 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
         mask_cog = encode_cog(valid[np.newaxis].astype("uint8"), grid, descriptions=["usable"],
                               overview_resampling="nearest", compression=compression)
         # the mask travels while the image encodes
-        mask_upload = io.submit(lambda: store.put_bytes(keys["mask.tif"], mask_cog,
-                                                        stored["mask.tif"].result()))
+        mask_upload = _STORE_IO.submit(store.put_bytes, keys["mask.tif"], mask_cog,
+                                       stored["mask.tif"].result())
+        pending.append(mask_upload)
         image_cog = encode_cog(image, grid, nodata=0, descriptions=bands, compression=compression)
         image_info = store.put_bytes(keys["image.tif"], image_cog, stored["image.tif"].result())
         mask_info = mask_upload.result()
@@ -125,4 +139,6 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
         )
         item = item_bytes(clip_item(clip, grid, image_info, mask_info, bands))
         store.put_bytes(item_key(clip), item, stored[ITEM_NAME].result())
+    finally:  # nothing of this clip is left running when it returns or fails (a rerun follows)
+        wait(pending)
     return clip.model_copy(update={"seconds": time.perf_counter() - started})
