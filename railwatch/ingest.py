@@ -38,7 +38,7 @@ from railwatch.settings import get_settings
 
 BAND_NAMES = ("blue", "green", "red", "nir")
 MAX_PARALLEL_READS = 5  # blue, green, red, nir and the mask of a per-band item
-# Threads kept for the life of the process: GDAL and PROJ set up per thread on its first read
+# Threads kept for the life of the process: GDAL and rasterio set up per thread on its first read
 # (≈ 0.2 s for a 3 m clip's first read in a fresh thread here, against 0.09 s for the read).
 # Reads and store requests have pools of their own, so neither waits behind the other.
 _READS = ThreadPoolExecutor(max_workers=MAX_PARALLEL_READS, thread_name_prefix="railwatch-read")
