@@ -27,7 +27,7 @@ from railwatch.adapters.raster import (
     usable_mask,
 )
 from railwatch.adapters.s3 import S3Config, is_s3
-from railwatch.adapters.sources import is_http, readable
+from railwatch.adapters.sources import is_remote, readable
 from railwatch.adapters.store import ObjectStore
 from railwatch.aoi import AOI
 from railwatch.cliparchive import ITEM_NAME, clip_item, item_bytes, item_key
@@ -50,11 +50,6 @@ def scene_prefix(aoi_id: str, scene: SceneRef) -> str:
     source = re.sub(r"[^A-Za-z0-9._-]+", "-", scene.source)
     when = scene.acquired
     return f"{aoi_id}/{when:%Y/%m/%d}/{source}-{scene.scene_id}"
-
-
-def is_remote(href: str) -> bool:
-    """A scene href read over the network (HTTP, S3 or a GDAL virtual file system)."""
-    return is_http(href) or is_s3(href) or href.startswith("/vsi")
 
 
 def read_href(href: str, grid: AOIGrid, bands: Sequence[int], resampling: Resampling,

@@ -29,7 +29,7 @@ from railwatch.errors import SceneError
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.ingest import clip_scene
 from railwatch.models import SceneRef
-from railwatch.settings import get_settings
+from tests.faultkit import environment
 
 REPO = Path(__file__).resolve().parents[1]
 MakeTiff = Callable[..., Path]
@@ -99,19 +99,13 @@ def test_aligned_scene_clips_pixel_exact_with_mask(make_tiff: MakeTiff, grid: AO
 
 @pytest.mark.parametrize("compression", ["deflate", "zstd"])
 def test_clips_are_written_with_the_configured_codec(make_tiff: MakeTiff, grid: AOIGrid, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch,
                                                     compression: str) -> None:
     """RAILWATCH_CLIP_COMPRESSION picks the codec of image and mask (deflate for old readers)."""
     data = np.random.default_rng(2).integers(100, 5000, (4, grid.height, grid.width)).astype("uint16")
-    monkeypatch.setenv("RAILWATCH_CLIP_COMPRESSION", compression)
-    get_settings.cache_clear()
-    try:
-        store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
+    with environment({"RAILWATCH_CLIP_COMPRESSION": compression}):
         clip = clip_scene(scene_ref(make_tiff("scene.tif", data, grid.transform)),
                           load_aoi(REPO / "aois" / "tumangang.geojson"), grid, store)
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
     for key in (clip.image_key, clip.mask_key):
         with rasterio.open(store.gdal_path(key)) as src:
             assert src.compression.value == compression.upper()

@@ -17,7 +17,7 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from railwatch.adapters.s3 import gdal_path
+from railwatch.adapters.s3 import gdal_path, is_s3
 from railwatch.errors import SceneError, StorageError
 
 CHUNK = 1024 * 1024
@@ -26,6 +26,11 @@ TIMEOUT_S = 60
 
 def is_http(href: str) -> bool:
     return href.startswith(("http://", "https://"))
+
+
+def is_remote(href: str) -> bool:
+    """A scene href read over the network (HTTP, S3 or a GDAL virtual file system)."""
+    return is_http(href) or is_s3(href) or href.startswith("/vsi")
 
 
 @contextmanager
