@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +26,24 @@ import yaml
 from railwatch.adapters.catalogs.sources import open_catalog
 from railwatch.settings import Settings
 from tasks.limits import limit_name
+from tests.test_deployments import project
 
 REPO = Path(__file__).resolve().parents[1]
 K8S_VERSION = "1.30.0"  # the Kubernetes API the manifests are checked against (infra/README.md)
-POOL = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]["work_pool"]["name"]
 
 
+def work_pool() -> str:
+    name: str = project()["deployments"][0]["work_pool"]["name"]
+    return name
+
+
+@cache  # read-only: every test reads the same files
 def compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((REPO / "infra" / "compose.yaml").read_text())
     return loaded
 
 
+@cache
 def k8s_objects() -> list[tuple[str, dict[str, Any]]]:
     return [(path.name, doc) for path in sorted((REPO / "infra" / "k8s").glob("*.yaml"))
             for doc in yaml.safe_load_all(path.read_text()) if doc]
@@ -109,20 +118,22 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-def given_settings() -> dict[str, dict[str, str]]:
+def k8s_settings() -> dict[str, str]:
     objects = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in k8s_objects()}
-    return {
-        "infra/compose.yaml": {k: str(v) for k, v in compose()["x-railwatch"]["environment"].items()},
-        "infra/k8s/config.yaml": {**objects[("ConfigMap", "railwatch")]["data"],
-                                  **objects[("Secret", "railwatch")]["stringData"]},
-        "Dockerfile": dockerfile_env(),
-    }
+    return {**objects[("ConfigMap", "railwatch")]["data"], **objects[("Secret", "railwatch")]["stringData"]}
 
 
-@pytest.mark.parametrize("source", ["infra/compose.yaml", "infra/k8s/config.yaml", "Dockerfile"])
+GIVEN_SETTINGS: dict[str, Callable[[], dict[str, str]]] = {
+    "infra/compose.yaml": lambda: {k: str(v) for k, v in compose()["x-railwatch"]["environment"].items()},
+    "infra/k8s/config.yaml": k8s_settings,
+    "Dockerfile": dockerfile_env,
+}
+
+
+@pytest.mark.parametrize("source", list(GIVEN_SETTINGS))
 def test_settings_given_to_railwatch_are_known_and_valid(source: str, monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
-    env = given_settings()[source]
+    env = GIVEN_SETTINGS[source]()
     unknown = {k for k in env if k.startswith("RAILWATCH_")} - known_variables()
     assert not unknown, f"{source}: railwatch reads no such variable: {sorted(unknown)}"
     for key, value in env.items():
@@ -155,16 +166,17 @@ def test_names_agree_across_files() -> None:
                 assert (REPO / "infra" / source).exists(), f"compose service {name}: no {source}"
             else:
                 assert source in compose()["volumes"], f"compose service {name}: undeclared {source}"
+    pool = work_pool()
     deploy = " ".join(services["deploy"]["command"])
-    assert f"work-pool create {POOL} " in deploy
+    assert f"work-pool create {pool} " in deploy
     for source in ("planet", "stac+https://example.org/v1"):
         assert f"gcl create {limit_name(source)} " in deploy, "the deploy step creates every rate limit"
     build = compose()["x-railwatch"]["build"]
     assert (REPO / "infra" / build["context"] / build["dockerfile"]).is_file()
     worker = next(doc for _, doc in k8s_objects() if doc["kind"] == "Deployment")
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert f"--pool\", \"{POOL}\"" in dockerfile
-    assert worker["spec"]["template"]["spec"]["containers"][0]["command"][3:5] == ["--pool", POOL]
+    assert f"--pool\", \"{pool}\"" in dockerfile
+    assert worker["spec"]["template"]["spec"]["containers"][0]["command"][3:5] == ["--pool", pool]
     for copied in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.M):
         for path in copied.split():
             assert (REPO / path).exists(), f"the Dockerfile copies {path}, which is missing"
