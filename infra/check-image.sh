@@ -11,8 +11,10 @@
 #   - a backfill of simulated scenes started through the `backfill` deployment, run by the
 #     containerised worker with its tasks on the containerised Dask worker; the counts must
 #     then be in the store on the shared /data volume.
-# Catalog, clip store and counts stay the embedded defaults (simulator, folder, SQLite on /data):
-# MinIO, PostgreSQL and the STAC API are other projects' images.
+# The catalog is the simulator (on /data). Clip store and counts are the embedded defaults (a
+# folder and SQLite on /data) unless the production settings compose sets are set here too:
+# RAILWATCH_STORE, RAILWATCH_S3_ENDPOINT_URL, AWS_*, RAILWATCH_DATABASE_URL (an S3 endpoint and
+# a PostgreSQL server the host network reaches) are passed to every railwatch container.
 #
 # Usage: infra/check-image.sh            (from anywhere; docker by default)
 #   ENGINE=podman BUILD_OPTS="--format docker" infra/check-image.sh
@@ -46,9 +48,18 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+# production settings given to this script go to every railwatch container
+SETTINGS=()
+for var in RAILWATCH_STORE RAILWATCH_S3_ENDPOINT_URL RAILWATCH_DATABASE_URL AWS_ACCESS_KEY_ID \
+           AWS_SECRET_ACCESS_KEY AWS_REGION; do
+  if [ -n "${!var:-}" ]; then SETTINGS+=(-e "$var"); fi
+done
 # a container on the host network, named, with the shared data volume
-run_bg() { local name=$1; shift; $ENGINE run -d --name "$NAME-$name" --network host -v "$VOLUME:/data" "$@" >/dev/null; }
-run_once() { $ENGINE run --rm --network host -v "$VOLUME:/data" "$@"; }
+run_bg() {
+  local name=$1; shift
+  $ENGINE run -d --name "$NAME-$name" --network host -v "$VOLUME:/data" ${SETTINGS[@]+"${SETTINGS[@]}"} "$@" >/dev/null
+}
+run_once() { $ENGINE run --rm --network host -v "$VOLUME:/data" ${SETTINGS[@]+"${SETTINGS[@]}"} "$@"; }
 wait_http() {  # url, what, seconds
   for _ in $(seq "$3"); do
     if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1" 2>/dev/null; then
@@ -104,6 +115,7 @@ deploy=$($ENGINE run --rm -v "$ROOT/infra:/infra:ro" "$TAG" python -c \
 echo "$deploy"
 run_once -e PREFECT_API_URL=$API "$TAG" sh -c "$deploy"
 
+say "settings: store $(run_once "$TAG" python -c 'from railwatch.settings import get_settings as g; s = g(); print(s.store_url, "| counts", s.db_url.split("@")[-1])')"
 say "simulated scenes $START … $END on the data volume"
 run_once "$TAG" railwatch simulate --start "$START" --end "$END"
 
