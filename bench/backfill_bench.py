@@ -14,7 +14,7 @@ Prefect's own database is created before the flow is timed (once per install, �
 migrations here; printed).
 
 Run: python bench/backfill_bench.py [--aois 6] [--days 6] [--workers 2] [--cache DIR]
-(the issue's full size: --aois 20 --days 365; rendering alone then takes hours on 2 cores)
+(the issue's full size: --aois 20 --days 365, ≈ 1 hour for both runs here; rendering the year ≈ 2 min)
 """
 
 from __future__ import annotations
