@@ -87,15 +87,15 @@ for line in open("/app/constraints.txt"):
     if line:
         req = Requirement(line)
         pins[req.name.lower().replace("_", "-")] = req.specifier
+installed = list(distributions())
 wrong = []
-for dist in distributions():
+for dist in installed:
     name = dist.metadata["Name"].lower().replace("_", "-")
     if name in ("pip", "setuptools", "wheel"):  # packaging tools that come with the base image
         continue
     if name in pins and dist.version not in pins[name]:
         wrong.append(f"{name} {dist.version} (pinned {pins[name]})")
-installed = sum(1 for d in distributions())
-print(f"{installed} distributions installed, {len(pins)} pins in constraints.txt, off pin: {wrong or 'none'}")
+print(f"{len(installed)} distributions installed, {len(pins)} pins in constraints.txt, off pin: {wrong or 'none'}")
 raise SystemExit(1 if wrong else 0)
 EOF
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from flows.serve import WATCH_CRON, deployments
 REPO = Path(__file__).resolve().parents[1]
 
 
+@cache  # read once: collection (parametrize), these tests and test_infra share it
 def project() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((REPO / "prefect.yaml").read_text())
     return loaded
