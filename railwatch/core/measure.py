@@ -31,7 +31,7 @@ from railwatch.core.resolved import (
     union,
 )
 from railwatch.core.robust import mahalanobis2, median
-from railwatch.core.selfref import background_from_scene
+from railwatch.core.selfref import background_from_scene, other_beds
 from railwatch.core.tracklinks import links
 from railwatch.core.types import (
     Alignment,
@@ -101,7 +101,6 @@ def _arrivals(
     changed beyond `self_check_keep_z` towards something other than ballast: the image stands
     farther from the background's typical ballast than the background does (a train arrived,
     not a parked one left; the image's own typical spectrum is a car's when the yard is full).
-    None on a track where they cover more than `self_check_max_share` of the usable samples.
     `typical`: the background's typical ballast (`_typical_spectrum`)."""
     beside = _stronger_beside(scores, gsd_m, p, sun_elevation_deg)
     out: dict[str, BoolArray] = {}
@@ -119,8 +118,9 @@ def _arrivals(
         # stronger neighbour's change: a leak or shadow of it must stay checkable)
         train, _ = ndimage.label(s.usable & (s.z >= p.low_z) & ~beside[k])
         strong = np.isin(train, np.unique(train[strong & (train > 0)]))
-        share = float(strong.sum()) / max(int(s.usable.sum()), 1)
-        out[k] = strong if share <= p.self_check_max_share else np.zeros_like(strong)
+        # however much of the track they cover: the ballast under them is bridged from its
+        # ends, or is the yard's where none is left
+        out[k] = strong
     return out
 
 
@@ -195,11 +195,13 @@ def measure_scene(
     flags: list[str] = []
     if background is None:
         # the scene's own ballast is a rough background (slow tone changes, misregistered
-        # lines): demand more contrast and widen the interval
+        # lines): demand more contrast and widen the interval; its running median already
+        # follows any haze along the track
         p = replace(
             p,
             noise_floor_rel=max(p.noise_floor_rel, p.selfref_noise_floor_rel),
             model_cv=max(p.model_cv, p.selfref_model_cv),
+            level_trend=False,
         )
         background = background_from_scene(profiles, p)
         flags.append("no_reference")
@@ -219,9 +221,11 @@ def measure_scene(
         gaps = gap_signal(profiles, bridged, p)
         profiles, background = bridged, bridge_gaps(background, p)
         # a lone car is counted from its own gaps, however faint (no lone-blip rule); a roof
-        # seen whole does not leak into the next siding's corridor (a shadow still may)
+        # seen whole does not leak into the next siding's corridor (a shadow still may); the
+        # yard spans a few hundred metres, over which haze does not vary, and the roofs'
+        # texture would tilt a fitted trend
         p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, short_max_cars=0.0,
-                    neighbour_max_bleed=p.resolved_max_bleed)
+                    neighbour_max_bleed=p.resolved_max_bleed, level_trend=False)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
     if "no_reference" not in flags and p.self_check and evidence:
@@ -236,10 +240,12 @@ def measure_scene(
             # ... but not a train's own samples: a long train (a grey one above all) would
             # otherwise become its own "ballast" in the running median and hide itself. A
             # stretch of evidence with changes far beyond the ballast's natural texture is left
-            # out of the scene's ballast whole, unless such stretches cover most of a track
-            # (then there is no ballast to bridge from)
+            # out of the scene's ballast whole
             trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg)
-            own, _ = score_tracks(profiles, background_from_scene(profiles, p, trains), p)
+            # a track the reference shows on the yard's ballast has that ballast under a
+            # train covering most of it, not the train's own tone
+            scene_ballast = background_from_scene(profiles, p, trains, other_beds(background, p))
+            own, _ = score_tracks(profiles, scene_ballast, p)
             scores = {
                 k: replace(s, z=np.where(suspect[k].z >= p.low_z, np.minimum(s.z, own[k].z), s.z))
                 if k in own and k in suspect else s

@@ -9,7 +9,7 @@ and stretches under a long train are bridged from the ballast on either side.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,9 +75,39 @@ def _z(diff: Floats, inv: npt.NDArray[np.floating[Any]]) -> Floats:
     return chi_to_z(mahalanobis2(diff, inv), diff.shape[1])
 
 
+def _typical_shares(
+    vals: Floats, valid: npt.NDArray[np.bool_], fit: npt.NDArray[np.bool_],
+    starts: npt.NDArray[np.intp], p: DetectorParams,
+) -> tuple[Floats, Floats, Floats]:
+    """(the yard's typical spectrum, the noise floor, per track the share of its `fit`
+    samples that look like it) of tracks laid end to end from `starts`."""
+    allv = vals[valid]
+    level = median(allv, axis=0)
+    floor = p.noise_floor_rel * np.maximum(np.abs(level), 1e-12)
+    inv0 = np.linalg.inv(robust_covariance(allv - level, floor))
+    typical = fit & (_z(np.nan_to_num(vals - level), inv0) < p.selfref_inlier_z)
+    like = np.add.reduceat(typical, starts) / np.maximum(np.add.reduceat(fit, starts), 1)
+    return level, floor, np.asarray(like, dtype=np.float64)
+
+
+def other_beds(profiles: Mapping[str, TrackProfile], params: DetectorParams) -> set[str]:
+    """The tracks mostly unlike the yard's typical ballast (another bed, when `profiles` is
+    an empty yard's)."""
+    have = {k: pr for k, pr in profiles.items() if pr.valid.sum() >= 3}
+    if not have:
+        return set()
+    keys = list(have)
+    starts = np.cumsum([0, *(len(have[k].valid) for k in keys[:-1])])
+    vals = np.concatenate([have[k].values for k in keys]).astype(np.float64)
+    valid = np.concatenate([have[k].valid for k in keys])
+    _, _, like = _typical_shares(vals, valid, valid, starts, params)
+    return {k for k, share in zip(keys, like, strict=True) if share < params.selfref_min_typical}
+
+
 def background_from_scene(
     profiles: Mapping[str, TrackProfile], params: DetectorParams | None = None,
     exclude: Mapping[str, npt.NDArray[np.bool_]] | None = None,
+    beds: Collection[str] | None = None,
 ) -> dict[str, TrackProfile]:
     """A background profile per track estimated from the profiles themselves.
 
@@ -87,7 +117,8 @@ def background_from_scene(
     model. A track covered mostly by one uniform train that differs from the yard's ballast is
     taken for another bed: without a reference nothing can tell the two apart. `exclude`
     marks samples known not to be ballast (a train found against a reference): they are bridged
-    from the ballast around them like any car.
+    from the ballast around them like any car. `beds`: the tracks known to lie on another bed
+    (from a reference); None: any track mostly unlike the yard's ballast.
     """
     p = params or DetectorParams()
     have = {k: pr for k, pr in profiles.items() if pr.valid.sum() >= 3}
@@ -101,16 +132,13 @@ def background_from_scene(
     # samples that may be ballast (`exclude`: known not to be; they still get a background)
     fit = valid if exclude is None else valid & ~np.concatenate(
         [exclude[k] if k in exclude else np.zeros(len(have[k].valid), bool) for k in keys])
-    allv = vals[valid]
-    level = median(allv, axis=0)
-    floor = p.noise_floor_rel * np.maximum(np.abs(level), 1e-12)
-    inv0 = np.linalg.inv(robust_covariance(allv - level, floor))
-    # the yard's typical ballast, unless a track mostly is something else (another bed)
-    typical = fit & (_z(np.nan_to_num(vals - level), inv0) < p.selfref_inlier_z)
-    like = np.add.reduceat(typical, starts) / np.maximum(np.add.reduceat(fit, starts), 1)
+    level, floor, like = _typical_shares(vals, valid, fit, starts, p)
     background = np.broadcast_to(level, vals.shape).copy()
     fits = np.add.reduceat(fit, starts)
-    for i in np.flatnonzero((like < p.selfref_min_typical) & (fits >= 3)):
+    other = like < p.selfref_min_typical
+    if beds is not None:
+        other &= np.isin(keys, list(beds))
+    for i in np.flatnonzero(other & (fits >= 3)):
         sl = slice(bounds[i], bounds[i + 1])
         background[sl] = median(vals[sl][fit[sl]], axis=0)
     inliers = fit.copy()
