@@ -62,12 +62,29 @@ def parse_since(text: str | None) -> date | None:
         raise InvalidInput(f"--since must be a date like 2023-09-01, not {text!r}") from None
 
 
+def current_counts(aoi: AOI, db: CountsStore, detector_version: str) -> list[SceneCountRow]:
+    """The AOI's scene counts by this detector version; none is an error that says what to run:
+    a backfill, or, after a detector upgrade, a forced one over what the old version counted (a
+    plain backfill skips scenes already done)."""
+    rows = db.scene_counts(aoi.id, detector_version)
+    if rows:
+        return rows
+    older = db.detector_versions(aoi.id)
+    if not older:
+        raise InvalidInput(f"no counts stored for AOI {aoi.id!r}: run `railwatch backfill` first")
+    version, n, first, last = older[0]
+    raise InvalidInput(
+        f"AOI {aoi.id!r} has no counts by detector {detector_version} (this railwatch), but "
+        f"{n} scene(s) counted by detector {version}, acquired {first:%Y-%m-%d} to {last:%Y-%m-%d}: "
+        f"recount them with `railwatch backfill --aoi {aoi.id} --start {first:%Y-%m-%d} "
+        f"--end {last:%Y-%m-%d} --force`"
+    )
+
+
 def write_report(aoi: AOI, db: CountsStore, store: ObjectStore, detector_version: str,
                  since: date | None, out_dir: Path, clip_buffer_m: float) -> Report:
     """The time-series PNG from `since`, and before/after quicklooks of the newest alert's peak."""
-    rows = db.scene_counts(aoi.id, detector_version)
-    if not rows:
-        raise InvalidInput(f"no counts stored for AOI {aoi.id!r}: run `railwatch backfill` first")
+    rows = current_counts(aoi, db, detector_version)
     flags = series_flags(aoi, rows)  # over the whole series: the baseline needs the history
     keep = [i for i, r in enumerate(rows) if since is None or r.acquired.date() >= since]
     if not keep:

@@ -57,6 +57,7 @@ def _run_flow(name: str, **params: Any) -> Any:
 def _show_counts(aoi_id: str, plot: bool = True) -> None:
     from railwatch.adapters.counts import CountsStore
     from railwatch.aoi import load_registry, select_aois
+    from railwatch.brief import current_counts
     from railwatch.core import DETECTOR_VERSION
     from railwatch.report import counts_table, headline, plot_counts
     from railwatch.settings import get_settings
@@ -64,7 +65,7 @@ def _show_counts(aoi_id: str, plot: bool = True) -> None:
     settings = get_settings()
     (aoi,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
     db = CountsStore(settings.db_url)
-    rows = db.scene_counts(aoi.id, DETECTOR_VERSION)
+    rows = current_counts(aoi, db, DETECTOR_VERSION)
     out.print(counts_table(aoi, rows, db.track_counts(aoi.id, detector_version=DETECTOR_VERSION)))
     line = headline(aoi, rows)
     if line:
@@ -245,12 +246,12 @@ def export(
         "--out", help="Output file (default RAILWATCH_HOME/exports/<aoi>-counts.<format>).")] = None,
 ) -> None:
     """Write the stored counts of an AOI (one row per scene, with surge flags) as CSV or Parquet."""
-    from railwatch.brief import export_counts
+    from railwatch.brief import current_counts, export_counts
     from railwatch.core import DETECTOR_VERSION
 
     settings, area, db = aoi_and_db(aoi)
     path = out_file or settings.home / "exports" / f"{area.id}-counts.{format}"
-    rows = db.scene_counts(area.id, DETECTOR_VERSION)
+    rows = current_counts(area, db, DETECTOR_VERSION)
     out.print(f"{len(rows)} scene(s) -> {export_counts(rows, path, format)}")
 
 

@@ -53,3 +53,19 @@ def test_report_plot_marks_the_alert_and_checks_its_input(tmp_path: Path, db: Co
         write_report(aoi, db, store, VERSION, date(2024, 1, 1), tmp_path / "out", 60.0)
     with pytest.raises(InvalidInput, match="--since must be a date like 2023-09-01"):
         parse_since("last week")
+
+
+def test_after_a_detector_upgrade_the_report_says_to_recount(tmp_path: Path, db: CountsStore) -> None:
+    """Counts by an earlier detector only: the report says which, over which dates, and the
+    forced backfill that recounts them (a plain one skips scenes already done); with no counts
+    at all it says to run a backfill."""
+    aoi, store = demo_aoi(), LocalStore(tmp_path / "store")
+    assert db.detector_versions(aoi.id)[0][:2] == (VERSION, 16)
+    with pytest.raises(InvalidInput, match=(
+            r"no counts by detector test-2 \(this railwatch\), but 16 scene\(s\) counted by "
+            r"detector test-1, acquired 2023-09-01 to 2023-09-16: recount them with "
+            r"`railwatch backfill --aoi tumangang --start 2023-09-01 --end 2023-09-16 --force`")):
+        write_report(aoi, db, store, "test-2", None, tmp_path / "out", 60.0)
+    empty = CountsStore(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(InvalidInput, match="no counts stored for AOI 'tumangang': run `railwatch backfill`"):
+        write_report(aoi, empty, store, VERSION, None, tmp_path / "out", 60.0)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from railwatch.adapters.db import Base, as_utc
@@ -108,6 +108,18 @@ class CountsStore(SceneRegistry):
                 r.acquired = as_utc(r.acquired)
             session.expunge_all()
             return rows
+
+    def detector_versions(self, aoi_id: str) -> list[tuple[str, int, datetime, datetime]]:
+        """Per detector version with counts of the AOI: (version, scenes, first and last
+        acquisition), the most scenes first."""
+        with self._session() as session:
+            rows = session.execute(
+                select(SceneCountRow.detector_version, func.count(), func.min(SceneCountRow.acquired),
+                       func.max(SceneCountRow.acquired))
+                .where(SceneCountRow.aoi_id == aoi_id).group_by(SceneCountRow.detector_version)
+            ).all()
+        out = [(str(v), int(n), as_utc(a), as_utc(b)) for v, n, a, b in rows]
+        return sorted(out, key=lambda r: (-r[1], r[0]))
 
     def track_counts(self, aoi_id: str, scene_id: str | None = None,
                      detector_version: str | None = None) -> list[TrackCountRow]:
