@@ -302,7 +302,13 @@ def demo(
     simulate(aoi=settings.aoi_dir / f"{DEMO_AOI}.geojson", start=str(DEMO_START),
              end=str(DEMO_END), seed=2023, workers=workers, scene_km=DEMO_SCENE_KM)
     simulated = time.perf_counter() - wall
-    summary = _run_backfill(DEMO_START, DEMO_END, [DEMO_AOI])
+    from railwatch.adapters.counts import CountsStore
+    from railwatch.core import DETECTOR_VERSION
+
+    # counted before by another detector version (an upgrade): count the season again
+    db = CountsStore(settings.db_url)
+    stale = not db.scene_counts(DEMO_AOI, DETECTOR_VERSION) and bool(db.detector_versions(DEMO_AOI))
+    summary = _run_backfill(DEMO_START, DEMO_END, [DEMO_AOI], force=stale)
     _show_counts(DEMO_AOI)
     _show_alerts(DEMO_AOI)
     _write_report(DEMO_AOI)
