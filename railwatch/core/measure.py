@@ -124,6 +124,30 @@ def _arrivals(
     return out
 
 
+def _inside_trains(score: TrackScore, explained: BoolArray, car_pitch_m: float,
+                   p: DetectorParams) -> BoolArray:
+    """`explained` without the stretches of at most `train_gap_max_cars` pitches between two
+    of the track's own changes that stand (evidence the neighbours did not explain) where at
+    least `train_gap_min_share` of the samples changed: a dark car between two of the same train
+    reads like a neighbour's shadow, and trains stand coupled; a shadow or leak on the empty
+    ballast between two cuts of cars is the rarer case."""
+    changed = score.usable & (score.z >= p.low_z)
+    car = round(car_pitch_m / score.step_m)
+    # the train's own parts: a car long at least, seeded by a strong change
+    stands = np.zeros_like(changed)
+    for a, b in runs(changed & ~explained):
+        if b - a >= car and np.max(score.z[a:b]) >= p.high_z:
+            stands[a:b] = True
+    within = round(p.train_gap_max_cars * car_pitch_m / score.step_m)
+    out = explained.copy()
+    for a, b in runs(~stands):
+        if a == 0 or b == len(stands) or b - a > within or not score.usable[a:b].all():
+            continue
+        if changed[a:b].mean() >= p.train_gap_min_share:
+            out[a:b] = False
+    return out
+
+
 def _hidden_cars(
     usable: BoolArray, segs: list[tuple[float, float]], step: float, pitch: float,
     hidden_rate: float,
@@ -253,6 +277,7 @@ def measure_scene(
             }
     shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
     suppressed = explained_mask(scores, inv, gsd_m, p, shadow, sun_elevation_deg)
+    suppressed = {k: _inside_trains(scores[k], m, car_pitch_m, p) for k, m in suppressed.items()}
     shadowed = shadowed_cars(scores, suppressed, car_pitch_m, p)
     veiled = cloud_edge_mask(scores, profiles, gsd_m, p, unmasked_shadows="no_reference" not in flags)
     suppressed = {k: m | veiled[k] if k in veiled else m for k, m in suppressed.items()}

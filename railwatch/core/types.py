@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.11"
+DETECTOR_VERSION = "0.4.12"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -227,6 +227,10 @@ class DetectorParams:
     shadow_max_rel: float = 1.3  # ... and at most this much (relative to the learnt darkening)
     # segments
     gap_close_m: float = 6.0  # close gaps up to this length inside a train (couplers, blur)
+    # ... and up to this many car pitches where this share of the gap changed (z >= low_z) but
+    # the neighbour model explained it away
+    train_gap_max_cars: float = 2.0
+    train_gap_min_share: float = 0.9
     min_segment_car_fraction: float = 0.5  # drop segments shorter than this × car pitch
     # a lone stretch shorter than this × car pitch (no other within a pitch) must reach
     # short_min_z somewhere: faint lone blips (tone changes, leaks; z 5-6.5) are not cars, a
