@@ -297,9 +297,14 @@ def demo(
     settings = get_settings()
     if settings.catalogs != ["simulator"]:
         raise RailwatchError("the demo reads the built-in simulator; unset RAILWATCH_CATALOGS")
+    demo_aoi = settings.aoi_dir / f"{DEMO_AOI}.geojson"
+    if not demo_aoi.is_file():
+        raise RailwatchError(
+            f"the demo reads {demo_aoi.resolve()}, which is not there: run it from the railwatch "
+            f"checkout (its aois/ folder), or set RAILWATCH_AOI_DIR to that folder")
     wall = time.perf_counter()
     console.rule("[bold]railwatch demo: Tumangang rail facility, 2023-09-01 … 2023-10-10")
-    simulate(aoi=settings.aoi_dir / f"{DEMO_AOI}.geojson", start=str(DEMO_START),
+    simulate(aoi=demo_aoi, start=str(DEMO_START),
              end=str(DEMO_END), seed=2023, workers=workers, scene_km=DEMO_SCENE_KM)
     simulated = time.perf_counter() - wall
     from railwatch.adapters.counts import CountsStore
