@@ -18,6 +18,7 @@ from prefect import get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.batching import pack
+from railwatch.adapters.alerts import AlertStore
 from railwatch.adapters.catalog import open_catalog
 from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
@@ -28,6 +29,7 @@ from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.preflight import check_store
 from railwatch.progress import report
+from railwatch.publish import new_transitions, with_tracks
 from railwatch.search import select_sources
 from railwatch.settings import Settings, get_settings
 from tasks.batch import run_batch
@@ -70,13 +72,18 @@ def open_run(aoi_ids: Sequence[str] | None, sources: Sequence[str] | None = None
 
 
 def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],
-           args: Callable[[str, list[Any]], tuple[Any, ...]], wait_for: Sequence[Any] = (),
+           args: Callable[[str, list[Any]], tuple[Any, ...]], after: Submitted | None = None,
            per_worker: int = 2) -> Submitted:
     """One batch task per pack of the work; `args` makes a call's arguments from (AOI id, items).
-    Steps that run once per AOI are lighter: one pack per worker (`per_worker=1`)."""
-    return [([a for a, _ in p], run_batch.submit(step, [args(a, items) for a, items in p],
-                                                  wait_for=list(wait_for), return_state=False))
-            for p in pack(work, run.settings.batch_size, run.settings.dask_workers, per_worker)]
+    Steps that run once per AOI are lighter: one pack per worker (`per_worker=1`). A pack waits
+    for the batches of `after` that hold one of its AOIs, not for all of them."""
+    out: Submitted = []
+    for p in pack(work, run.settings.batch_size, run.settings.dask_workers, per_worker):
+        ids = [a for a, _ in p]
+        needs = [f for done, f in after or [] if set(done) & set(ids)]
+        out.append((ids, run_batch.submit(step, [args(a, items) for a, items in p], wait_for=needs,
+                                          return_state=False)))
+    return out
 
 
 def gather(stage: str, submitted: Submitted, run: Run, summary: RunSummary) -> list[tuple[str, Any]]:
@@ -189,7 +196,7 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     targets = {a: affected_clips(new[a], history[a]) for a in new}
     counts = gather("detect", submit(run, "detect-aoi", targets,
                                      lambda a, t: (aois[a], grids[a], t, history[a], url),
-                                     wait_for=[f for _, f in models]), run, summary)
+                                     after=models), run, summary)
     worked(summary, "detect", [c for _, c in counts])
     started = timed(summary, "detect", started)
 
@@ -216,6 +223,12 @@ def publish(run: Run, summary: RunSummary) -> None:
     """Alerts, events, webhooks and the run's artifacts, for every selected AOI (failed webhooks
     are retried even when an AOI had nothing new)."""
     started = time.perf_counter()
+    # the quicklooks of new alert transitions (matplotlib, ~0.3 s each) on the workers first
+    alerts = AlertStore(run.db)
+    scenes = {a: with_tracks(run.db, new_transitions(aoi, run.db, alerts, DETECTOR_VERSION).scenes())
+              for a, aoi in run.aois.items()}
+    gather("publish", submit(run, "render-quicklooks", {a: s for a, s in scenes.items() if s},
+                             lambda a, s: (run.aois[a], s, run.store_url)), run, summary)
     published = run_batch("publish-alerts", [(a, run.db, run.store_url, DETECTOR_VERSION)
                                              for a in run.aois.values()])
     publish_run_artifacts(published, run.settings.webhook_urls)

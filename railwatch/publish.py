@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from railwatch.adapters.alerts import AlertStore
-from railwatch.adapters.counts import CountsStore, SceneCountRow
+from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackCountRow
 from railwatch.adapters.store import ObjectStore
 from railwatch.alerts import (
     alert_records,
@@ -27,6 +27,7 @@ from railwatch.alerts import (
     transition_records,
 )
 from railwatch.aoi import AOI
+from railwatch.core.episodes import Episode
 from railwatch.errors import RailwatchError
 from railwatch.grid import AOIGrid
 from railwatch.quicklook import render_quicklook
@@ -54,18 +55,18 @@ def scene_links(store: ObjectStore, quicklooks: set[str]) -> Any:
     return links
 
 
-def ensure_quicklooks(aoi: AOI, grid: AOIGrid, db: CountsStore, store: ObjectStore,
-                      rows: Sequence[SceneCountRow]) -> set[str]:
-    """Render the quicklook of each scene (once: an existing one is kept); the keys that exist."""
+def ensure_quicklooks(aoi: AOI, grid: AOIGrid, store: ObjectStore,
+                      scenes: Sequence[tuple[SceneCountRow, Sequence[TrackCountRow]]]) -> set[str]:
+    """Render the quicklook of each (scene, its track counts) (once: an existing one is kept);
+    the keys that exist. A scene whose clip is missing or unreadable gets none (a warning)."""
     done = set()
-    for row in rows:
+    for row, tracks in scenes:
         key = quicklook_key(row.image_key)
         if store.info(key) is None:
             if store.info(row.image_key) is None:
                 log.warning("%s: no clip at %s, no quicklook", aoi.id, row.image_key)
                 continue
             try:
-                tracks = db.track_counts(aoi.id, row.scene_id, row.detector_version)
                 png = render_quicklook(aoi, grid, row, tracks, store)
             except RailwatchError as exc:
                 log.warning("%s: quicklook of %s failed: %s", aoi.id, row.scene_id, exc)
@@ -75,20 +76,47 @@ def ensure_quicklooks(aoi: AOI, grid: AOIGrid, db: CountsStore, store: ObjectSto
     return done
 
 
+def with_tracks(db: CountsStore, rows: Sequence[SceneCountRow]
+                ) -> list[tuple[SceneCountRow, list[TrackCountRow]]]:
+    """Each scene with its track counts (what its quicklook draws)."""
+    return [(r, db.track_counts(r.aoi_id, r.scene_id, r.detector_version)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """An AOI's stored series, its episodes, and its transitions not recorded yet (key -> scene)."""
+
+    rows: list[SceneCountRow]
+    episodes: list[Episode]
+    new: dict[str, str]
+
+    def scenes(self) -> list[SceneCountRow]:
+        """The scenes the new transitions point at (their quicklooks go with them)."""
+        wanted = set(self.new.values())
+        return [r for r in self.rows if r.scene_id in wanted]
+
+
+def new_transitions(aoi: AOI, db: CountsStore, alerts: AlertStore, detector_version: str) -> Transitions:
+    """The AOI's episodes, recomputed from its stored counts, and which of their transitions
+    are not recorded yet."""
+    rows = db.scene_counts(aoi.id, detector_version)
+    episodes = episodes_of(aoi, rows)
+    keys = {transition_key(detector_version, episode_id(aoi.id, e), t): t.scene_id
+            for e in episodes for t in e.transitions}
+    known = alerts.known_keys(list(keys))
+    return Transitions(rows, episodes, {k: v for k, v in keys.items() if k not in known})
+
+
 def update_alerts(aoi: AOI, grid: AOIGrid, db: CountsStore, alerts: AlertStore, store: ObjectStore,
                   detector_version: str, urls: Sequence[str],
                   send_since: datetime | None = None) -> AlertUpdate:
     """Recompute the AOI's episodes, store them, and queue the transitions not seen before
     (those of scenes acquired before `send_since` are recorded, not sent)."""
-    rows = db.scene_counts(aoi.id, detector_version)
-    episodes = episodes_of(aoi, rows)
-    keys = {transition_key(detector_version, episode_id(aoi.id, e), t): t.scene_id
-            for e in episodes for t in e.transitions}
-    new_keys = set(keys) - alerts.known_keys(list(keys))
-    scenes = {keys[k] for k in new_keys}
-    quicklooks = ensure_quicklooks(aoi, grid, db, store, [r for r in rows if r.scene_id in scenes])
+    found = new_transitions(aoi, db, alerts, detector_version)
+    rows, episodes = found.rows, found.episodes
+    quicklooks = ensure_quicklooks(aoi, grid, store, with_tracks(db, found.scenes()))
     new = transition_records(aoi, detector_version, rows, episodes, scene_links(store, quicklooks),
-                             new_keys)
+                             set(found.new))
     alerts.sync_alerts(aoi.id, detector_version, alert_records(aoi, rows, episodes))
     alerts.add_transitions(new, urls, send_since)
     return AlertUpdate(rows, len(episodes), sum(e.is_open for e in episodes), new)

@@ -14,12 +14,13 @@ from prefect.cache_policies import NONE
 from tasks.common import retrying
 from tasks.ingest import clip_scenes, index_clips
 from tasks.measure import build_reference, detect_aoi, measure_clips, update_background
-from tasks.publish import publish_alerts
+from tasks.publish import publish_alerts, render_quicklooks
 from tasks.search import discover_scenes
 from tasks.store import store_counts
 
 STEPS = {t.name: t for t in (discover_scenes, clip_scenes, index_clips, build_reference, measure_clips,
-                             update_background, detect_aoi, store_counts, publish_alerts)}
+                             update_background, detect_aoi, store_counts, render_quicklooks,
+                             publish_alerts)}
 
 
 @task(name="batch", task_run_name="{step}", cache_policy=NONE, **retrying())

@@ -16,11 +16,11 @@ from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
 from railwatch.adapters.alerts import AlertStore
-from railwatch.adapters.counts import CountsStore
+from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackCountRow
 from railwatch.adapters.store import open_store
 from railwatch.alerts import as_link
 from railwatch.aoi import AOI
-from railwatch.publish import store_series_plot, update_alerts
+from railwatch.publish import ensure_quicklooks, store_series_plot, update_alerts
 from railwatch.quicklook import clip_grid
 from railwatch.report import flag_text, headline
 from railwatch.settings import get_settings
@@ -58,6 +58,16 @@ def emit_events(aoi: AOI, alerts: AlertStore) -> int:
                    payload=body)
     alerts.mark_emitted([t.key for t in pending])
     return len(pending)
+
+
+@task(name="render-quicklooks", cache_policy=NONE)
+def render_quicklooks(aoi: AOI, scenes: list[tuple[SceneCountRow, list[TrackCountRow]]],
+                      store_url: str) -> int:
+    """The quicklooks of the scenes new alert transitions point at, rendered on a worker ahead of
+    `publish-alerts` (which then finds them in the store); how many exist. No database, no
+    secrets: the flow hands over the scenes and their track counts."""
+    grid = clip_grid(aoi, get_settings().clip_buffer_m)
+    return len(ensure_quicklooks(aoi, grid, open_store(store_url), scenes))
 
 
 @task(name="publish-alerts", cache_policy=NONE)
