@@ -228,7 +228,7 @@ def publish(run: Run, summary: RunSummary) -> None:
     scenes = {a: with_tracks(run.db, new_transitions(aoi, run.db, alerts, DETECTOR_VERSION).scenes())
               for a, aoi in run.aois.items()}
     gather("publish", submit(run, "render-quicklooks", {a: s for a, s in scenes.items() if s},
-                             lambda a, s: (run.aois[a], s, run.store_url)), run, summary)
+                             lambda a, s: (run.aois[a], run.grids[a], s, run.store_url)), run, summary)
     published = run_batch("publish-alerts", [(a, run.db, run.store_url, DETECTOR_VERSION)
                                              for a in run.aois.values()])
     publish_run_artifacts(published, run.settings.webhook_urls)

@@ -20,6 +20,7 @@ from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackCountRow
 from railwatch.adapters.store import open_store
 from railwatch.alerts import as_link
 from railwatch.aoi import AOI
+from railwatch.grid import AOIGrid
 from railwatch.publish import ensure_quicklooks, store_series_plot, update_alerts
 from railwatch.quicklook import clip_grid
 from railwatch.report import flag_text, headline
@@ -61,12 +62,11 @@ def emit_events(aoi: AOI, alerts: AlertStore) -> int:
 
 
 @task(name="render-quicklooks", cache_policy=NONE)
-def render_quicklooks(aoi: AOI, scenes: list[tuple[SceneCountRow, list[TrackCountRow]]],
+def render_quicklooks(aoi: AOI, grid: AOIGrid, scenes: list[tuple[SceneCountRow, list[TrackCountRow]]],
                       store_url: str) -> int:
     """The quicklooks of the scenes new alert transitions point at, rendered on a worker ahead of
     `publish-alerts` (which then finds them in the store); how many exist. No database, no
-    secrets: the flow hands over the scenes and their track counts."""
-    grid = clip_grid(aoi, get_settings().clip_buffer_m)
+    secrets, no settings: the flow hands over the clips' grid, the scenes and their track counts."""
     return len(ensure_quicklooks(aoi, grid, open_store(store_url), scenes))
 
 
