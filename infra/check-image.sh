@@ -25,7 +25,7 @@ ENGINE=${ENGINE:-docker}
 TAG=${TAG:-railwatch:check}
 BUILD_OPTS=${BUILD_OPTS:-}
 START=${START:-2023-09-08}
-END=${END:-2023-09-21}
+END=${END:-2023-09-24}  # past 09-22, the surge's first day: its alert's quicklooks are rendered too
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NAME=railwatch-check
 API=http://127.0.0.1:4299/api
@@ -150,4 +150,11 @@ with Client('$SCHEDULER', timeout=10) as c:
         p.state_counts.get('memory', 0) for p in dask_scheduler.task_prefixes.values())))")
 echo "Dask scheduler: $tasks task(s) computed"
 [ "$tasks" -gt 0 ] || fail "no task ran on the containerised Dask worker"
+quicklooks=$(run_once "$TAG" python -c "from railwatch.adapters.store import open_store
+from railwatch.settings import get_settings
+print(sum(k.endswith('/quicklook.png') for k in open_store(get_settings().store_url).list('tumangang/')))")
+echo "$quicklooks alert quicklook(s) in the store"
+if [[ "$END" > "2023-09-21" ]]; then
+  [ "$quicklooks" -gt 0 ] || fail "the surge from 2023-09-22 has no quicklook in the store"
+fi
 say "OK"
