@@ -62,23 +62,30 @@ def parse_since(text: str | None) -> date | None:
         raise InvalidInput(f"--since must be a date like 2023-09-01, not {text!r}") from None
 
 
+def recount_hint(aoi: AOI, db: CountsStore, detector_version: str) -> str | None:
+    """After a detector upgrade: which earlier version counted more of the AOI's scenes than this
+    one, and the forced backfill that recounts them (a plain backfill skips scenes already done);
+    None when this version has counted at least as many as any other."""
+    versions = db.detector_versions(aoi.id)
+    mine = sum(n for v, n, _, _ in versions if v == detector_version)
+    other = [(v, n, a, b) for v, n, a, b in versions if v != detector_version and n > mine]
+    if not other:
+        return None
+    version, n, first, last = other[0]
+    return (f"AOI {aoi.id!r} has {mine} scene(s) counted by detector {detector_version} (this "
+            f"railwatch) and {n} by detector {version}, acquired {first:%Y-%m-%d} to {last:%Y-%m-%d}: "
+            f"recount them with `railwatch backfill --aoi {aoi.id} --start {first:%Y-%m-%d} "
+            f"--end {last:%Y-%m-%d} --force`")
+
+
 def current_counts(aoi: AOI, db: CountsStore, detector_version: str) -> list[SceneCountRow]:
     """The AOI's scene counts by this detector version; none is an error that says what to run:
-    a backfill, or, after a detector upgrade, a forced one over what the old version counted (a
-    plain backfill skips scenes already done)."""
+    a backfill, or, after a detector upgrade, a forced one (`recount_hint`)."""
     rows = db.scene_counts(aoi.id, detector_version)
     if rows:
         return rows
-    older = db.detector_versions(aoi.id)
-    if not older:
-        raise InvalidInput(f"no counts stored for AOI {aoi.id!r}: run `railwatch backfill` first")
-    version, n, first, last = older[0]
-    raise InvalidInput(
-        f"AOI {aoi.id!r} has no counts by detector {detector_version} (this railwatch), but "
-        f"{n} scene(s) counted by detector {version}, acquired {first:%Y-%m-%d} to {last:%Y-%m-%d}: "
-        f"recount them with `railwatch backfill --aoi {aoi.id} --start {first:%Y-%m-%d} "
-        f"--end {last:%Y-%m-%d} --force`"
-    )
+    hint = recount_hint(aoi, db, detector_version)
+    raise InvalidInput(hint or f"no counts stored for AOI {aoi.id!r}: run `railwatch backfill` first")
 
 
 def write_report(aoi: AOI, db: CountsStore, store: ObjectStore, detector_version: str,

@@ -20,6 +20,7 @@ from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackCountRow
 from railwatch.adapters.store import open_store
 from railwatch.alerts import as_link
 from railwatch.aoi import AOI
+from railwatch.brief import recount_hint
 from railwatch.grid import AOIGrid
 from railwatch.publish import ensure_quicklooks, store_series_plot, update_alerts
 from railwatch.quicklook import clip_grid
@@ -81,6 +82,9 @@ def publish_alerts(aoi: AOI, db: CountsStore, store_url: str, detector_version: 
     alerts = AlertStore(db)
     max_age = settings.webhook_max_age_days
     since = datetime.now(UTC) - timedelta(days=max_age) if max_age else None
+    hint = recount_hint(aoi, db, detector_version)
+    if hint:  # the surge baseline holds this version's counts only
+        logger.warning("%s; until then surges are judged on this detector's counts alone", hint)
     update = update_alerts(aoi, clip_grid(aoi, settings.clip_buffer_m), db, alerts, store,
                            detector_version, urls, since)
     emit_events(aoi, alerts)

@@ -13,11 +13,11 @@ from PIL import Image
 from railwatch.adapters.alerts import AlertStore
 from railwatch.adapters.counts import CountsStore
 from railwatch.adapters.store import LocalStore
-from railwatch.brief import export_counts, parse_since, write_report
+from railwatch.brief import export_counts, parse_since, recount_hint, write_report
 from railwatch.errors import InvalidInput
 from railwatch.publish import update_alerts
 from railwatch.quicklook import clip_grid
-from tests.alert_series import QUIET, VERSION, demo_aoi, store_series
+from tests.alert_series import QUIET, VERSION, demo_aoi, scene_count, store_series
 
 
 @pytest.fixture
@@ -62,10 +62,28 @@ def test_after_a_detector_upgrade_the_report_says_to_recount(tmp_path: Path, db:
     aoi, store = demo_aoi(), LocalStore(tmp_path / "store")
     assert db.detector_versions(aoi.id)[0][:2] == (VERSION, 16)
     with pytest.raises(InvalidInput, match=(
-            r"no counts by detector test-2 \(this railwatch\), but 16 scene\(s\) counted by "
+            r"has 0 scene\(s\) counted by detector test-2 \(this railwatch\) and 16 by "
             r"detector test-1, acquired 2023-09-01 to 2023-09-16: recount them with "
             r"`railwatch backfill --aoi tumangang --start 2023-09-01 --end 2023-09-16 --force`")):
         write_report(aoi, db, store, "test-2", None, tmp_path / "out", 60.0)
     empty = CountsStore(f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(InvalidInput, match="no counts stored for AOI 'tumangang': run `railwatch backfill`"):
         write_report(aoi, empty, store, VERSION, None, tmp_path / "out", 60.0)
+
+
+def test_a_partly_recounted_series_says_what_is_left(db: CountsStore) -> None:
+    """A new detector that has counted a few scenes (a watch after an upgrade): the hint names the
+    earlier version's scenes to recount; once it has counted as many, there is none."""
+    aoi = demo_aoi()
+
+    def recounted(days: range | tuple[int, ...]) -> None:
+        db.upsert_counts([scene_count(aoi, d, 10).model_copy(update={"detector_version": "test-2"})
+                          for d in days])
+
+    recounted((30, 31))
+    hint = recount_hint(aoi, db, "test-2")
+    assert hint is not None and "has 2 scene(s) counted by detector test-2" in hint
+    assert "16 by detector test-1, acquired 2023-09-01 to 2023-09-16" in hint
+    assert recount_hint(aoi, db, VERSION) is None
+    recounted(range(16))
+    assert recount_hint(aoi, db, "test-2") is None
