@@ -219,13 +219,11 @@ def measure_scene(
     flags: list[str] = []
     if background is None:
         # the scene's own ballast is a rough background (slow tone changes, misregistered
-        # lines): demand more contrast and widen the interval; its running median already
-        # follows any haze along the track
+        # lines): demand more contrast and widen the interval
         p = replace(
             p,
             noise_floor_rel=max(p.noise_floor_rel, p.selfref_noise_floor_rel),
             model_cv=max(p.model_cv, p.selfref_model_cv),
-            level_trend=False,
         )
         background = background_from_scene(profiles, p)
         flags.append("no_reference")
@@ -245,11 +243,9 @@ def measure_scene(
         gaps = gap_signal(profiles, bridged, p)
         profiles, background = bridged, bridge_gaps(background, p)
         # a lone car is counted from its own gaps, however faint (no lone-blip rule); a roof
-        # seen whole does not leak into the next siding's corridor (a shadow still may); the
-        # yard spans a few hundred metres, over which haze does not vary, and the roofs'
-        # texture would tilt a fitted trend
+        # seen whole does not leak into the next siding's corridor (a shadow still may)
         p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, short_max_cars=0.0,
-                    neighbour_max_bleed=p.resolved_max_bleed, level_trend=False)
+                    neighbour_max_bleed=p.resolved_max_bleed)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
     if "no_reference" not in flags and p.self_check and evidence:

@@ -75,45 +75,6 @@ def _no_change_level(d: Floats, scale: Floats, keep: float, iterations: int = 4)
     return offset
 
 
-def _no_change_trend(d: Floats, u: Floats, scale: Floats, keep: float,
-                     iterations: int = 4) -> Floats:
-    """Per row, the offset of the samples that did not change as a straight line in `u` (a
-    position along the yard): residual haze varies over kilometres, not over a car."""
-    step = max(int(np.ceil(d.shape[0] / 4096)), 1)
-    ds, us = d[::step], u[::step]
-    x = np.column_stack([np.ones_like(us), us - float(np.median(us))])
-    coef = np.zeros((2, d.shape[1]))
-    coef[0] = _no_change_level(ds, scale, keep)
-    for _ in range(iterations):
-        norm = np.sum(((ds - x @ coef) / scale) ** 2, axis=1)
-        near = norm <= quantile(norm, keep)
-        if near.sum() < 8:
-            break
-        coef, *_ = np.linalg.lstsq(x[near], ds[near], rcond=None)
-    full = np.column_stack([np.ones_like(u), u - float(np.median(us))])
-    return np.asarray(full @ coef, dtype=np.float64)
-
-
-def _positions_or_nan(profile: TrackProfile) -> Floats:
-    """(S, 2) sample positions, NaN when the profile has none."""
-    if profile.positions.shape[0] == len(profile.valid):
-        return np.asarray(profile.positions, dtype=np.float64)
-    return np.full((len(profile.valid), 2), np.nan)
-
-
-def _no_change_offsets(d: Floats, positions: Floats, scale: Floats, params: DetectorParams
-                       ) -> Floats:
-    """What to take off every row of `d` (N, B) so that unchanged samples sit at zero: a
-    residual haze or calibration difference, constant (`_no_change_level`) or, with every
-    sample's position known and `level_trend`, a straight line along the yard's long axis."""
-    keep = params.noise_keep_quantile
-    if not (params.level_trend and d.shape[0] > 64 and np.isfinite(positions).all()):
-        return np.broadcast_to(_no_change_level(d, scale, keep), d.shape)
-    xy = positions - positions.mean(axis=0)
-    axis = np.linalg.eigh(xy.T @ xy)[1][:, -1]
-    return _no_change_trend(d, xy @ axis, scale, keep)
-
-
 def _lagged_differences(d: Floats, usable: BoolArray, lag: int) -> Floats:
     """(d[i + lag] - d[i]) / √2 over usable pairs."""
     if d.shape[0] <= lag:
@@ -159,8 +120,8 @@ def score_tracks(
     level = median(np.abs(bg_values[bg_valid]), axis=0) if bg_valid.any() else np.ones(bands)
     floor = params.noise_floor_rel * np.maximum(level, 1e-12)
     if params.level_correction and usable.any():
-        positions = laid(lambda k: _positions_or_nan(profiles[k]), np.nan)
-        diff[usable] -= _no_change_offsets(diff[usable], positions[usable], floor, params)
+        # a residual haze/calibration difference shifts every sample alike
+        diff[usable] -= _no_change_level(diff[usable], floor, params.noise_keep_quantile)
     if len(set(widths)) == 1:
         smoothed = smooth_along(diff, usable, widths[0])
     else:

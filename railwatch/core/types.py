@@ -175,15 +175,10 @@ class DetectorParams:
     # the self-check's scene ballast leaves out changes this strong (twice high_z: beyond the
     # ballast's natural texture, ~3-4 % along a track), however much of a track they cover
     # (3 m bench, with reference and sun: low contrast 4 -> 9/10, nothing else lost; no
-    # longer only up to half a track, since the level follows a haze slope: dense 5 -> 6/10)
+    # longer only up to half a track: dense 4 -> 5/10, bias -33 -> -26 cars)
     self_check_keep_z: float = 9.0
     self_check_along_m: float = 6.0  # how far along a neighbour's stronger change still counts
     level_correction: bool = True  # remove a residual per-band offset between image and background
-    # ... as a straight line along the yard's long axis (residual haze varies over kilometres).
-    # Off: where trains stand at one end of a yard the line tilts towards their greyest cars
-    # (the demo's loaded days lose 1-4 cars, mean absolute error 4.5 -> 4.9, the surge flagged a
-    # day later); on the 3 m bench with an empty reference dense gains a scene, clear loses one
-    level_trend: bool = False
     high_z: float = 4.5  # hysteresis seed threshold (z-score of the spectral distance)
     low_z: float = 2.5  # hysteresis growth threshold
     # neighbour suppression (tracks 5.3 m apart bleed into each other at 3 m GSD)
