@@ -90,17 +90,26 @@ def _typical_shares(
     return level, floor, np.asarray(like, dtype=np.float64)
 
 
+def _laid_end_to_end(profiles: Mapping[str, TrackProfile]
+                     ) -> tuple[list[str], list[int], Floats, npt.NDArray[np.bool_]] | None:
+    """(track ids, row bounds, values, valid) of the tracks with at least 3 valid samples, laid
+    end to end; None when there is none."""
+    keys = [k for k, pr in profiles.items() if pr.valid.sum() >= 3]
+    if not keys:
+        return None
+    bounds = [0, *np.cumsum([len(profiles[k].valid) for k in keys]).tolist()]
+    vals = np.concatenate([profiles[k].values for k in keys]).astype(np.float64)
+    return keys, bounds, vals, np.concatenate([profiles[k].valid for k in keys])
+
+
 def other_beds(profiles: Mapping[str, TrackProfile], params: DetectorParams) -> set[str]:
     """The tracks mostly unlike the yard's typical ballast (another bed, when `profiles` is
     an empty yard's)."""
-    have = {k: pr for k, pr in profiles.items() if pr.valid.sum() >= 3}
-    if not have:
+    laid = _laid_end_to_end(profiles)
+    if laid is None:
         return set()
-    keys = list(have)
-    starts = np.cumsum([0, *(len(have[k].valid) for k in keys[:-1])])
-    vals = np.concatenate([have[k].values for k in keys]).astype(np.float64)
-    valid = np.concatenate([have[k].valid for k in keys])
-    _, _, like = _typical_shares(vals, valid, valid, starts, params)
+    keys, bounds, vals, valid = laid
+    _, _, like = _typical_shares(vals, valid, valid, np.asarray(bounds[:-1]), params)
     return {k for k, share in zip(keys, like, strict=True) if share < params.selfref_min_typical}
 
 
@@ -121,14 +130,12 @@ def background_from_scene(
     (from a reference); None: any track mostly unlike the yard's ballast.
     """
     p = params or DetectorParams()
-    have = {k: pr for k, pr in profiles.items() if pr.valid.sum() >= 3}
-    if not have:
+    laid = _laid_end_to_end(profiles)
+    if laid is None:
         return {k: pr for k, pr in profiles.items()}
-    keys = list(have)
-    bounds = [0, *np.cumsum([len(have[k].valid) for k in keys]).tolist()]
+    keys, bounds, vals, valid = laid
+    have = {k: profiles[k] for k in keys}
     starts = np.asarray(bounds[:-1])
-    vals = np.concatenate([have[k].values for k in keys]).astype(np.float64)
-    valid = np.concatenate([have[k].valid for k in keys])
     # samples that may be ballast (`exclude`: known not to be; they still get a background)
     fit = valid if exclude is None else valid & ~np.concatenate(
         [exclude[k] if k in exclude else np.zeros(len(have[k].valid), bool) for k in keys])
