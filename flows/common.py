@@ -22,6 +22,7 @@ from railwatch.adapters.alerts import AlertStore
 from railwatch.adapters.catalog import open_catalog
 from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
+from railwatch.adapters.store import open_store
 from railwatch.aoi import AOI, load_registry, select_aois
 from railwatch.background import affected_clips
 from railwatch.core import DETECTOR_VERSION
@@ -29,7 +30,7 @@ from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.preflight import check_store
 from railwatch.progress import report
-from railwatch.publish import new_transitions, with_tracks
+from railwatch.publish import quicklooks_to_render
 from railwatch.search import select_sources
 from railwatch.settings import Settings, get_settings
 from tasks.batch import run_batch
@@ -224,8 +225,8 @@ def publish(run: Run, summary: RunSummary) -> None:
     are retried even when an AOI had nothing new)."""
     started = time.perf_counter()
     # the quicklooks of new alert transitions (matplotlib, ~0.3 s each) on the workers first
-    alerts = AlertStore(run.db)
-    scenes = {a: with_tracks(run.db, new_transitions(aoi, run.db, alerts, DETECTOR_VERSION).scenes())
+    alerts, store = AlertStore(run.db), open_store(run.store_url)
+    scenes = {a: quicklooks_to_render(aoi, run.db, alerts, store, DETECTOR_VERSION)
               for a, aoi in run.aois.items()}
     gather("publish", submit(run, "render-quicklooks", {a: s for a, s in scenes.items() if s},
                              lambda a, s: (run.aois[a], run.grids[a], s, run.store_url)), run, summary)

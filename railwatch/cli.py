@@ -308,12 +308,13 @@ def demo(
              end=str(DEMO_END), seed=2023, workers=workers, scene_km=DEMO_SCENE_KM)
     simulated = time.perf_counter() - wall
     from railwatch.adapters.counts import CountsStore
+    from railwatch.aoi import load_aoi
+    from railwatch.brief import recount_hint
     from railwatch.core import DETECTOR_VERSION
 
     # counted before by another detector version (an upgrade): count the season again
-    db = CountsStore(settings.db_url)
-    stale = not db.scene_counts(DEMO_AOI, DETECTOR_VERSION) and bool(db.detector_versions(DEMO_AOI))
-    summary = _run_backfill(DEMO_START, DEMO_END, [DEMO_AOI], force=stale)
+    stale = recount_hint(load_aoi(demo_aoi), CountsStore(settings.db_url), DETECTOR_VERSION)
+    summary = _run_backfill(DEMO_START, DEMO_END, [DEMO_AOI], force=stale is not None)
     _show_counts(DEMO_AOI)
     _show_alerts(DEMO_AOI)
     _write_report(DEMO_AOI)

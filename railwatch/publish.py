@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,19 +55,20 @@ def scene_links(store: ObjectStore, quicklooks: set[str]) -> Any:
     return links
 
 
-def ensure_quicklooks(aoi: AOI, grid: AOIGrid, store: ObjectStore,
-                      scenes: Sequence[tuple[SceneCountRow, Sequence[TrackCountRow]]]) -> set[str]:
-    """Render the quicklook of each (scene, its track counts) (once: an existing one is kept);
-    the keys that exist. A scene whose clip is missing or unreadable gets none (a warning)."""
+def ensure_quicklooks(aoi: AOI, grid: AOIGrid, store: ObjectStore, rows: Sequence[SceneCountRow],
+                      tracks_of: Callable[[SceneCountRow], Sequence[TrackCountRow]]) -> set[str]:
+    """Render the quicklook of each scene (once: an existing one is kept, its track counts
+    `tracks_of` it are not asked for); the keys that exist. A scene whose clip is missing or
+    unreadable gets none (a warning)."""
     done = set()
-    for row, tracks in scenes:
+    for row in rows:
         key = quicklook_key(row.image_key)
         if store.info(key) is None:
             if store.info(row.image_key) is None:
                 log.warning("%s: no clip at %s, no quicklook", aoi.id, row.image_key)
                 continue
             try:
-                png = render_quicklook(aoi, grid, row, tracks, store)
+                png = render_quicklook(aoi, grid, row, tracks_of(row), store)
             except RailwatchError as exc:
                 log.warning("%s: quicklook of %s failed: %s", aoi.id, row.scene_id, exc)
                 continue
@@ -76,10 +77,13 @@ def ensure_quicklooks(aoi: AOI, grid: AOIGrid, store: ObjectStore,
     return done
 
 
-def with_tracks(db: CountsStore, rows: Sequence[SceneCountRow]
-                ) -> list[tuple[SceneCountRow, list[TrackCountRow]]]:
-    """Each scene with its track counts (what its quicklook draws)."""
-    return [(r, db.track_counts(r.aoi_id, r.scene_id, r.detector_version)) for r in rows]
+def quicklooks_to_render(aoi: AOI, db: CountsStore, alerts: AlertStore, store: ObjectStore,
+                         detector_version: str) -> list[tuple[SceneCountRow, list[TrackCountRow]]]:
+    """The scenes of the AOI's new alert transitions that have no quicklook yet, each with its
+    track counts: what a worker needs to render them ahead of `update_alerts`."""
+    rows = new_transitions(aoi, db, alerts, detector_version).scenes()
+    return [(r, db.track_counts(aoi.id, r.scene_id, r.detector_version)) for r in rows
+            if store.info(quicklook_key(r.image_key)) is None]
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def update_alerts(aoi: AOI, grid: AOIGrid, db: CountsStore, alerts: AlertStore, 
     (those of scenes acquired before `send_since` are recorded, not sent)."""
     found = new_transitions(aoi, db, alerts, detector_version)
     rows, episodes = found.rows, found.episodes
-    quicklooks = ensure_quicklooks(aoi, grid, store, with_tracks(db, found.scenes()))
+    quicklooks = ensure_quicklooks(aoi, grid, store, found.scenes(), lambda r: db.track_counts(
+        aoi.id, r.scene_id, r.detector_version))
     new = transition_records(aoi, detector_version, rows, episodes, scene_links(store, quicklooks),
                              set(found.new))
     alerts.sync_alerts(aoi.id, detector_version, alert_records(aoi, rows, episodes))

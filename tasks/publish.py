@@ -68,7 +68,9 @@ def render_quicklooks(aoi: AOI, grid: AOIGrid, scenes: list[tuple[SceneCountRow,
     """The quicklooks of the scenes new alert transitions point at, rendered on a worker ahead of
     `publish-alerts` (which then finds them in the store); how many exist. No database, no
     secrets, no settings: the flow hands over the clips' grid, the scenes and their track counts."""
-    return len(ensure_quicklooks(aoi, grid, open_store(store_url), scenes))
+    tracks = {row.scene_id: t for row, t in scenes}
+    return len(ensure_quicklooks(aoi, grid, open_store(store_url), [row for row, _ in scenes],
+                                 lambda row: tracks[row.scene_id]))
 
 
 @task(name="publish-alerts", cache_policy=NONE)
