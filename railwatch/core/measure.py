@@ -244,7 +244,8 @@ def measure_scene(
         profiles, background = bridged, bridge_gaps(background, p)
         # a lone car is counted from its own gaps, however faint (no lone-blip rule); a roof
         # seen whole does not leak into the next siding's corridor (a shadow still may)
-        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, short_max_cars=0.0,
+        p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, noise_about_no_change=True,
+                    short_max_cars=0.0,
                     neighbour_max_bleed=p.resolved_max_bleed)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())

@@ -175,12 +175,14 @@ def _mcd_consistency(keep_quantile: float, bands: int) -> float:
 
 def robust_covariance(
     d: npt.NDArray[Any], floor: npt.NDArray[Any], iterations: int = 4, keep_quantile: float = 0.5,
-    max_rows: int = 2048,
+    max_rows: int = 2048, anchor: npt.NDArray[Any] | None = None,
 ) -> Floats:
     """Covariance of the bulk of the rows of `d` (N, B): start from a diagonal MAD estimate,
     then re-estimate on the rows with the smallest Mahalanobis distances and rescale so the
     kept fraction matches a Gaussian (a light-weight MCD). `floor` (B,) bounds each sigma below.
     At most `max_rows` rows are used (a fixed stride: neighbouring samples are alike anyway).
+    `anchor` (B,) fixes the centre: the spread about a hypothesis (e.g. "no change") of the rows
+    nearest it, not about the bulk's own centre.
     """
     d = np.asarray(d, dtype=np.float64)
     if d.shape[0] > max_rows > 0:
@@ -188,7 +190,7 @@ def robust_covariance(
     bands = d.shape[1]
     floor = np.asarray(floor, dtype=np.float64)
     t = np.ascontiguousarray(d.T)  # (B, N): every reduction below runs along contiguous rows
-    center = median(t, axis=1)
+    center = median(t, axis=1) if anchor is None else np.asarray(anchor, dtype=np.float64)
     sig = np.maximum(np.asarray(mad_sigma(t, axis=1), dtype=np.float64), floor)
     cov = np.diag(sig**2)
     if t.shape[1] < 4 * bands:
@@ -203,7 +205,8 @@ def robust_covariance(
         if kept_rows < 2 * bands:
             break
         kept = t[:, keep]
-        center = kept.mean(axis=1)
+        if anchor is None:
+            center = kept.mean(axis=1)
         diff = kept - center[:, None]
         cov = consistency * (diff @ diff.T) / max(kept_rows - 1, 1)
         # floor the variances, keep the correlations

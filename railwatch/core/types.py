@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.12"
+DETECTOR_VERSION = "0.4.13"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -168,9 +168,12 @@ class DetectorParams:
     # 0.9-1.6 in mostly empty yards, ~20 where cars cover most of the tracks). At 3 m the local
     # noise is the better measure (a grey train filling a track otherwise hides in the bulk:
     # 3 m bench, dense 2/10 -> 4/10, empty 9/10 -> 10/10); at <= 1 m car roofs' own texture
-    # makes the local pairs noisy and the bulk is the safer bound
-    noise_max_ratio: float = 1.0
-    resolved_noise_max_ratio: float = 3.0
+    # makes the local pairs noisy: within a uniform train's roofs they are tiny, and a bound
+    # (3 until 0.4.13) made the empty ballast of a loaded yard read as changed: none (None)
+    # (0.5 m bench, dense MAE 8.5 -> 5.3 cars, misregistered 0.9 -> 0.6)
+    noise_max_ratio: float | None = 1.0
+    resolved_noise_max_ratio: float | None = None
+    noise_about_no_change: bool = False  # the noise's centre: the bulk's own, or zero (scoring)
     self_check: bool = True  # evidence must also stand out from the scene's own ballast
     # the self-check's scene ballast leaves out changes this strong (twice high_z: beyond the
     # ballast's natural texture, ~3-4 % along a track), however much of a track they cover

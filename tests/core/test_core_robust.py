@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from railwatch.core.robust import median, nanmedian_of_stack, quantile
+from railwatch.core.robust import median, nanmedian_of_stack, quantile, robust_covariance
 
 
 @pytest.mark.parametrize("dates", [1, 2, 3, 4, 5, 8])
@@ -78,3 +78,20 @@ def test_mcd_consistency_is_the_truncated_chi2_variance_ratio() -> None:
         for bands in (3, 4):
             expected = q / chi2.cdf(chi2.ppf(q, bands), bands + 2)
             assert abs(_mcd_consistency(q, bands) - expected) < 1e-12
+
+
+def test_covariance_about_an_anchor_is_the_spread_of_the_rows_nearest_it() -> None:
+    # 70 % of the rows are a tight cluster far from zero (a train's roofs), 30 % noise about
+    # zero with sigma 10 (empty ballast). Of the quarter of the rows nearest the centre, the
+    # bulk's spread is the cluster's; the spread about zero is the ballast's (the keep share
+    # must be below the share of rows that did not change; the Gaussian rescaling takes every
+    # row for one that did not change, so it overstates the ballast's sigma here, 10 -> 16)
+    rng = np.random.default_rng(5)
+    cars = rng.normal(-300.0, 2.0, (700, 4))
+    ballast = rng.normal(0.0, 10.0, (300, 4))
+    rows = np.concatenate([cars, ballast])
+    floor = np.full(4, 0.1)
+    bulk = np.sqrt(np.diag(robust_covariance(rows, floor, keep_quantile=0.25)))
+    about_zero = np.sqrt(np.diag(robust_covariance(rows, floor, keep_quantile=0.25, anchor=np.zeros(4))))
+    assert np.all(bulk < 3.0)
+    assert np.all((about_zero > 8.0) & (about_zero < 20.0)), about_zero
