@@ -149,6 +149,7 @@ def dask_cluster(logs: Path, env: dict[str, str], workers: int = 2,
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "dask"]
     logs.mkdir(parents=True, exist_ok=True)
+    env = {**env, "PYTHONFAULTHANDLER": "1"}  # a crashed process's Python stack, in its log
     with ExitStack() as stack:
         stack.enter_context(process([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                      "--no-dashboard", *scheduler_args], env, logs / "scheduler.log"))
