@@ -137,15 +137,16 @@ def score_tracks(
     # lie off zero: test_detect_cli) and clear 10 -> 9/10 for dense 5 -> 6/10 (bias -26 -> -1)
     anchor = np.zeros(bands) if params.noise_about_no_change else None
     cov = robust_covariance(rows, floor, anchor=anchor) if rows.shape[0] else np.diag(floor**2)
-    lagged = [r for k, s0, n in zip(keys, starts, lengths, strict=True)
-              if (r := _lagged_differences(
-                  smoothed[s0 : s0 + n], usable[s0 : s0 + n],
-                  max(round(params.noise_lag_m / profiles[k].step_m), 1))).size]
+    lagged = [] if params.noise_max_ratio is None else [
+        r for k, s0, n in zip(keys, starts, lengths, strict=True)
+        if (r := _lagged_differences(
+            smoothed[s0 : s0 + n], usable[s0 : s0 + n],
+            max(round(params.noise_lag_m / profiles[k].step_m), 1))).size]
     if lagged and params.noise_max_ratio is not None:
         # the bulk of a yard's samples is empty ballast unless the yard is loaded over most of
         # its length: then the bulk is cars. Differences of samples a few metres apart are noise
         # either way (most pairs lie within one stretch) but miss slow changes along the track;
-        # the bulk may exceed them by that much and no more
+        # the bulk may exceed them by that much and no more (no bound: not even computed)
         local = robust_covariance(np.concatenate(lagged), floor)
         ratio = float(np.trace(np.linalg.solve(local, cov))) / cov.shape[0]
         if ratio > params.noise_max_ratio:
