@@ -11,7 +11,12 @@ from scipy import ndimage
 
 from railwatch.core.ambiguity import doubtful_cars, far_shadows, shadowed_cars
 from railwatch.core.cloudedge import cloud_edge_mask
-from railwatch.core.neighbours import explained_mask, scene_shadow, shadow_reach_m
+from railwatch.core.neighbours import (
+    Shadow,
+    explained_mask,
+    scene_shadow,
+    shadow_reach_m,
+)
 from railwatch.core.occupancy import (
     Floats,
     TrackScore,
@@ -75,34 +80,54 @@ def _typical_ballast(background: Mapping[str, TrackProfile], typical: Floats | N
             for k, b in background.items()}
 
 
-def _stronger_beside(scores: Mapping[str, TrackScore], gsd_m: float, p: DetectorParams,
-                     sun_elevation_deg: float | None) -> dict[str, BoolArray]:
-    """Where a neighbouring track within a shadow's reach changed more, a few metres along
-    either way: its car may cast or leak this change."""
+def _could_cast_or_leak(scores: Mapping[str, TrackScore], inv: Floats, gsd_m: float,
+                        p: DetectorParams, sun_elevation_deg: float | None,
+                        shadow: Shadow | None) -> dict[str, BoolArray]:
+    """Where a neighbouring track's change, a few metres along either way, may have made this
+    one. A leak: at most `neighbour_max_bleed` of a next siding's change (in noise units). A
+    shadow: every band darker by a like fraction, at most `shadow_max_rel` of the scene's
+    typical shadow, beside a car (z >= high_z) on the sun's side within a shadow's reach
+    (either side when the side is not known); none when the scene shows no shadows. A dark
+    car darker than any shadow, or a change several times a neighbour's, is the track's own."""
     reach = max(p.neighbour_max_m, shadow_reach_m(sun_elevation_deg, p))
+    norm = {k: np.sqrt(mahalanobis2(s.diff, inv)) for k, s in scores.items()}
     out = {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
     for k, nbrs in links(scores, gsd_m, replace(p, neighbour_max_m=reach)).items():
         s = scores[k]
-        grow = max(round(p.self_check_along_m / s.step_m), 0)
+        grow = 2 * max(round(p.self_check_along_m / s.step_m), 0) + 1
+        shadow_like = np.zeros(s.z.shape, dtype=bool)
+        if shadow is not None:
+            frac, ok = s.relative_change()
+            dark = -frac
+            shadow_like = ok & (dark.min(axis=1) > 0)
+            shadow_like &= dark.max(axis=1) < p.shadow_max_band_ratio * dark.min(axis=1)
+            shadow_like &= dark.mean(axis=1) <= p.shadow_max_rel * float(np.mean(shadow.darkening))
         for link in nbrs:
-            other = np.where(link.near, scores[link.other].z[link.j], 0.0)
-            if grow:
-                other = ndimage.maximum_filter1d(other, 2 * grow + 1)
-            out[k] |= other >= s.z
+            other = scores[link.other]
+            gap_m = np.hypot(*(other.positions[link.j] - s.positions).T) * gsd_m
+            leak = np.where(link.near & (gap_m <= p.neighbour_max_m), norm[link.other][link.j], 0.0)
+            out[k] |= norm[k] <= p.neighbour_max_bleed * ndimage.maximum_filter1d(leak, grow)
+            if shadow is not None:
+                side = link.near if shadow.direction is None else (
+                    link.near & (link.unit @ shadow.direction < -0.5))
+                car = np.where(side, other.z[link.j], 0.0) >= p.high_z
+                out[k] |= shadow_like & ndimage.maximum_filter1d(car, grow)
     return out
 
 
 def _arrivals(
     scores: Mapping[str, TrackScore], typical: Floats, inv: Floats,
     gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None,
+    shadow: Shadow | None = None,
 ) -> dict[str, BoolArray]:
-    """Per track, the trains that arrived: stretches of evidence (z >= low_z) with no stronger
-    change beside them (no neighbour's car can have cast or leaked them) holding a sample that
+    """Per track, the trains that arrived: stretches of evidence (z >= low_z) that no
+    neighbour's car can have cast or leaked (`_could_cast_or_leak`) holding a sample that
     changed beyond `self_check_keep_z` towards something other than ballast: the image stands
     farther from the background's typical ballast than the background does (a train arrived,
     not a parked one left; the image's own typical spectrum is a car's when the yard is full).
-    `typical`: the background's typical ballast (`_typical_spectrum`)."""
-    beside = _stronger_beside(scores, gsd_m, p, sun_elevation_deg)
+    `typical`: the background's typical ballast (`_typical_spectrum`); `shadow`: the scene's
+    car shadows (`scene_shadow`), None when none stand out."""
+    beside = _could_cast_or_leak(scores, inv, gsd_m, p, sun_elevation_deg, shadow)
     out: dict[str, BoolArray] = {}
     for k, s in scores.items():
         strong = s.usable & (s.z >= p.self_check_keep_z) & ~beside[k]
@@ -115,7 +140,7 @@ def _arrivals(
             strong[rows] = mahalanobis2(s.diff[rows] + ground, inv) > mahalanobis2(ground, inv)
         # the whole train, not only its most changed samples: a paler car of it left in the
         # scene's ballast would become the ballast under the rest of the train (not across a
-        # stronger neighbour's change: a leak or shadow of it must stay checkable)
+        # change a neighbour may have cast or leaked: that must stay checkable)
         train, _ = ndimage.label(s.usable & (s.z >= p.low_z) & ~beside[k])
         strong = np.isin(train, np.unique(train[strong & (train > 0)]))
         # however much of the track they cover: the ballast under them is bridged from its
@@ -261,8 +286,11 @@ def measure_scene(
             # ... but not a train's own samples: a long train (a grey one above all) would
             # otherwise become its own "ballast" in the running median and hide itself. A
             # stretch of evidence with changes far beyond the ballast's natural texture is left
-            # out of the scene's ballast whole
-            trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg)
+            # out of the scene's ballast whole, unless a neighbour may have cast or leaked it
+            # (a dark train is no shadow where none can fall or where it is darker than any:
+            # 3 m bench, dense 5 -> 6/10, bias -26 -> -17 cars; it was "a neighbour changed more")
+            raw_shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
+            trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg, raw_shadow)
             # a track the reference shows on the yard's ballast has that ballast under a
             # train covering most of it, not the train's own tone
             scene_ballast = background_from_scene(profiles, p, trains, other_beds(background, p))

@@ -94,3 +94,34 @@ def test_another_bed_only_where_the_reference_shows_one() -> None:
     assert abs(float(np.median(guessed["t2"].values[:, 0])) - train) < 0.05 * train
     assert abs(float(np.median(given["t2"].values[:, 0])) - yard) < 0.06 * yard
     assert abs(float(np.median(given["t4"].values[:, 0])) - 1.4 * yard) < 0.08 * yard
+
+
+@pytest.mark.parametrize("seed", [11, 21, 31])
+def test_a_dark_train_on_the_sunny_side_of_a_brighter_one_is_its_own(seed: int) -> None:
+    """Two sidings 5.3 m apart, each loaded over 90 % of its length: a bright train and, on
+    its sunny side, a dark one. The dark train changed less than its neighbour, but it can be
+    neither the bright train's leak (it is more than half as strong) nor its shadow (shadows
+    fall the other way), so it stays out of the scene's ballast and is counted; it was left in
+    it (a weaker change beside a stronger one) and became in part its own ballast: 31-34 of
+    37 cars."""
+    rows = {"t1": 20.0, "t2": 20.0 + 5.3 / GSD_M, "t3": 20.0 + 2 * 5.3 / GSD_M,
+            "t0": 20.0 - 5.3 / GSD_M}
+    cols = 5.0 + (np.arange(LENGTH) + 0.5) / GSD_M
+
+    def located(profs: dict[str, TrackProfile]) -> dict[str, TrackProfile]:
+        return {k: TrackProfile(k, 1.0, pr.values, pr.valid,
+                                np.column_stack([cols, np.full(LENGTH, rows[k])]))
+                for k, pr in profs.items()}
+
+    beds = {k: ballast(i) for i, k in enumerate(rows)}
+    background = located(profiles(beds, seed))
+    image = located(profiles({**beds, "t1": with_train(beds["t1"], 30, 570, 1.25),
+                              "t2": with_train(beds["t2"], 30, 570, 0.82)}, seed + 1))
+    # the sun in the south (+row): shadows fall north, away from t2
+    m = measure_scene(image, background, GSD_M, PITCH_M, sun_azimuth_deg=180.0,
+                      sun_elevation_deg=40.0)
+    counted = {t.track_id: t for t in m.tracks}
+    for k in ("t1", "t2"):
+        assert abs(counted[k].occupied_m - 540.0) <= 54.0, counted[k]
+        assert counted[k].cars_low <= 37 <= counted[k].cars_high, counted[k]
+    assert counted["t3"].cars == 0, counted["t3"]
