@@ -85,10 +85,11 @@ def _could_cast_or_leak(scores: Mapping[str, TrackScore], inv: Floats, gsd_m: fl
                         shadow: Shadow | None) -> dict[str, BoolArray]:
     """Where a neighbouring track's change, a few metres along either way, may have made this
     one. A leak: at most `neighbour_max_bleed` of a next siding's change (in noise units). A
-    shadow: every band darker by a like fraction, at most `shadow_max_rel` of the scene's
-    typical shadow, beside a car (z >= high_z) on the sun's side within a shadow's reach
-    (either side when the side is not known); none when the scene shows no shadows. A dark
-    car darker than any shadow, or a change several times a neighbour's, is the track's own."""
+    shadow that fell or left with its car: every band darker (or brighter) by a like fraction,
+    at most `shadow_max_rel` of the scene's typical shadow, beside a change of a car (z >=
+    high_z) on the sun's side within a shadow's reach (either side when the side is not
+    known); none when the scene shows no shadows. A dark car darker than any shadow, or a
+    change several times a neighbour's, is the track's own."""
     reach = max(p.neighbour_max_m, shadow_reach_m(sun_elevation_deg, p))
     norm = {k: np.sqrt(mahalanobis2(s.diff, inv)) for k, s in scores.items()}
     out = {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
@@ -97,11 +98,14 @@ def _could_cast_or_leak(scores: Mapping[str, TrackScore], inv: Floats, gsd_m: fl
         grow = 2 * max(round(p.self_check_along_m / s.step_m), 0) + 1
         shadow_like = np.zeros(s.z.shape, dtype=bool)
         if shadow is not None:
+            # the share of light the darker of image and background lost: a shadow that
+            # fell, or one that left with the car that cast it
             frac, ok = s.relative_change()
-            dark = -frac
-            shadow_like = ok & (dark.min(axis=1) > 0)
-            shadow_like &= dark.max(axis=1) < p.shadow_max_band_ratio * dark.min(axis=1)
-            shadow_like &= dark.mean(axis=1) <= p.shadow_max_rel * float(np.mean(shadow.darkening))
+            lost = np.abs(frac / np.where(frac > 0, 1.0 + frac, 1.0))
+            same_sign = (np.all(frac > 0, axis=1) | np.all(frac < 0, axis=1))
+            shadow_like = ok & same_sign & (lost.min(axis=1) > 0)
+            shadow_like &= lost.max(axis=1) < p.shadow_max_band_ratio * lost.min(axis=1)
+            shadow_like &= lost.mean(axis=1) <= p.shadow_max_rel * float(np.mean(shadow.darkening))
         for link in nbrs:
             other = scores[link.other]
             gap_m = np.hypot(*(other.positions[link.j] - s.positions).T) * gsd_m
@@ -288,7 +292,7 @@ def measure_scene(
             # stretch of evidence with changes far beyond the ballast's natural texture is left
             # out of the scene's ballast whole, unless a neighbour may have cast or leaked it
             # (a dark train is no shadow where none can fall or where it is darker than any:
-            # 3 m bench, dense 5 -> 6/10, bias -26 -> -17 cars; it was "a neighbour changed more")
+            # 3 m bench, dense 5 -> 6/10, bias -26 -> -19 cars; it was "a neighbour changed more")
             raw_shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
             trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg, raw_shadow)
             # a track the reference shows on the yard's ballast has that ballast under a

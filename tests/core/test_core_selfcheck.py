@@ -125,3 +125,4 @@ def test_a_dark_train_on_the_sunny_side_of_a_brighter_one_is_its_own(seed: int) 
         assert abs(counted[k].occupied_m - 540.0) <= 54.0, counted[k]
         assert counted[k].cars_low <= 37 <= counted[k].cars_high, counted[k]
     assert counted["t3"].cars == 0, counted["t3"]
+
