@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from railwatch.core.occupancy import TrackScore, smooth_along, smoothing_width
+from railwatch.core.occupancy import TrackScore, even_change, smooth_along, smoothing_width
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
@@ -62,11 +62,8 @@ def veil_like(score: TrackScore, params: DetectorParams) -> BoolArray:
     `cloud_edge_max_change` of its background) and even: one sign in every band, fractions
     within `shadow_max_band_ratio` of each other."""
     frac, ok = score.relative_change()
-    size = np.abs(frac)
-    same_sign = np.all(frac > 0, axis=1) | np.all(frac < 0, axis=1)
-    even = size.max(axis=1) <= params.shadow_max_band_ratio * np.maximum(size.min(axis=1), 1e-6)
-    weak = size.max(axis=1) <= params.cloud_edge_max_change
-    return np.asarray(ok & same_sign & even & weak, dtype=bool)
+    weak = np.abs(frac).max(axis=1) <= params.cloud_edge_max_change
+    return np.asarray(ok & even_change(frac, params.shadow_max_band_ratio) & weak, dtype=bool)
 
 
 def cloud_edge_mask(

@@ -20,6 +20,7 @@ from railwatch.core.neighbours import (
 from railwatch.core.occupancy import (
     Floats,
     TrackScore,
+    even_change,
     runs,
     score_tracks,
     segments,
@@ -98,13 +99,11 @@ def _could_cast_or_leak(scores: Mapping[str, TrackScore], inv: Floats, gsd_m: fl
         grow = 2 * max(round(p.self_check_along_m / s.step_m), 0) + 1
         shadow_like = np.zeros(s.z.shape, dtype=bool)
         if shadow is not None:
-            # the share of light the darker of image and background lost: a shadow that
-            # fell, or one that left with the car that cast it
+            # a shadow that fell, or one that left with the car that cast it: no deeper (the
+            # share of light the darker of image and background lost) than a shadow gets
             frac, ok = s.relative_change()
             lost = np.abs(frac / np.where(frac > 0, 1.0 + frac, 1.0))
-            same_sign = (np.all(frac > 0, axis=1) | np.all(frac < 0, axis=1))
-            shadow_like = ok & same_sign & (lost.min(axis=1) > 0)
-            shadow_like &= lost.max(axis=1) < p.shadow_max_band_ratio * lost.min(axis=1)
+            shadow_like = ok & even_change(frac, p.shadow_max_band_ratio)
             shadow_like &= lost.mean(axis=1) <= p.shadow_max_rel * float(np.mean(shadow.darkening))
         for link in nbrs:
             other = scores[link.other]
@@ -121,8 +120,7 @@ def _could_cast_or_leak(scores: Mapping[str, TrackScore], inv: Floats, gsd_m: fl
 
 def _arrivals(
     scores: Mapping[str, TrackScore], typical: Floats, inv: Floats,
-    gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None,
-    shadow: Shadow | None = None,
+    gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None, shadow: Shadow | None,
 ) -> dict[str, BoolArray]:
     """Per track, the trains that arrived: stretches of evidence (z >= low_z) that no
     neighbour's car can have cast or leaked (`_could_cast_or_leak`) holding a sample that

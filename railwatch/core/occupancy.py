@@ -44,6 +44,17 @@ class TrackScore:
         return frac, ok
 
 
+def even_change(frac: Floats, max_ratio: float) -> BoolArray:
+    """Rows of `frac` (S, B) (`TrackScore.relative_change`) of one sign in every band with
+    sizes within `max_ratio` of each other: every band scaled alike, as by a shadow or a veil."""
+    size = np.abs(frac)
+    same_sign = np.all(frac > 0, axis=1) | np.all(frac < 0, axis=1)
+    return np.asarray(
+        same_sign & (size.max(axis=1) <= max_ratio * np.maximum(size.min(axis=1), 1e-6)),
+        dtype=bool,
+    )
+
+
 def smoothing_width(step_m: float, params: DetectorParams) -> int:
     """Samples in the along-track boxcar (`smooth_m`) at this sample spacing."""
     return max(round(params.smooth_m / step_m), 1)
