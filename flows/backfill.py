@@ -1,7 +1,9 @@
 """Backfill: process every scene over the AOIs acquired in a date range, chunk by chunk.
 
-Each chunk's outcome is in the scene registry before the next starts, so a crashed or cancelled
+Each chunk's outcome is in the scene registry before the next chunk's, so a crashed or cancelled
 backfill, run again, skips what is done; the flow run's progress artifact shows the chunks done.
+The next chunk is searched and clipped ahead while one is measured, detected and stored (its
+clips wait in the store, unregistered, until their chunk's turn: a rerun clips them again).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from pydantic import BaseModel, Field, model_validator
 
 from flows.batching import date_chunks
-from flows.common import open_run, process_window, publish
+from flows.common import AHEAD, finish_window, open_run, publish, start_window
 from flows.runner import dask_task_runner
 from railwatch.models import RunSummary
 from railwatch.progress import report
@@ -62,10 +64,13 @@ def backfill(request: BackfillRequest) -> RunSummary:
     summary = RunSummary(aois=list(run.aois))
     progress = progress_artifact(len(chunks))
     report("chunks", 0, len(chunks))
+    windows = [(day_start(first), day_start(last + timedelta(days=1))) for first, last in chunks]
+    ahead = start_window(run, *windows[0], summary, force=request.force) if windows else []
     for done, (first, last) in enumerate(chunks, start=1):
-        before = summary.processed
-        process_window(run, day_start(first), day_start(last + timedelta(days=1)), summary,
-                       force=request.force)
+        before, clipping = summary.processed, ahead
+        if done < len(chunks):  # clipped while this chunk is finished; registered after it
+            ahead = start_window(run, *windows[done], summary, force=request.force, priority=AHEAD)
+        finish_window(run, clipping, summary)
         logger.info("chunk %d/%d (%s … %s): %d scene(s) processed", done, len(chunks), first, last,
                     summary.processed - before)
         if progress is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dask.base import annotate
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 
@@ -40,6 +41,7 @@ from tasks.publish import publish_run_artifacts
 from tasks.search import prepare_scenes
 
 Submitted = list[tuple[list[str], PrefectFuture[list[Any]]]]
+AHEAD = -1  # Dask priority of the next window's clips: they fill the gaps this window leaves
 
 
 @dataclass
@@ -74,16 +76,18 @@ def open_run(aoi_ids: Sequence[str] | None, sources: Sequence[str] | None = None
 
 def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],
            args: Callable[[str, list[Any]], tuple[Any, ...]], after: Submitted | None = None,
-           per_worker: int = 2) -> Submitted:
+           per_worker: int = 2, priority: int = 0) -> Submitted:
     """One batch task per pack of the work; `args` makes a call's arguments from (AOI id, items).
     Steps that run once per AOI are lighter: one pack per worker (`per_worker=1`). A pack waits
-    for the batches of `after` that hold one of its AOIs, not for all of them."""
+    for the batches of `after` that hold one of its AOIs, not for all of them. Dask runs queued
+    tasks of a higher `priority` first (`AHEAD`: work done ahead, while the workers would idle)."""
     out: Submitted = []
-    for p in pack(work, run.settings.batch_size, run.settings.dask_workers, per_worker):
-        ids = [a for a, _ in p]
-        needs = [f for done, f in after or [] if set(done) & set(ids)]
-        out.append((ids, run_batch.submit(step, [args(a, items) for a, items in p], wait_for=needs,
-                                          return_state=False)))
+    with annotate(priority=priority):  # read by the Dask client when the task is submitted
+        for p in pack(work, run.settings.batch_size, run.settings.dask_workers, per_worker):
+            ids = [a for a, _ in p]
+            needs = [f for done, f in after or [] if set(done) & set(ids)]
+            out.append((ids, run_batch.submit(step, [args(a, items) for a, items in p], wait_for=needs,
+                                              return_state=False)))
     return out
 
 
@@ -150,6 +154,19 @@ def worked(summary: RunSummary, stage: str, items: Sequence[Any]) -> None:
     summary.scene_seconds[stage] = summary.scene_seconds.get(stage, 0.0) + sum(i.seconds for i in items)
 
 
+def start_window(run: Run, start: datetime, end: datetime, summary: RunSummary,
+                 force: bool = False, watch: bool = False, priority: int = 0) -> Submitted:
+    """Search a window and submit its clips (the batches under way); `finish_window` does the
+    rest. A backfill starts the next window while one is measured, detected and stored, at a
+    lower `priority`: the workers clip ahead whenever the flow's own steps hold them up."""
+    started = time.perf_counter()
+    todo = search(run, start, end, force, watch, summary)
+    timed(summary, "search", started)
+    aois, grids, url = run.aois, run.grids, run.store_url
+    return submit(run, "clip-scenes", todo, lambda a, s: (aois[a], grids[a], s, url),
+                  priority=priority)
+
+
 def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary,
                    force: bool = False, watch: bool = False) -> None:
     """Process every scene over the run's AOIs acquired in [start, end) that is not done yet;
@@ -158,13 +175,15 @@ def process_window(run: Run, start: datetime, end: datetime, summary: RunSummary
     A `watch` searches only past each (AOI, source) mark and processes every registered scene
     not done yet, whenever acquired; a backfill processes what is pending in its window.
     """
+    finish_window(run, start_window(run, start, end, summary, force, watch), summary)
+
+
+def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
+    """Gather a window's clips, then reference → measure → background model → detect → store."""
     started = time.perf_counter()
-    todo = search(run, start, end, force, watch, summary)
-    started = timed(summary, "search", started)
     aois, grids, url, db = run.aois, run.grids, run.store_url, run.db
 
-    clip_pairs = gather("clip", submit(run, "clip-scenes", todo,
-                                       lambda a, s: (aois[a], grids[a], s, url)), run, summary)
+    clip_pairs = gather("clip", clipping, run, summary)
     clips = by_aoi(clip_pairs, ClipRef)
     for clip in (c for cs in clips.values() for c in cs):
         db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)

@@ -1,6 +1,7 @@
 """A Dask scheduler preload for tests (`dask scheduler --preload tests/dask_probe.py`): records
-the pickled size of every task the scheduler receives and which worker ran it, one JSON line per
-task, in $RAILWATCH_DASK_PROBE — what went through the scheduler, measured at the scheduler."""
+the pickled size, railwatch step and priority of every task the scheduler receives, in the order
+received, and which worker ran it, one JSON line per event, in $RAILWATCH_DASK_PROBE — what went
+through the scheduler, measured at the scheduler."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ class Probe(SchedulerPlugin):
                 state = scheduler.tasks.get(key)
                 if state is not None:
                     size = len(dumps(state.run_spec))  # as Dask ships it (cloudpickle)
-                    out.write(json.dumps({"key": str(key), "spec_bytes": size}) + "\n")
+                    # a railwatch batch task's parameters name its step (tasks.batch.run_batch)
+                    params = getattr(state.run_spec, "kwargs", {}).get("parameters")
+                    step = params.get("step") if isinstance(params, dict) else None
+                    out.write(json.dumps({"key": str(key), "spec_bytes": size, "step": step,
+                                          "user_priority": -state.priority[0]}) + "\n")
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
         if finish == "memory" and kwargs.get("worker"):

@@ -59,12 +59,19 @@ def test_backfill_runs_on_an_external_scheduler_and_resumes(
     address, probe, workers = scheduler
     home = home_with(simulated, tmp_path)
     env = cli_env(home, RAILWATCH_DASK_ADDRESS=address, PREFECT_API_URL=prefect_server.api_url)
-    backfill = ["backfill", "--aoi", "tumangang", "--chunk-days", "3"]
+    backfill = ["backfill", "--aoi", "tumangang", "--chunk-days"]
 
-    # a first run covers the first half, as if a longer backfill had crashed after its first chunk
-    first = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", "2023-09-10"], env).stdout)
+    # a first run covers the first half, as if a longer backfill had crashed after its first
+    # chunk; in chunks of 2 days, so its second chunk is clipped ahead while the first finishes
+    first = scene_summary(run_cli([*backfill, "2", "--start", SIM_START, "--end", "2023-09-10"], env).stdout)
     assert first == {"found": 3, "done": 0, "processed": 3, "failed": 0}
-    rerun = scene_summary(run_cli([*backfill, "--start", SIM_START, "--end", SIM_END], env).stdout)
+    arrived = [(line["step"], line["user_priority"]) for line in probe_lines(probe) if "step" in line]
+    # the second chunk's clips reached the scheduler before the first chunk's measurements, at a
+    # lower priority (they fill the workers' gaps); every other step at the default priority
+    assert [s for s, _ in arrived][:4] == ["clip-scenes"] * 3 + ["index-clips"], arrived
+    assert [p for s, p in arrived if s == "clip-scenes"] == [0, 0, -1], arrived
+    assert {p for s, p in arrived if s != "clip-scenes"} == {0}, arrived
+    rerun = scene_summary(run_cli([*backfill, "3", "--start", SIM_START, "--end", SIM_END], env).stdout)
     assert rerun == {"found": 6, "done": 3, "processed": 3, "failed": 0}  # the done half is skipped
 
     with sqlite3.connect(home / "counts.db") as con:
