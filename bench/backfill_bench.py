@@ -14,6 +14,7 @@ Prefect's own database is created before the flow is timed (once per install, �
 migrations here; printed).
 
 Run: python bench/backfill_bench.py [--aois 6] [--days 6] [--workers 2] [--cache DIR]
+[--runs plain prefect] (one of them alone: no ratio)
 (the issue's full size: --aois 20 --days 365, ≈ 1 hour for both runs here; rendering the year ≈ 2 min)
 """
 
@@ -176,6 +177,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=REPO / ".railwatch" / "bench")
+    parser.add_argument("--runs", nargs="+", choices=["plain", "prefect"], default=["plain", "prefect"],
+                        help="which runs (default both; the ratio needs both in the same run)")
     parser.add_argument("--child", choices=["prefect", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -184,6 +187,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for mode in ("plain", "prefect"):
+            if mode not in args.runs:
+                continue
             home = Path(tmp) / mode
             results[mode] = measure(mode, args, prepare(args.cache, home, args.aois, args.days), home)
     print_table(args, results)
@@ -198,7 +203,7 @@ def projected_min(result: dict[str, Any], aois: int) -> float:
 
 
 def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
-    plain, flow = results["plain"], results["prefect"]
+    plain, flow = results.get("plain"), results.get("prefect")
     table = Table(title=f"backfill: {args.aois} AOIs × {args.days} days = {args.aois * args.days} "
                         f"AOI-scenes, {args.workers} Dask workers, {os.cpu_count()} CPUs (shared)")
     for column in ("run", "AOI-scenes", "wall s", "process s", "AOI-scenes/s", "× plain",
@@ -206,19 +211,24 @@ def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) ->
                    "… reference per AOI"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for name, r in (("plain Python loop", plain), ("Prefect flow + Dask", flow)):
+        if r is None:
+            continue
         rate = r["scenes"] / r["seconds"]
+        ratio = f"{r['seconds'] / plain['seconds']:.2f}" if plain else "not run"
         table.add_row(name, str(r["scenes"]), f"{r['seconds']:.1f}", f"{r['process_seconds']:.1f}",
-                      f"{rate:.2f}", f"{r['seconds'] / plain['seconds']:.2f}", str(r["task_runs"] or "-"),
+                      f"{rate:.2f}", ratio, str(r["task_runs"] or "-"),
                       f"{r['peak_mb']:.0f}", f"{r['reference_s']:.1f}", f"{FULL_SIZE / rate / 60:.0f}",
                       f"{projected_min(r, args.aois):.0f}")
     console = Console(width=160)
     console.print(table)
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("stages", {}).items())
-    work = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("work", {}).items())
-    console.print(f"flow stages, wall s: {stages}; work inside the tasks, s summed over workers: {work}")
     console.print("reference s: building the AOIs' reference composites (wall); the last column "
                   f"counts them once per AOI for {FULL_AOIS} AOIs, as a year's run builds them, "
                   f"instead of scaling them with the scenes (the column before)")
+    if flow is None:
+        return
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("stages", {}).items())
+    work = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("work", {}).items())
+    console.print(f"flow stages, wall s: {stages}; work inside the tasks, s summed over workers: {work}")
     console.print(f"Prefect's database was created before the timed flow run (the API's first start, "
                   f"once per install: {flow['first_start_s']:.1f} s); the flow's time includes starting "
                   "the ephemeral API and the LocalCluster, the loop's starts after its imports.")
