@@ -18,6 +18,7 @@ from railwatch.aoi import AOI
 from railwatch.core.profiles import sample_track
 from railwatch.grid import AOIGrid, aoi_grid
 from railwatch.measure import load_clip, track_lines
+from railwatch.report import lay_out
 
 OCCUPIED = "#ff2d2d"
 TRACK = "#f2f2f2"
@@ -115,7 +116,7 @@ def render_quicklook(aoi: AOI, grid: AOIGrid, row: SceneCountRow, tracks: Sequen
               loc="lower right", fontsize=8, framealpha=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
+    lay_out(fig)
     return _png(fig, plt)
 
 

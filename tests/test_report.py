@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import Image
 from rich.console import Console
 
@@ -42,3 +44,20 @@ def test_table_headline_and_plot(tmp_path: Path) -> None:
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size[0] > 800 and img.size[1] > 400
         assert len(set(img.convert("L").getdata())) > 20  # something was drawn, not a blank page
+
+
+def test_the_plot_is_laid_out_once_and_drawn_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lay_out` (the plot's and the quicklooks' layout): a tight layout left in place as the
+    figure's layout engine made savefig draw the whole figure twice (≈ 20 % of a quicklook)."""
+    from matplotlib.figure import Figure
+
+    drawn: list[int] = []
+    draw = Figure.draw
+
+    def counted(self: Figure, renderer: Any) -> None:
+        drawn.append(1)
+        draw(self, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counted)
+    plot_counts(load_aoi(REPO / "aois" / "tumangang.geojson"), rows(), tmp_path / "plot.png")
+    assert len(drawn) == 1
