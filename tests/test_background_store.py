@@ -104,3 +104,36 @@ def test_backgrounds_behind_the_ring_come_from_the_stored_profiles(
             assert got.profiles is not None
             assert all(np.array_equal(got.profiles[t].values, expect.profiles[t].values,
                                       equal_nan=True) for t in expect.profiles)
+
+
+def test_profiles_and_model_are_stored_uncompressed_and_deflated_ones_still_load(tmp_path: Path) -> None:
+    """Float spectra barely deflate, and deflating a year's model took 0.5 s of every update:
+    both objects are written stored; those an earlier version wrote deflated still load."""
+    import io
+    import zipfile
+
+    from railwatch.adapters.profiles import decode_model, decode_profiles, encode_model
+
+    store = LocalStore(tmp_path / "store")
+    clips = measured(store, range(8))
+    bgm.update_model("yard", clips, clips, store)
+
+    def deflated(data: bytes) -> bytes:  # the same members, as the earlier writer made them
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+        return out.getvalue()
+
+    for key in (profile_key(clips[0]), background_key("yard")):
+        data = store.get_bytes(key)
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}, key
+        old = deflated(data)
+        assert len(old) < len(data)
+        if key.endswith("model.npz"):
+            assert encode_model(decode_model(old)) == data
+        else:
+            new_profiles, _ = decode_profiles(data)
+            old_profiles, _ = decode_profiles(old)
+            assert all(np.array_equal(new_profiles[t].values, old_profiles[t].values) for t in new_profiles)
