@@ -191,11 +191,11 @@ def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
     started = timed(summary, "clip", started)
     # one writer per AOI: its clips' STAC collection, its reference
     once = {a: [a] for a in clips}
-    gather("reference", submit(run, "index-clips", once, lambda a, _: (aois[a], grids[a], url),
-                               per_worker=1), run, summary)
-    references = dict(gather("reference", submit(
-        run, "build-reference", once, lambda a, _: (aois[a], grids[a], db.clipped_scenes(a), url),
-        per_worker=1), run, summary))
+    indexing = submit(run, "index-clips", once, lambda a, _: (aois[a], grids[a], url), per_worker=1)
+    building = submit(run, "build-reference", once,  # independent of the index: no wait between
+                      lambda a, _: (aois[a], grids[a], db.clipped_scenes(a), url), per_worker=1)
+    gather("reference", indexing, run, summary)
+    references = dict(gather("reference", building, run, summary))
     # the clip collections and references: built until an AOI has its first clear scenes
     started = timed(summary, "reference", started)
 
