@@ -24,3 +24,6 @@ def test_local_workers_report_to_the_flows_ephemeral_api(tmp_path: Path) -> None
     assert seen["pid"] != seen["flow_pid"]  # the task ran in a worker process
     assert seen["flow_url"].startswith("http://127.0.0.1:") and seen["url"] == seen["flow_url"]
     assert not [c for c in seen["children"] if "uvicorn" in c], seen["children"]
+    # glibc's malloc as it comes: Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which also pins
+    # the mmap threshold, so each large numpy temporary is a fresh mmap (the loop +25 %, sys ×3)
+    assert seen["environ"] == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}, seen["environ"]
