@@ -47,7 +47,6 @@ def save_npz(arrays: dict[str, Any], meta: dict[str, Any]) -> bytes:
             np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]),
                                       allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED
             zf.writestr(info, member.getvalue())
     return buf.getvalue()
 
