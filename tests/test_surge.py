@@ -93,3 +93,60 @@ def test_days_when_the_yard_empties_do_not_hide_a_surge() -> None:
     first = flags[len(quiet)]
     assert first.surge and first.robust_z is not None and first.robust_z > 4.0
     assert first.spread is not None and abs(first.spread - 1.4826 * 2.5) < 1e-9
+
+
+def flags_by_definition(times: list[datetime], counts: list[float], valid: list[float],
+                        history_max: float | None, p: SurgeParams) -> list[tuple[bool, float | None,
+                                                                                float | None]]:
+    """The surge test read straight off its definition, every scene against a scan of all
+    earlier ones (quadratic; the oracle of the incremental version)."""
+    reliable = [v >= p.min_valid_fraction for v in valid]
+    material: list[int] = []  # reliable and not elevated, decided scene by scene
+    out: list[tuple[bool, float | None, float | None]] = []
+    for i, when in enumerate(times):
+        earlier = [j for j in material if times[j] < when]
+        recent = [counts[j] for j in earlier if when - times[j] <= timedelta(days=p.window_days)]
+        peaks = [counts[j] for j in earlier if when - times[j] <= timedelta(days=p.lookback_days)]
+        peaks += [] if history_max is None else [history_max]
+        baseline = float(np.median(recent)) if recent else None
+        ratio = counts[i] / max(peaks) if peaks and max(peaks) else None
+        z = None
+        if baseline is not None:
+            spread = max(1.4826 * float(np.median([c - baseline for c in recent if c >= baseline])),
+                         p.mad_floor_cars)
+            z = (counts[i] - baseline) / spread
+        enough = len(recent) >= p.min_history or history_max is not None
+        over = reliable[i] and enough and ratio is not None and ratio >= p.ratio_threshold
+        surge = over and (z is None or z >= p.z_threshold)
+        elevated = over or (len(recent) >= p.min_history and z is not None and z >= p.z_threshold)
+        if reliable[i] and not elevated:
+            material.append(i)
+        out.append((surge, ratio, baseline))
+    return out
+
+
+def test_flags_match_the_definition_on_random_series() -> None:
+    """Gaps, same-time scenes, cloudy days, empty days and surges of every size, with and
+    without a known maximum and with windows short enough to slide: the incremental walk gives
+    the definition's flags, ratios and baselines."""
+    rng = np.random.default_rng(7)
+    surges = ties = 0
+    for case in range(40):
+        n = int(rng.integers(1, 160))
+        steps = rng.choice([0, 1, 1, 1, 2, 5, 30], size=n)  # 0: a second scene at the same time
+        times = [datetime(2021, 1, 1, tzinfo=UTC) + timedelta(days=int(d)) for d in np.cumsum(steps)]
+        counts = [float(c) for c in rng.integers(0, 25, size=n)]
+        for start in rng.integers(0, n, size=3):  # surges
+            for k in range(int(start), min(n, int(start) + int(rng.integers(1, 8)))):
+                counts[k] += float(rng.integers(10, 80))
+        valid = [float(v) for v in rng.choice([0.2, 0.7, 1.0, 1.0], size=n)]
+        history_max = [None, 0.0, 20.0][case % 3]
+        params = SurgeParams(window_days=int(rng.choice([7, 20, 60])),
+                             lookback_days=int(rng.choice([30, 90, 5 * 365])),
+                             min_history=int(rng.choice([1, 5])))
+        flags = flag_surges(times, counts, valid, history_max=history_max, params=params)
+        expected = flags_by_definition(times, counts, valid, history_max, params)
+        assert [(f.surge, f.ratio, f.baseline) for f in flags] == expected, f"case {case}"
+        surges += sum(f.surge for f in flags)
+        ties += int((steps[1:] == 0).sum())
+    assert surges > 40 and ties > 40  # the cases exercise both

@@ -33,3 +33,28 @@ def test_a_track_surges_while_the_total_stays_calm(db_url: str) -> None:
     console.print(counts_table(aoi, db.scene_counts(aoi.id, VERSION), db.track_counts(aoi.id)))
     lines = [line for line in console.export_text().splitlines() if "track t2 surge" in line]
     assert len(lines) == 1 and "s10" in lines[0]
+
+
+def test_flags_follow_a_scene_detected_again(db_url: str) -> None:
+    """Only the flags that changed are written: a surging scene detected again with an ordinary
+    count loses its flags (scene and track), and the rows around it keep theirs."""
+    aoi, db = demo_aoi(), CountsStore(db_url)
+    days = [(QUIET[i], QUIET[-1 - i]) for i in range(len(QUIET))] + [(0, 24), (30, 40)]
+    counts = [scene_count(aoi, day, a + b).model_copy(update={"tracks": (track("t1", a), track("t2", b))})
+              for day, (a, b) in enumerate(days)]
+    db.upsert_counts(counts)
+    assert flag_stored_series(aoi, db, VERSION) == ["s11"]
+    before = {(t.scene_id, t.track_id): (t.surge, t.surge_ratio, t.baseline_cars)
+              for t in db.track_counts(aoi.id, detector_version=VERSION)}
+    assert before[("s11", "t1")][0] and before[("s10", "t2")][0]
+
+    again = counts[11].model_copy(update={"cars": 22, "tracks": (track("t1", 11), track("t2", 11))})
+    db.upsert_counts([again])
+    assert flag_stored_series(aoi, db, VERSION) == []
+    (s11,) = [r for r in db.scene_counts(aoi.id, VERSION) if r.scene_id == "s11"]
+    assert not s11.surge and s11.surge_ratio is not None and s11.surge_ratio < 1.5
+    after = {(t.scene_id, t.track_id): (t.surge, t.surge_ratio, t.baseline_cars)
+             for t in db.track_counts(aoi.id, detector_version=VERSION)}
+    assert not after[("s11", "t1")][0] and not after[("s11", "t2")][0]
+    others = [k for k in before if k[0] != "s11"]
+    assert [after[k] for k in others] == [before[k] for k in others]

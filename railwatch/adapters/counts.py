@@ -11,7 +11,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from railwatch.adapters.db import Base, as_utc
@@ -140,18 +153,29 @@ class CountsStore(SceneRegistry):
     def set_surge_flags(self, aoi_id: str, detector_version: str,
                         flags: dict[str, tuple[bool, float | None, float | None]]) -> None:
         """Write (surge, ratio, baseline) per scene id."""
-        self._set_flags(SceneCountRow, aoi_id, detector_version, flags, lambda r: r.scene_id)
+        self._set_flags(SceneCountRow, aoi_id, detector_version, flags, ("scene_id",))
 
     def set_track_surge_flags(self, aoi_id: str, detector_version: str,
                               flags: dict[tuple[str, str], tuple[bool, float | None, float | None]]) -> None:
         """Write (surge, ratio, baseline) per (scene id, track id)."""
-        self._set_flags(TrackCountRow, aoi_id, detector_version, flags, lambda r: (r.scene_id, r.track_id))
+        self._set_flags(TrackCountRow, aoi_id, detector_version, flags, ("scene_id", "track_id"))
 
     def _set_flags(self, model: Any, aoi_id: str, detector_version: str, flags: dict[Any, Any],
-                   key: Any) -> None:
+                   key: tuple[str, ...]) -> None:
+        """Update the rows whose flags changed, only those: the whole series is flagged again on
+        every store, and most of it stays as it was."""
+        table = model.__table__
+        flag_columns = (table.c.surge, table.c.surge_ratio, table.c.baseline_cars)
         with self._session() as session:
-            for row in session.scalars(select(model).where(
-                model.aoi_id == aoi_id, model.detector_version == detector_version
-            )):
-                if key(row) in flags:
-                    row.surge, row.surge_ratio, row.baseline_cars = flags[key(row)]
+            rows = session.execute(select(table.c.id, *(table.c[k] for k in key), *flag_columns).where(
+                table.c.aoi_id == aoi_id, table.c.detector_version == detector_version)).all()
+            changed = []
+            for row in rows:
+                new = flags.get(row[1] if len(key) == 1 else tuple(row[1 : 1 + len(key)]))
+                if new is not None and tuple(row[-3:]) != tuple(new):
+                    changed.append({"row_id": row[0], "new_surge": new[0], "new_ratio": new[1],
+                                    "new_baseline": new[2]})
+            if changed:
+                session.execute(update(table).where(table.c.id == bindparam("row_id")).values(
+                    surge=bindparam("new_surge"), surge_ratio=bindparam("new_ratio"),
+                    baseline_cars=bindparam("new_baseline")), changed)

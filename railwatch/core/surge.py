@@ -8,11 +8,14 @@ baseline or the historical maximum it is compared with.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+
+from railwatch.core.robust import median
 
 
 @dataclass(frozen=True)
@@ -46,45 +49,46 @@ def flag_surges(
     history_max: float | None = None,
     params: SurgeParams | None = None,
 ) -> list[SurgeFlag]:
-    """One flag per scene; `times` must be sorted ascending."""
+    """One flag per scene; `times` must be sorted ascending.
+
+    The scenes that may serve as baseline (reliable, not elevated) are kept in time order as the
+    series is walked, so each scene finds its windows by bisection: the series is flagged again
+    on every store, and a five-year daily series must not cost its length squared."""
     p = params or SurgeParams()
     counts = np.asarray(cars, dtype=float)
     reliable = np.asarray(valid_fractions, dtype=float) >= p.min_valid_fraction
-    elevated = np.zeros(len(counts), dtype=bool)  # robust z over threshold: not baseline material
+    window, lookback = timedelta(days=p.window_days), timedelta(days=p.lookback_days)
+    material_times: list[datetime] = []  # earlier baseline material, oldest first
+    material = np.empty(len(counts), dtype=float)  # their counts, in the same order
     out: list[SurgeFlag] = []
     for i, when in enumerate(times):
-        earlier = [j for j in range(i) if reliable[j] and not elevated[j] and times[j] < when]
-        recent = np.array([j for j in earlier if when - times[j] <= timedelta(days=p.window_days)],
-                          dtype=int)
-        lookback = [j for j in earlier if when - times[j] <= timedelta(days=p.lookback_days)]
-        baseline = float(np.median(counts[recent])) if recent.size else None
-        peaks = [float(counts[j]) for j in lookback]
-        if history_max is not None:
-            peaks.append(float(history_max))
-        peak = max(peaks) if peaks else None
-        ratio = counts[i] / peak if peak else None
+        end = bisect_left(material_times, when)  # strictly earlier only
+        recent = material[bisect_left(material_times, when - window):end]
+        peaks = material[bisect_left(material_times, when - lookback):end]
+        baseline = float(median(recent)) if recent.size else None
+        peak = max(float(peaks.max()) if peaks.size else -np.inf,
+                   -np.inf if history_max is None else float(history_max))
+        ratio = counts[i] / peak if peak != -np.inf and peak else None
         z = spread = None
         if baseline is not None:
             # a surge goes up: its unit is how far quiet days stray ABOVE the baseline (the
             # median of those deviations, which is the MAD of a symmetric series). Days when
             # the yard emptied are not noise that may hide a surge: with the plain MAD, the
             # demo yard's empty days moved the first loaded day's z across 3 with one car.
-            above = counts[recent][counts[recent] >= baseline] - baseline
-            mad = float(np.median(above))
+            above = recent[recent >= baseline] - baseline
+            mad = float(median(above))
             spread = max(1.4826 * mad, p.mad_floor_cars)
             z = (counts[i] - baseline) / spread
         enough = recent.size >= p.min_history or history_max is not None
-        surge = bool(
-            reliable[i]
-            and enough
-            and ratio is not None
-            and ratio >= p.ratio_threshold
-            and (z is None or z >= p.z_threshold)
-        )
+        over_ratio = bool(reliable[i] and enough and ratio is not None and ratio >= p.ratio_threshold)
+        surge = over_ratio and (z is None or z >= p.z_threshold)
         # far above the baseline OR above the historical maximum by the ratio: either way not
         # material for the baseline or the maximum a later scene is compared with
-        elevated[i] = surge or (recent.size >= p.min_history and z is not None and z >= p.z_threshold) \
-            or (reliable[i] and enough and ratio is not None and ratio >= p.ratio_threshold)
+        elevated = surge or over_ratio or (recent.size >= p.min_history and z is not None
+                                           and z >= p.z_threshold)
+        if reliable[i] and not elevated:
+            material[len(material_times)] = counts[i]
+            material_times.append(when)
         out.append(SurgeFlag(surge, None if ratio is None else float(ratio), baseline,
                              None if z is None else float(z), spread))
     return out
