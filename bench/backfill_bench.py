@@ -120,8 +120,7 @@ def run_plain(days: int) -> dict[str, Any]:
         reference_s += time.perf_counter() - building
         reference = load_reference(aoi, grid, store)
         measured = [measure_clip(c, aoi, grid, store, reference).clip for c in clips]
-        for c in measured:
-            db.mark_scene(aoi.id, c.scene.source, c.scene.scene_id, "measured", clip=c)
+        db.mark_scenes("measured", clips=measured)
         history = db.measured_clips(aoi.id)
         update_model(aoi.id, measured, history, store)
         counts, _ = detect_scenes(aoi, grid, measured, history, store)

@@ -185,8 +185,7 @@ def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
 
     clip_pairs = gather("clip", clipping, run, summary)
     clips = by_aoi(clip_pairs, ClipRef)
-    for clip in (c for cs in clips.values() for c in cs):
-        db.mark_scene(clip.aoi_id, clip.scene.source, clip.scene.scene_id, "clipped", clip=clip)
+    db.mark_scenes("clipped", clips=[c for cs in clips.values() for c in cs])
     worked(summary, "clip", [c for cs in clips.values() for c in cs])
     started = timed(summary, "clip", started)
     # one writer per AOI: its clips' STAC collection, its reference
@@ -203,8 +202,7 @@ def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
     measured = by_aoi(gather("measure", submit(run, "measure-clips", to_measure,
                                                 lambda a, c: (aois[a], grids[a], c, url)), run, summary),
                       MeasuredScene)
-    for m in (m for ms in measured.values() for m in ms):
-        db.mark_scene(m.clip.aoi_id, m.clip.scene.source, m.clip.scene.scene_id, "measured", clip=m.clip)
+    db.mark_scenes("measured", clips=[m.clip for ms in measured.values() for m in ms])
     worked(summary, "measure", [m for ms in measured.values() for m in ms])
     started = timed(summary, "measure", started)
 

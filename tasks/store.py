@@ -17,8 +17,7 @@ def store_counts(aoi: AOI, counts: list[SceneCount], db: CountsStore,
                  detector_version: str) -> list[str]:
     """Upsert counts, mark scenes detected, flag surges over the whole series; flagged scene ids."""
     db.upsert_counts(counts)
-    for c in counts:
-        db.mark_scene(aoi.id, c.source, c.scene_id, "detected")
+    db.mark_scenes("detected", scenes=[(aoi.id, c.source, c.scene_id) for c in counts])
     flagged = flag_stored_series(aoi, db, detector_version)
     if flagged:
         get_run_logger().warning("%s: surge flagged on %d scene(s)", aoi.id, len(flagged))

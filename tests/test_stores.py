@@ -85,6 +85,28 @@ def test_counts_store_upserts_and_registry(db_url: str) -> None:
     assert len(db.scene_counts("yard")) == 3 and len(db.scene_counts("yard", "0.1.0")) == 2
 
 
+def test_many_scenes_are_marked_in_one_go(db_url: str) -> None:
+    """`mark_scenes` advances exactly the scenes named (clips with their keys and coverage), and
+    a detection clears the error a failed attempt left."""
+    db = CountsStore(db_url)
+    db.register_scenes("yard", [scene(1), scene(2), scene(3)])
+    db.register_scenes("depot", [scene(1)])  # the same scene over another AOI is left alone
+    db.mark_scene("yard", "simulator", "s2", "failed", error="timeout")
+    clips = [ClipRef(aoi_id="yard", scene=scene(i), image_key=f"k{i}", mask_key=f"m{i}",
+                     valid_fraction=i / 10) for i in (1, 2)]
+    db.mark_scenes("clipped", clips=clips)
+    assert [(c.scene.scene_id, c.image_key, c.mask_key, c.valid_fraction)
+            for c in db.clipped_scenes("yard")] == [("s1", "k1", "m1", 0.1), ("s2", "k2", "m2", 0.2)]
+    assert db.scene_status("depot") == {("simulator", "s1"): "discovered"}
+    db.mark_scenes("detected", scenes=[("yard", "simulator", "s2"), ("yard", "simulator", "s3")])
+    assert db.scene_status("yard") == {("simulator", "s1"): "clipped", ("simulator", "s2"): "detected",
+                                       ("simulator", "s3"): "detected"}
+    rows = {r.scene_id: r for r in db.scene_rows("yard")}
+    assert rows["s2"].last_error is None and rows["s2"].attempts == 1 and rows["s2"].image_key == "k2"
+    db.mark_scenes("measured")  # nothing named: nothing changes
+    assert db.scene_status("yard")[("simulator", "s1")] == "clipped"
+
+
 def test_scene_versions_revisions_and_poll_marks(db_url: str) -> None:
     db = CountsStore(db_url)
     t0 = datetime(2023, 9, 2, tzinfo=UTC)

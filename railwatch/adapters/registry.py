@@ -10,9 +10,21 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from railwatch.adapters.db import Base, Database, as_utc, now
@@ -160,6 +172,29 @@ class SceneRegistry(Database):
                 row.valid_fraction = clip.valid_fraction
             if status == "detected":
                 row.last_error = None
+
+    def mark_scenes(self, status: str, clips: Iterable[ClipRef] = (),
+                    scenes: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Advance many scenes in one transaction: `clips` (with their keys and coverage) and
+        `scenes` as (AOI id, source, scene id). A backfill marks every scene three times; one
+        transaction per scene was ≈ 2 ms each on SQLite."""
+        table = cast(Table, SceneRow.__table__)
+        where = (table.c.aoi_id == bindparam("k_aoi"), table.c.source == bindparam("k_source"),
+                 table.c.scene_id == bindparam("k_scene"))
+        common: dict[str, Any] = {"status": status, "updated_at": now()}
+        if status == "detected":
+            common["last_error"] = None
+        with_clip = [{"k_aoi": c.aoi_id, "k_source": c.scene.source, "k_scene": c.scene.scene_id,
+                      "k_image": c.image_key, "k_mask": c.mask_key, "k_valid": c.valid_fraction}
+                     for c in clips]
+        plain = [{"k_aoi": a, "k_source": s, "k_scene": i} for a, s, i in scenes]
+        with self._session() as session:
+            if with_clip:
+                session.execute(update(table).where(*where).values(
+                    **common, image_key=bindparam("k_image"), mask_key=bindparam("k_mask"),
+                    valid_fraction=bindparam("k_valid")), with_clip)
+            if plain:
+                session.execute(update(table).where(*where).values(**common), plain)
 
     def measured_clips(self, aoi_id: str) -> list[ClipRef]:
         """Clips of an AOI that have stored profiles (the history of its background model)."""
