@@ -23,11 +23,12 @@ from railwatch.adapters.alerts import AlertStore
 from railwatch.adapters.catalog import open_catalog
 from railwatch.adapters.catalogs import Catalog
 from railwatch.adapters.counts import CountsStore
-from railwatch.adapters.store import open_store
+from railwatch.adapters.store import ObjectStore, open_store
 from railwatch.aoi import AOI, load_registry, select_aois
-from railwatch.background import affected_clips
+from railwatch.background import affected_clips, scene_key
 from railwatch.core import DETECTOR_VERSION
 from railwatch.grid import AOIGrid, aoi_grid
+from railwatch.measure import reference_digest, reference_is_final
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.preflight import check_store
 from railwatch.progress import report
@@ -163,7 +164,9 @@ def start_window(run: Run, start: datetime, end: datetime, summary: RunSummary,
     todo = search(run, start, end, force, watch, summary)
     timed(summary, "search", started)
     aois, grids, url = run.aois, run.grids, run.store_url
-    return submit(run, "clip-scenes", todo, lambda a, s: (aois[a], grids[a], s, url),
+    # measured as they are clipped: the AOIs whose reference these scenes cannot change
+    final = {a for a, scenes in todo.items() if reference_is_final(run.db.clipped_scenes(a), scenes)}
+    return submit(run, "clip-scenes", todo, lambda a, s: (aois[a], grids[a], s, url, a in final),
                   priority=priority)
 
 
@@ -184,7 +187,8 @@ def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
     aois, grids, url, db = run.aois, run.grids, run.store_url, run.db
 
     clip_pairs = gather("clip", clipping, run, summary)
-    clips = by_aoi(clip_pairs, ClipRef)
+    clips = by_aoi([(a, r.clip if isinstance(r, MeasuredScene) else r) for a, r in clip_pairs], ClipRef)
+    ahead = by_aoi(clip_pairs, MeasuredScene)  # measured as they were clipped
     db.mark_scenes("clipped", clips=[c for cs in clips.values() for c in cs])
     worked(summary, "clip", [c for cs in clips.values() for c in cs])
     started = timed(summary, "clip", started)
@@ -198,10 +202,13 @@ def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
     # the clip collections and references: built until an AOI has its first clear scenes
     started = timed(summary, "reference", started)
 
-    to_measure = {a: measure_list(a, clips[a], references[a], db) for a in clips if references[a] != "none"}
-    measured = by_aoi(gather("measure", submit(run, "measure-clips", to_measure,
-                                                lambda a, c: (aois[a], grids[a], c, url)), run, summary),
-                      MeasuredScene)
+    kept = still_current(ahead, open_store(url))
+    done = {(a, scene_key(m.clip)) for a, m in kept}
+    to_measure = {a: [c for c in measure_list(a, clips[a], references[a], db)
+                      if (a, scene_key(c)) not in done] for a in clips if references[a] != "none"}
+    measuring = submit(run, "measure-clips", to_measure, lambda a, c: (aois[a], grids[a], c, url))
+    measured = by_aoi(kept + gather("measure", measuring, run, summary), MeasuredScene)
+    summary.measured_with_clip += len(kept)
     db.mark_scenes("measured", clips=[m.clip for ms in measured.values() for m in ms])
     worked(summary, "measure", [m for ms in measured.values() for m in ms])
     started = timed(summary, "measure", started)
@@ -226,6 +233,14 @@ def finish_window(run: Run, clipping: Submitted, summary: RunSummary) -> None:
     summary.processed += sum((c.source, c.scene_id) in fresh for _, c in counts)
     summary.redetected += sum((c.source, c.scene_id) not in fresh for _, c in counts)
     timed(summary, "store", started)
+
+
+def still_current(ahead: dict[str, list[MeasuredScene]], store: ObjectStore
+                  ) -> list[tuple[str, MeasuredScene]]:
+    """Of the measurements made as the clips were made, those against the reference now in
+    place, as (AOI id, measurement); any other clip is measured again."""
+    digests = {a: reference_digest(store, a) for a in ahead}
+    return [(a, m) for a, ms in ahead.items() for m in ms if digests[a] and m.reference_id == digests[a]]
 
 
 def measure_list(aoi_id: str, clips: list[ClipRef], reference: str, db: CountsStore) -> list[ClipRef]:

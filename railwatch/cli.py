@@ -334,6 +334,8 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
               f"{summary.processed} processed, {len(summary.failed)} failed")
     if summary.redetected:
         out.print(f"  {summary.redetected} done scene(s) counted again: an earlier scene arrived late")
+    if summary.measured_with_clip:
+        out.print(f"  {summary.measured_with_clip} measured as they were clipped (reference final)")
     for aoi_id, scene_id, reason in summary.failed:
         out.print(f"  [red]failed[/] {aoi_id}/{scene_id}: {reason}")
     for aoi_id, item_id, reason in summary.skipped:

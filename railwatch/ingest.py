@@ -95,7 +95,14 @@ def read_scene(scene: SceneRef, grid: AOIGrid, s3: S3Config) -> tuple[np.ndarray
 
 def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
                s3: S3Config | None = None) -> ClipRef:
-    """Read only the AOI window of the scene (and its mask) and store both as COGs + a STAC item.
+    """Read only the AOI window of the scene (and its mask) and store both as COGs + a STAC item."""
+    return clip_scene_pixels(scene, aoi, grid, store, s3)[0]
+
+
+def clip_scene_pixels(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
+                      s3: S3Config | None = None) -> tuple[ClipRef, np.ndarray, np.ndarray]:
+    """`clip_scene`, and the pixels it stored: the image (bands, H, W) and its usable mask, for
+    a measurement made while they are in memory.
 
     The store is asked what it already holds under the clip's three keys while the scene is
     being read (on S3 that is three round trips off the clip's path), then writes only what
@@ -136,4 +143,4 @@ def clip_scene(scene: SceneRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
         store.put_bytes(item_key(clip), item, stored[ITEM_NAME].result())
     finally:  # nothing of this clip is left running when it returns or fails (a rerun follows)
         wait(pending)
-    return clip.model_copy(update={"seconds": time.perf_counter() - started})
+    return clip.model_copy(update={"seconds": time.perf_counter() - started}), image, valid

@@ -32,7 +32,7 @@ from railwatch.core import (
 )
 from railwatch.core.locate import TrackLocation, located_tracks, on_aoi
 from railwatch.grid import AOIGrid
-from railwatch.models import ClipRef, MeasuredScene, SceneCount, TrackCount
+from railwatch.models import ClipRef, MeasuredScene, SceneCount, SceneRef, TrackCount
 from railwatch.settings import get_settings
 
 REFERENCE_SCENES = 5  # clips in an AOI's reference composite (zero-mean misregistration averages out)
@@ -54,9 +54,13 @@ def track_lines(aoi: AOI, grid: AOIGrid) -> list[TrackLine]:
 
 def load_clip(store: ObjectStore, image_key: str, mask_key: str) -> tuple[np.ndarray, np.ndarray]:
     """A stored clip as (float32 image, bool valid)."""
-    image = decode_raster(store.get_bytes(image_key)).astype(np.float32)
-    valid = decode_raster(store.get_bytes(mask_key))[0].astype(bool) & np.any(image > 0, axis=0)
-    return image, valid
+    return clip_arrays(decode_raster(store.get_bytes(image_key), image_key),
+                       decode_raster(store.get_bytes(mask_key), mask_key)[0])
+
+
+def clip_arrays(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's stored pixels (image bands, usable mask) as measured: (float32 image, bool valid)."""
+    return image.astype(np.float32), mask.astype(bool) & np.any(image > 0, axis=0)
 
 
 def reference_scenes(clips: Sequence[ClipRef]) -> list[ClipRef]:
@@ -98,30 +102,59 @@ def ensure_reference(aoi: AOI, grid: AOIGrid, clips: Sequence[ClipRef], store: O
     return "built"
 
 
+def reference_is_final(clips: Sequence[ClipRef], scenes: Sequence[SceneRef]) -> bool:
+    """Whether clipping `scenes` leaves an AOI's reference as `clips` (its clips so far) make
+    it: it holds all its REFERENCE_SCENES, each acquired before every one of `scenes`, so none
+    of them can take a place in it. Their clips can then be measured as they are made."""
+    chosen = reference_scenes(clips)
+    if len(chosen) < REFERENCE_SCENES:
+        return False
+    latest = max(c.scene.acquired for c in chosen)
+    return all(s.acquired > latest for s in scenes)
+
+
+def reference_digest(store: ObjectStore, aoi_id: str) -> str | None:
+    """Which reference is in place: the digest of its manifest (written last), None if none."""
+    info = store.info(reference_manifest_key(aoi_id))
+    return info.sha256 if info is not None else None
+
+
 @dataclass(frozen=True)
 class Reference:
     """An AOI's reference composite and where it shows the AOI's tracks (the composite averages
-    a few misregistered clips: closer to the truth than any one, yet not on it)."""
+    a few misregistered clips: closer to the truth than any one, yet not on it); `digest` says
+    which one it is (None: it was being replaced while it was read)."""
 
     image: np.ndarray
     valid: np.ndarray
     tracks: list[TrackLine]
     location: TrackLocation
+    digest: str | None = None
 
 
 def load_reference(aoi: AOI, grid: AOIGrid, store: ObjectStore) -> Reference:
     """The stored composite, its tracks located once for all the clips measured against it."""
+    before = reference_digest(store, aoi.id)
     image, valid = load_clip(store, *reference_keys(aoi.id))
     tracks, location = located_tracks((image, valid), track_lines(aoi, grid), grid.gsd_m,
                                       DetectorParams(), REGISTRATION_MAX_SHIFT_M)
-    return Reference(image, valid, tracks, location)
+    digest = before if before is not None and reference_digest(store, aoi.id) == before else None
+    return Reference(image, valid, tracks, location, digest)
 
 
 def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
                  reference: Reference) -> MeasuredScene:
-    """Register a clip to the AOI reference and store its track profiles."""
+    """Register a stored clip to the AOI reference and store its track profiles."""
     started = time.perf_counter()
     image, valid = load_clip(store, clip.image_key, clip.mask_key)
+    return measure_pixels(clip, image, valid, grid, store, reference, started)
+
+
+def measure_pixels(clip: ClipRef, image: np.ndarray, valid: np.ndarray, grid: AOIGrid,
+                   store: ObjectStore, reference: Reference, started: float | None = None
+                   ) -> MeasuredScene:
+    """`measure_clip` on the clip's pixels (float32 image, bool valid, as `load_clip` gives)."""
+    started = time.perf_counter() if started is None else started
     params = DetectorParams()
     # the tracks are profiled where the registered image would put them (no resampling)
     alignment = estimate_alignment(image, valid, reference.image, reference.valid,
@@ -136,6 +169,7 @@ def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
         profile_key=key,
         shift_px=alignment.shift_px,
         registration_confidence=alignment.confidence,
+        reference_id=reference.digest,
         seconds=time.perf_counter() - started,
     )
 

@@ -56,6 +56,7 @@ class MeasuredScene(BaseModel):
     profile_key: str
     shift_px: tuple[float, float]
     registration_confidence: float
+    reference_id: str | None = None  # the reference's digest (`measure.reference_digest`)
     seconds: float = 0.0
 
 
@@ -110,6 +111,7 @@ class RunSummary(BaseModel):
     revised: int = 0  # known scenes whose provider published a new version (reprocessed)
     processed: int = 0
     redetected: int = 0  # done scenes counted again: a scene acquired before them arrived late
+    measured_with_clip: int = 0  # measured as they were clipped (their AOI's reference was final)
     skipped_done: int = 0
     failed: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, scene, reason)
     skipped: list[tuple[str, str, str]] = Field(default_factory=list)  # (aoi, catalog item, reason)

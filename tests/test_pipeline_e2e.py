@@ -8,6 +8,7 @@ them against the simulator's truth files.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -48,8 +49,10 @@ def first_run(env: dict[str, str], home: Path) -> subprocess.CompletedProcess[st
     # a quiet stretch, the empty day, the first loaded days, and the 73-car day
     run_cli(["simulate", "--start", "2023-09-08", "--end", "2023-09-24"], env)
     run_cli(["simulate", "--start", "2023-10-05", "--end", "2023-10-05"], env)
+    # weekly chunks: once a chunk's clips make the reference final, the clips of the chunks
+    # after it are measured as they are clipped
     return run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-01",
-                    "--end", "2023-10-10"], env)
+                    "--end", "2023-10-10", "--chunk-days", "7"], env)
 
 
 def stored(home: Path, table: str, order: str = "acquired, scene_id") -> list[dict[str, Any]]:
@@ -110,6 +113,8 @@ def test_clips_are_in_the_store_and_output_says_where(first_run: subprocess.Comp
     assert rows[0]["background_scenes"] == 0 and rows[0]["background_id"] == "reference"
     assert rows[-1]["background_scenes"] >= 5 and len(rows[-1]["background_id"]) == 12
     assert "18 processed" in first_run.stdout and "0 failed" in first_run.stdout
+    ahead = re.search(r"(\d+) measured as they were clipped", first_run.stdout)
+    assert ahead and 0 < int(ahead.group(1)) < 18, first_run.stdout  # the first chunks cannot be
 
 
 def test_rerun_is_idempotent(first_run: subprocess.CompletedProcess[str], env: dict[str, str],
@@ -127,9 +132,11 @@ def test_rerun_is_idempotent(first_run: subprocess.CompletedProcess[str], env: d
     model = home / "store" / "tumangang" / "background" / "model.npz"
     assert model.read_bytes() == model_bytes and model.stat().st_mtime_ns == model_mtime
     model.write_bytes(model_bytes[:1000])  # a torn model is rebuilt from the stored profiles
-    forced = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-20",
-                      "--end", "2023-09-24", "--force"], env)  # reprocessing replaces, never adds
-    assert "5 processed" in forced.stdout
+    # reprocessing replaces, never adds; from a scene of the reference on, so every clip is
+    # measured in its own step: the same counts as the first run measured as it clipped
+    forced = run_cli(["backfill", "--aoi", "tumangang", "--start", "2023-09-12",
+                      "--end", "2023-09-24", "--force"], env)
+    assert "13 processed" in forced.stdout and "measured as they were clipped" not in forced.stdout
     assert stored(home, "scene_counts") == before_counts
     assert {p: p.stat().st_mtime_ns for p in (home / "store").rglob("*.tif")} == mtimes
     assert model.read_bytes() == model_bytes

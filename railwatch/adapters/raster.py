@@ -301,8 +301,12 @@ def encode_cog(
             return bytes(out_mem.read())
 
 
-def decode_raster(data: bytes) -> np.ndarray:
-    """All bands of a GeoTIFF held in memory."""
-    with gdal_env(), MemoryFile(data) as mem, mem.open() as src:
-        array: np.ndarray = src.read()
-        return array
+def decode_raster(data: bytes, name: str = "raster") -> np.ndarray:
+    """All bands of a GeoTIFF held in memory (`name`: the object's key, for the error)."""
+    try:
+        with gdal_env(), MemoryFile(data) as mem, mem.open() as src:
+            array: np.ndarray = src.read()
+            return array
+    except RasterioError as exc:
+        raise SceneError(f"{name}: the stored raster cannot be decoded, it is corrupt or truncated "
+                         f"({exc})") from exc
