@@ -157,21 +157,20 @@ class SceneRegistry(Database):
 
     def mark_scene(self, aoi_id: str, source: str, scene_id: str, status: str,
                    error: str | None = None, clip: ClipRef | None = None) -> None:
-        """Advance a scene's status; a failure counts an attempt and keeps the reason."""
+        """Advance a scene's status (`mark_scenes` for one); a failure counts an attempt and
+        keeps the reason."""
+        if status != "failed":
+            self.mark_scenes(status, clips=[clip] if clip else (),
+                             scenes=() if clip else [(aoi_id, source, scene_id)])
+            return
         with self._session() as session:
             row = session.scalars(select(SceneRow).where(
                 SceneRow.aoi_id == aoi_id, SceneRow.source == source, SceneRow.scene_id == scene_id
             )).one()
             row.status = status
             row.updated_at = now()
-            if status == "failed":
-                row.attempts += 1
-                row.last_error = error
-            if clip is not None:
-                row.image_key, row.mask_key = clip.image_key, clip.mask_key
-                row.valid_fraction = clip.valid_fraction
-            if status == "detected":
-                row.last_error = None
+            row.attempts += 1
+            row.last_error = error
 
     def mark_scenes(self, status: str, clips: Iterable[ClipRef] = (),
                     scenes: Iterable[tuple[str, str, str]] = ()) -> None:

@@ -66,9 +66,9 @@ def flag_surges(
         recent = material[bisect_left(material_times, when - window):end]
         peaks = material[bisect_left(material_times, when - lookback):end]
         baseline = float(median(recent)) if recent.size else None
-        peak = max(float(peaks.max()) if peaks.size else -np.inf,
-                   -np.inf if history_max is None else float(history_max))
-        ratio = counts[i] / peak if peak != -np.inf and peak else None
+        known = [float(peaks.max())] if peaks.size else []
+        peak = max([*known, *([] if history_max is None else [float(history_max)])], default=None)
+        ratio = counts[i] / peak if peak else None
         z = spread = None
         if baseline is not None:
             # a surge goes up: its unit is how far quiet days stray ABOVE the baseline (the
