@@ -13,7 +13,10 @@ import rasterio
 
 from railwatch.aoi import load_aoi
 from railwatch.cli import main
+from railwatch.grid import aoi_grid
+from railwatch.measure import track_lines
 from railwatch.simulate import SimulatedScene, publish_season
+from railwatch.simulate.cases import publish_case
 
 REPO = Path(__file__).resolve().parents[1]
 AOI = REPO / "aois" / "tumangang.geojson"
@@ -120,3 +123,28 @@ def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, Sim
     assert code != 0 and captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("railwatch: error: "), captured.err
+
+
+def test_a_half_metre_scene_is_registered_with_confidence(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """At 0.5 m (SkySat-like) a clear scene against an empty reference is put on the tracks
+    without a `low_registration_confidence` flag: in the pipeline that flag keeps a scene out of
+    the background model and out of alerts, so a wrong flag there silences a whole yard."""
+    aoi_path = REPO / "bench" / "aois" / "small-yard.geojson"
+    aoi, size = load_aoi(aoi_path), (620.0, 420.0)
+    reference = publish_case(aoi, tmp_path, "empty", 1000, 0.5, scene_size_m=size)
+    scene = publish_case(aoi, tmp_path, "clear", 3, 0.5, scene_size_m=size)
+    code = main(["detect", "--aoi", str(aoi_path), "--image", str(scene.image_path),
+                 "--mask", str(scene.mask_path), "--reference", str(reference.image_path),
+                 "--reference-mask", str(reference.mask_path)])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["gsd_m"] == 0.5
+    assert "low_registration_confidence" not in result["quality"]["flags"], result["quality"]
+    # the correction reported undoes the image's displacement (east, north) from the AOI,
+    # across the sidings (along them the bed shows little, and the reference's own error stays)
+    first = track_lines(aoi, aoi_grid(aoi, gsd_m=0.5))[0].parts[0]
+    along = (first[-1] - first[0]) / np.hypot(*(first[-1] - first[0]))  # (col, row)
+    across = np.array([-along[1], along[0]])
+    east, north = scene.truth["shift_m"]
+    error = np.array(result["quality"]["shift_m"]) + np.array([east, -north])  # (col, row) metres
+    assert abs(float(error @ across)) < 0.25, (result["quality"], scene.truth["shift_m"])

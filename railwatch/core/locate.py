@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+from scipy.signal import find_peaks
 
 from railwatch.core.types import Alignment, BoolArray, DetectorParams, TrackLine
 
@@ -29,6 +30,11 @@ Floats = npt.NDArray[np.float64]
 # ballast shoulder beyond the outermost centrelines: a plain bed (~2.9 m) up to a gravelled yard
 BED_HALF_WIDTHS_M = (2.5, 3.0, 3.5, 4.5, 6.0, 8.0)
 PRIOR_SIGMA_M = 8.0  # spread of geolocation errors (PlanetScope: ~10 m CE90)
+RIVAL_PROMINENCE = 0.02  # a bump on the main peak's shoulder is not a second location
+# the correlation of a bed seen clearly with its template (the simulator's clear, empty and
+# low-contrast yards: 0.75-0.87; a dense yard's cars lower it to 0.33-0.6; featureless ground
+# or noise: at most 0.3); weaker matches lower the confidence by (r / BED_MATCH_R)^2
+BED_MATCH_R = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,18 @@ def _parabolic(values: Floats) -> float:
     a, b, c = values
     denom = a - 2 * b + c
     return 0.0 if denom >= 0 else float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
+
+
+def _rival(line: Floats, t: Floats, offset: float) -> float:
+    """The best alternative to the peak at `offset`: the highest other local maximum a pixel
+    and a half or more away (standing out by `RIVAL_PROMINENCE` of the peak), 0 if none.
+
+    Not simply the best value that far away: the bed's correlation peak is as wide as the bed,
+    so at a fine GSD (0.5 m: a 5 m bed is 10 px) a point 1.5 px out is still on the peak's own
+    shoulder, and every location read as doubtful."""
+    peaks, _ = find_peaks(line, prominence=RIVAL_PROMINENCE * float(line.max()))
+    far = peaks[np.abs(t[peaks] - offset) > 1.5]
+    return float(line[far].max()) if far.size else 0.0
 
 
 def _window(shape: tuple[int, int], tracks: Sequence[TrackLine], reach: float
@@ -229,10 +247,10 @@ def locate_tracks(
     if 0 < k < len(line) - 1:  # sub-bin peak of the score itself (the prior would bias it)
         offset += _parabolic(scores[best, k - 1 : k + 2])
     offset /= fine
-    # confidence: the peak against the best alternative a pixel and a half or more away
-    rivals = np.abs(t - offset) > 1.5
-    second = float(line[rivals].max()) if rivals.any() else 0.0
-    confidence = float(np.clip(1.0 - second / float(line[k]), 0.0, 1.0))
+    # confidence: the peak stands out from any other location, and it is a bed's match at all
+    distinct = float(np.clip(1.0 - _rival(line, t, offset) / float(line[k]), 0.0, 1.0))
+    strength = min(1.0, float(scores[best, k]) / (used * len(images[0][0]) * BED_MATCH_R**2))
+    confidence = distinct * strength
     return TrackLocation((float(offset * normal[0]), float(offset * normal[1])), confidence)
 
 
@@ -248,12 +266,15 @@ def located_tracks(
 
     The reference alone first (an empty yard shows its bed best; cars only blur it); when that
     is not confident, `image` (image, valid, its alignment onto the reference) adds its
-    evidence. A correction within the locator's own error is not made.
+    evidence, if that makes a more confident location (a loaded yard's bed, seen in bands that
+    hardly show it, only pulls a weak one off). A correction within the locator's own error is
+    not made.
     """
     location = locate_tracks([reference], tracks, gsd_m, max_shift_m)
     if image is not None and location.confidence < params.min_registration_confidence:
-        location = locate_tracks([reference, image[:2]], tracks, gsd_m, max_shift_m,
-                                 offsets_px=[(0.0, 0.0), image[2].shift_px])
+        joint = locate_tracks([reference, image[:2]], tracks, gsd_m, max_shift_m,
+                              offsets_px=[(0.0, 0.0), image[2].shift_px])
+        location = joint if joint.confidence > location.confidence else location
     if float(np.hypot(*location.shift_px)) < params.min_location_shift_px:
         location = TrackLocation((0.0, 0.0), location.confidence)
     return shift_tracks(tracks, location.shift_px), location
