@@ -211,7 +211,7 @@ def locate_tracks(
     size = round(4 * widest / gsd_m * fine) | 1
     reach = max_px * fine
     scores = np.zeros((len(half_widths_m), 2 * reach + 1))
-    used = 0
+    bands = 0  # bands (of every image used) whose evidence is summed in `scores`
     for i, (image, valid) in enumerate(images):
         sub = np.asarray(image[:, window[0], window[1]], dtype=np.float64)
         ok = near & np.asarray(valid, bool)[window] & np.isfinite(sub).all(axis=0)
@@ -230,8 +230,8 @@ def locate_tracks(
                 full = np.correlate(band, temp, mode="full")
                 mid = n_bins - 1
                 scores[i] += full[mid - reach : mid + reach + 1] ** 2
-        used += 1
-    if not used or scores.max() <= 0:
+        bands += len(feats)
+    if not bands or scores.max() <= 0:
         return TrackLocation((0.0, 0.0), 0.0)
     # geolocation errors are mostly small: a broad prior, and a peak at the edge of the search
     # range is no peak at all
@@ -249,7 +249,7 @@ def locate_tracks(
     offset /= fine
     # confidence: the peak stands out from any other location, and it is a bed's match at all
     distinct = float(np.clip(1.0 - _rival(line, t, offset) / float(line[k]), 0.0, 1.0))
-    strength = min(1.0, float(scores[best, k]) / (used * len(images[0][0]) * BED_MATCH_R**2))
+    strength = min(1.0, float(scores[best, k]) / (bands * BED_MATCH_R**2))
     confidence = distinct * strength
     return TrackLocation((float(offset * normal[0]), float(offset * normal[1])), confidence)
 

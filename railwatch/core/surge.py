@@ -67,7 +67,9 @@ def flag_surges(
         peaks = material[bisect_left(material_times, when - lookback):end]
         baseline = float(median(recent)) if recent.size else None
         known = [float(peaks.max())] if peaks.size else []
-        peak = max([*known, *([] if history_max is None else [float(history_max)])], default=None)
+        if history_max is not None:
+            known.append(float(history_max))
+        peak = max(known, default=None)
         ratio = counts[i] / peak if peak else None
         z = spread = None
         if baseline is not None:
@@ -84,8 +86,7 @@ def flag_surges(
         surge = over_ratio and (z is None or z >= p.z_threshold)
         # far above the baseline OR above the historical maximum by the ratio: either way not
         # material for the baseline or the maximum a later scene is compared with
-        elevated = surge or over_ratio or (recent.size >= p.min_history and z is not None
-                                           and z >= p.z_threshold)
+        elevated = over_ratio or (recent.size >= p.min_history and z is not None and z >= p.z_threshold)
         if reliable[i] and not elevated:
             material[len(material_times)] = counts[i]
             material_times.append(when)
