@@ -4,7 +4,8 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 \
-    RAILWATCH_HOME=/data RAILWATCH_AOI_DIR=/app/aois RAILWATCH_CHECKOUT=/app
+    RAILWATCH_HOME=/data RAILWATCH_AOI_DIR=/app/aois RAILWATCH_CHECKOUT=/app \
+    NUMBA_CACHE_DIR=/home/railwatch/.cache/numba
 WORKDIR /app
 # dependencies first (a layer that changes only with the pins), then the code
 COPY constraints.txt pyproject.toml README.md ./

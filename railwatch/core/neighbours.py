@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from railwatch.core.boxfit import explained_residual
 from railwatch.core.occupancy import TrackScore
-from railwatch.core.robust import box_fit, median
+from railwatch.core.robust import median
 from railwatch.core.shadowgeom import CastLink, cast_links, casting, full_shadow_darkening
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams
@@ -298,6 +299,17 @@ class _Context:
         self.lam = m2_of_z(params.low_z, inv.shape[0])
         self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
         self.norm2 = {k: np.einsum("nb,nb->n", w, w) for k, w in self.wdiff.items()}
+        self._casting: dict[tuple[str, int, int], tuple[BoolArray, BoolArray]] = {}
+        # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
+        self.wdark = {k: (-(self.shade * s.background)) @ self.white.T for k, s in scores.items()}
+
+    def casting(self, k: str, closed: BoolArray, offsets: Ints) -> BoolArray:
+        """`shadowgeom.casting` of track k in its occupancy `closed`, kept until that changes."""
+        key = (k, int(offsets[0]), int(offsets[-1])) if offsets.size else (k, 0, -1)
+        held = self._casting.get(key)
+        if held is None or held[0] is not closed:
+            held = self._casting[key] = (closed, casting(closed, offsets))
+        return held[1]
 
     def closed(self, k: str, occupied: BoolArray) -> BoolArray:
         """Track k's occupancy with gaps up to `caster_close_m` closed: a train has no holes,
@@ -360,7 +372,7 @@ class _Context:
                 if override and override[0] == c.link.other:
                     seen = override[1]
                 else:
-                    seen = casting(closed[c.link.other], j, c.offsets)
+                    seen = self.casting(c.link.other, closed[c.link.other], c.offsets)[j]
                 occ = c.link.near[idx] & seen
                 lo_dark = np.maximum(lo_dark, np.where(occ, c.low[idx], 0.0))
                 hi_dark += np.where(occ, c.high[idx], 0.0)
@@ -370,14 +382,11 @@ class _Context:
             # with a known side a car's shadow must be there; with an unknown side it may be
             lo_dark = np.where(caster, p.shadow_min_rel if side is not None else 0.0, 0.0)
             hi_dark = np.where(caster, p.shadow_max_rel, 0.0)
-        # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
-        g = (-(self.shade * self.scores[k].background[idx])) @ self.white.T
-        return d, bleed, lo_dark, hi_dark, g
+        return d, bleed, lo_dark, hi_dark, self.wdark[k][idx]
 
     def _residual(self, d: Floats, bleed: Floats, lo_dark: Floats, hi_dark: Floats,
                   g: Floats) -> Floats:
         p = self.p
-        n = d.shape[0]
         # a car's roof leaking in replaces the bright ballast between the tracks, not this
         # track's darker sleeper line: a leak also darkens a little
         leaks = np.any(bleed != 0, axis=1)
@@ -386,14 +395,9 @@ class _Context:
             hi_dark = np.where(leaks, leak_dark, 0.0)
         else:
             hi_dark = np.where(hi_dark > 0, hi_dark, np.where(leaks, leak_dark, 0.0))
-        lo = np.column_stack([np.full(n, p.neighbour_min_coef), lo_dark])
-        hi = np.column_stack([np.full(n, p.neighbour_max_bleed), hi_dark])
-        # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior)
-        ridge = (1.0 / p.bleed_typical**2, 0.0)
-        cols = np.stack([bleed, g], axis=2)
-        c = box_fit(d, cols, lo, hi, ridge)
-        fit = np.einsum("nbi,ni->nb", cols, c)
+        # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior);
         # the leak and shadow models are approximate (roof patterns, partial cover, tints):
         # each component's residual may grow with what was explained there
-        var = 1.0 + (p.neighbour_model_error * fit) ** 2
-        return np.asarray(np.sum((d - fit) ** 2 / var, axis=1) + ridge[0] * c[:, 0] ** 2)
+        return explained_residual(d, bleed, g, (p.neighbour_min_coef, p.neighbour_max_bleed),
+                                  lo_dark, hi_dark, 1.0 / p.bleed_typical**2,
+                                  p.neighbour_model_error)

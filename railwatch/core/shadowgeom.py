@@ -127,13 +127,18 @@ def cast_links(
     return out
 
 
-def casting(closed: npt.NDArray[np.bool_], j: Ints, offsets: Ints) -> npt.NDArray[np.bool_]:
-    """Whether a car stands anywhere on the caster whose shadow may land beside sample `j`
-    (the caster's occupancy looked up `offsets` samples back along the track)."""
-    if closed.size == 0:
-        return np.zeros(j.shape, dtype=bool)
-    idx = np.clip(j[:, None] - offsets[None, :], 0, closed.size - 1)
-    return np.asarray(np.any(closed[idx], axis=1), dtype=bool)
+def casting(closed: npt.NDArray[np.bool_], offsets: Ints) -> npt.NDArray[np.bool_]:
+    """Per sample i of the caster: whether a car stands anywhere on it whose shadow may land
+    beside i (its occupancy `closed` looked up `offsets`, a run of whole samples, back along
+    the track; clamped at the ends). A running window's count, not one lookup per offset."""
+    n = closed.size
+    if n == 0 or offsets.size == 0:
+        return np.zeros(n, dtype=bool)
+    counts = np.concatenate([[0], np.cumsum(closed, dtype=np.intp)])
+    i = np.arange(n)
+    first = np.clip(i - int(offsets[-1]), 0, n - 1)
+    last = np.clip(i - int(offsets[0]), 0, n - 1)
+    return np.asarray(counts[last + 1] - counts[first] > 0, dtype=bool)
 
 
 def full_shadow_darkening(

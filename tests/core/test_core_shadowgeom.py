@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from railwatch.core.neighbours import explained_mask, scene_shadow
 from railwatch.core.occupancy import TrackScore
@@ -74,8 +75,19 @@ def test_casting_looks_back_along_the_track() -> None:
     closed = np.zeros(50, dtype=bool)
     closed[10:20] = True
     j = np.arange(50)
-    seen = casting(closed, j, np.arange(0, 4))  # shadow lands up to 3 samples further on
+    seen = casting(closed, np.arange(0, 4))[j]  # shadow lands up to 3 samples further on
     assert seen[10:23].all() and not seen[:10].any() and not seen[23:].any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_casting_is_a_lookup_at_every_offset(seed: int) -> None:
+    """Backwards and forwards, past either end (clamped): as looking each offset up."""
+    rng = np.random.default_rng(seed)
+    closed = rng.random(60) < 0.15
+    for first in range(-6, 5):
+        offsets = np.arange(first, first + int(rng.integers(1, 6)))
+        expected = [closed[np.clip(i - offsets, 0, 59)].any() for i in range(60)]
+        np.testing.assert_array_equal(casting(closed, offsets), expected)
 
 
 def test_a_full_winter_shadow_is_not_counted_as_a_train() -> None:
