@@ -50,6 +50,7 @@ from railwatch.core import (  # noqa: E402
     extract_profiles,
     measure_scene,
 )
+from railwatch.core.registration import ReferenceTiles  # noqa: E402
 
 TARGET_PER_S = 200.0
 
@@ -130,9 +131,11 @@ def stages(season: Season, scenes: int) -> list[Stage]:
         c = clip(i)
         detect_image(c.image, c.valid, tracks, gsd, pitch, sun_azimuth_deg=c.sun_azimuth)
 
+    tiles = ReferenceTiles(reference, ref_valid, DetectorParams())  # as a measure task keeps
+
     def pipeline(i: int) -> None:
         c = clip(i)
-        al = estimate_alignment(c.image, c.valid, reference, ref_valid)
+        al = estimate_alignment(c.image, c.valid, reference, ref_valid, tiles=tiles)
         profiles = extract_profiles(c.image, c.valid, tracks, gsd, alignment=al)
         measure_scene(profiles, background, gsd, pitch, al, tracks=tracks,
                       sun_azimuth_deg=c.sun_azimuth)

@@ -31,6 +31,7 @@ from railwatch.core import (
     measure_scene,
 )
 from railwatch.core.locate import TrackLocation, located_tracks, on_aoi
+from railwatch.core.registration import ReferenceTiles
 from railwatch.grid import AOIGrid
 from railwatch.models import ClipRef, MeasuredScene, SceneCount, SceneRef, TrackCount
 from railwatch.settings import get_settings
@@ -130,6 +131,7 @@ class Reference:
     tracks: list[TrackLine]
     location: TrackLocation
     digest: str | None = None
+    tiles: ReferenceTiles | None = None  # its side of the alignment, shared by the clips
 
 
 def load_reference(aoi: AOI, grid: AOIGrid, store: ObjectStore) -> Reference:
@@ -139,7 +141,8 @@ def load_reference(aoi: AOI, grid: AOIGrid, store: ObjectStore) -> Reference:
     tracks, location = located_tracks((image, valid), track_lines(aoi, grid), grid.gsd_m,
                                       DetectorParams(), REGISTRATION_MAX_SHIFT_M)
     digest = before if before is not None and reference_digest(store, aoi.id) == before else None
-    return Reference(image, valid, tracks, location, digest)
+    return Reference(image, valid, tracks, location, digest,
+                     ReferenceTiles(image, valid, DetectorParams()))
 
 
 def measure_clip(clip: ClipRef, aoi: AOI, grid: AOIGrid, store: ObjectStore,
@@ -158,7 +161,7 @@ def measure_pixels(clip: ClipRef, image: np.ndarray, valid: np.ndarray, grid: AO
     params = DetectorParams()
     # the tracks are profiled where the registered image would put them (no resampling)
     alignment = estimate_alignment(image, valid, reference.image, reference.valid,
-                                   REGISTRATION_MAX_SHIFT_M / grid.gsd_m, params)
+                                   REGISTRATION_MAX_SHIFT_M / grid.gsd_m, params, reference.tiles)
     profiles = extract_profiles(image, valid, reference.tracks, grid.gsd_m, params=params,
                                 alignment=alignment)
     alignment = on_aoi(alignment, reference.location, image.shape[0])  # what is reported

@@ -164,9 +164,18 @@ def phase_correlate(
     """
     refs = reference_tex if isinstance(reference_tex, list) else [reference_tex]
     imgs = image_tex if isinstance(image_tex, list) else [image_tex]
-    product = np.zeros(refs[0].shape, dtype=np.complex128)
-    for a, b in zip(refs, imgs, strict=True):
-        cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+    return correlate_spectra([np.fft.fft2(a) for a in refs], [np.fft.fft2(b) for b in imgs],
+                             max_shift_px, upsample)
+
+
+def correlate_spectra(
+    reference_spectra: list[Complex], image_spectra: list[Complex], max_shift_px: float,
+    upsample: int = 20,
+) -> tuple[float, float, float]:
+    """`phase_correlate` of the textures' 2-D spectra (`np.fft.fft2`)."""
+    product = np.zeros(reference_spectra[0].shape, dtype=np.complex128)
+    for fa, fb in zip(reference_spectra, image_spectra, strict=True):
+        cross = fa * np.conj(fb)
         product += cross / (float(np.abs(cross).sum()) + 1e-30)
     mag = np.abs(product)
     product = product / (mag + 1e-3 * float(mag.max()) + 1e-30)
@@ -239,6 +248,35 @@ def spline_shift(image: npt.NDArray[Any], dx: float, dy: float) -> npt.NDArray[n
     return coeffs.astype(np.float32)
 
 
+class ReferenceTiles:
+    """The reference's side of `estimate_alignment`: its band scales and the texture spectra of
+    its tiles depend on the reference alone, so the images aligned to one reference (a
+    pipeline task's clips) share them. Used only with the very arrays (not modified in place)
+    and params it was built for; anything else gets fresh tiles."""
+
+    def __init__(self, reference: npt.NDArray[Any], reference_valid: BoolArray,
+                 params: DetectorParams) -> None:
+        self.reference = np.asarray(reference)
+        self.valid = np.asarray(reference_valid, dtype=bool)
+        self.params = params
+        self.scales = _band_scales(self.reference, self.valid, _scale_stride(self.valid))
+        self._tiles: dict[tuple[int, int, int], tuple[bool, Complex]] = {}
+
+    def tile(self, r: int, c: int, size: int) -> tuple[bool, Complex]:
+        """(whether the tile has any texture, its texture's spectrum)."""
+        key = (r, c, size)
+        if key not in self._tiles:
+            win = (slice(r, r + size), slice(c, c + size))
+            tex = texture(self.reference[:, win[0], win[1]], self.valid[win], self.params,
+                          self.scales)
+            self._tiles[key] = (bool(tex.any()), np.fft.fft2(tex))
+        return self._tiles[key]
+
+
+def _scale_stride(valid: BoolArray) -> int:
+    return max(int(np.sqrt(valid.size / 4096)), 1)
+
+
 def estimate_alignment(
     image: npt.NDArray[Any],
     valid: BoolArray,
@@ -246,12 +284,14 @@ def estimate_alignment(
     reference_valid: BoolArray,
     max_shift_px: float = 6.0,
     params: DetectorParams | None = None,
+    tiles: ReferenceTiles | None = None,
 ) -> Alignment:
     """The shift and radiometric mapping that put `image` onto `reference`, without resampling.
 
     Phase correlation pools a few textured tiles (`registration_patches` of up to
     `registration_patch_px`); the radiometry is fitted on a strided subsample of common valid
-    pixels with the image sampled at the shifted positions.
+    pixels with the image sampled at the shifted positions. `tiles`: the reference's side,
+    kept from earlier images aligned to the same reference (`ReferenceTiles`).
     """
     p = params or DetectorParams()
     image = np.asarray(image)
@@ -260,20 +300,23 @@ def estimate_alignment(
         raise ValueError(f"image {image.shape} and reference {reference.shape} differ in shape")
     valid = np.asarray(valid, dtype=bool)
     reference_valid = np.asarray(reference_valid, dtype=bool)
+    if tiles is None or tiles.reference is not reference or tiles.valid is not reference_valid \
+            or tiles.params != p:
+        tiles = ReferenceTiles(reference, reference_valid, p)
     size = _patch_size(valid.shape, p)
     corners = choose_patches(reference, valid & reference_valid, size, p.registration_patches)
-    stride = max(int(np.sqrt(valid.size / 4096)), 1)
-    ref_scales = _band_scales(reference, reference_valid, stride)
-    img_scales = _band_scales(image, valid, stride)
-    ref_texs, img_texs = [], []
+    img_scales = _band_scales(image, valid, _scale_stride(valid))
+    ref_spectra, img_texs = [], []
     for r, c in corners:
         win = (slice(r, r + size), slice(c, c + size))
-        ref_texs.append(texture(reference[:, win[0], win[1]], reference_valid[win], p, ref_scales))
+        ref_spectra.append(tiles.tile(r, c, size))
         img_texs.append(texture(image[:, win[0], win[1]], valid[win], p, img_scales))
-    if not (any(t.any() for t in ref_texs) and any(t.any() for t in img_texs)):
+    if not (any(textured for textured, _ in ref_spectra) and any(t.any() for t in img_texs)):
         dx, dy, confidence = 0.0, 0.0, 0.0
     else:
-        dx, dy, confidence = phase_correlate(ref_texs, img_texs, max_shift_px, p.registration_upsample)
+        dx, dy, confidence = correlate_spectra([f for _, f in ref_spectra],
+                                               [np.fft.fft2(t) for t in img_texs],
+                                               max_shift_px, p.registration_upsample)
     gains, offsets = fit_radiometry(image, valid, reference, reference_valid, p, shift=(dx, dy))
     return Alignment((dx, dy), confidence, gains, offsets)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from railwatch.core import align_to_reference
-from railwatch.core.registration import spline_shift
+from railwatch.core import DetectorParams, align_to_reference, estimate_alignment
+from railwatch.core.registration import ReferenceTiles, spline_shift
 
 from .synth import Train, Yard
 
@@ -78,3 +78,21 @@ def test_separable_spline_shift_equals_ndimage(dx: float, dy: float) -> None:
     assert got.dtype == np.float32 and got.shape == image.shape
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-3)
     assert not np.allclose(got, image, atol=1.0)  # it did move
+
+
+def test_kept_reference_tiles_give_the_same_alignment(yard: Yard, reference) -> None:
+    """A task aligns many clips to one reference and keeps the reference's side: the same
+    alignment as from scratch, whatever each clip's mask; other arrays get fresh tiles."""
+    ref, ref_valid = reference
+    params = DetectorParams(registration_patch_px=32)  # several tiles on the small yard
+    tiles = ReferenceTiles(ref, ref_valid, params)
+    for seed, shift in enumerate(SHIFTS):
+        image, valid = yard.render((Train(1, 40.0, 8, "dark"),), shift_px=shift, seed=20 + seed)
+        valid[: 10 * seed] = False  # a cloud over a different part each time
+        alone = estimate_alignment(image, valid, ref, ref_valid, 6.0, params)
+        assert estimate_alignment(image, valid, ref, ref_valid, 6.0, params, tiles) == alone
+    assert len(tiles._tiles) > params.registration_patches  # the masks chose other tiles too
+    other = ref + np.float32(50.0) * np.random.default_rng(1).normal(size=ref.shape).astype(np.float32)
+    image, valid = yard.render((), shift_px=(1.0, 0.5), seed=30)
+    assert estimate_alignment(image, valid, other, ref_valid, 6.0, params, tiles) == \
+        estimate_alignment(image, valid, other, ref_valid, 6.0, params)
