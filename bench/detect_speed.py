@@ -125,11 +125,12 @@ def stages(season: Season, scenes: int) -> list[Stage]:
     def with_reference(i: int) -> None:
         c = clip(i)
         detect_image(c.image, c.valid, tracks, gsd, pitch, reference, ref_valid,
-                     sun_azimuth_deg=c.sun_azimuth)
+                     sun_azimuth_deg=c.sun_azimuth, sun_elevation_deg=c.sun_elevation)
 
     def image_only(i: int) -> None:
         c = clip(i)
-        detect_image(c.image, c.valid, tracks, gsd, pitch, sun_azimuth_deg=c.sun_azimuth)
+        detect_image(c.image, c.valid, tracks, gsd, pitch, sun_azimuth_deg=c.sun_azimuth,
+                     sun_elevation_deg=c.sun_elevation)
 
     tiles = ReferenceTiles(reference, ref_valid, DetectorParams())  # as a measure task keeps
 
@@ -138,7 +139,7 @@ def stages(season: Season, scenes: int) -> list[Stage]:
         al = estimate_alignment(c.image, c.valid, reference, ref_valid, tiles=tiles)
         profiles = extract_profiles(c.image, c.valid, tracks, gsd, alignment=al)
         measure_scene(profiles, background, gsd, pitch, al, tracks=tracks,
-                      sun_azimuth_deg=c.sun_azimuth)
+                      sun_azimuth_deg=c.sun_azimuth, sun_elevation_deg=c.sun_elevation)
 
     def history_background(i: int) -> None:
         background_from_history(history, min_scenes=1)

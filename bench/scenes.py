@@ -41,6 +41,7 @@ class Clip:
     cars: int  # on the whole yard
     cars_clear: int  # on its clear part
     sun_azimuth: float
+    sun_elevation: float  # with the azimuth, where car shadows fall (as the pipeline knows it)
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ def load_season(days: int, size: int, cache: Path) -> Season:
         data, has = read_on_grid(str(s.image_path), grid, None, Resampling.bilinear)
         mask, mask_has = read_on_grid(str(s.mask_path), grid, None, Resampling.nearest)
         valid = usable_mask(mask, "udm2") & mask_has & has & np.all(data > 0, axis=0)
-        sun = float(json.loads(s.item_path.read_text())["properties"]["view:sun_azimuth"])
+        view = json.loads(s.item_path.read_text())["properties"]
         day = s.day or s.acquired.date()
         clips.append(Clip(day, data.astype(np.float32), valid, data.astype(np.uint16),
-                          int(s.truth["total"]["cars"]), int(s.truth["total"]["cars_clear"]), sun))
+                          int(s.truth["total"]["cars"]), int(s.truth["total"]["cars_clear"]),
+                          float(view["view:sun_azimuth"]), float(view["view:sun_elevation"])))
     return Season(aoi, grid, track_lines(aoi, grid), clips)
