@@ -92,3 +92,25 @@ def test_items_with_odd_times_are_skipped_naming_the_item_and_the_cause() -> Non
     (naive_id, naive_why), (span_id, span_why) = result.skipped
     assert naive_id == "naive" and "item naive: datetime '2023-09-05T02:00:00' has no time zone" in naive_why
     assert span_id == "span" and "no datetime (only the range 2023-09-06T00:00:00Z .. " in span_why
+
+
+def test_a_collection_read_again_shows_revised_and_new_items(collection: Path) -> None:
+    """Parsed items are kept between searches (a backfill searches once per chunk) only while
+    their files are unchanged: a revised item and a newly linked one are seen at once."""
+    aoi = load_aoi(REPO / "aois" / "tumangang.geojson")
+    catalog = StaticStacCatalog(collection, name="stac:test")
+    window = (datetime(2023, 9, 1, tzinfo=UTC), datetime(2023, 10, 1, tzinfo=UTC))
+    first = catalog.search(aoi, *window)
+    assert [s.cloud_cover for s in first.scenes] == [12.5, 12.5, 12.5]
+    coll = pystac.Collection.from_file(str(collection))
+    revised = coll.get_item("in-1")
+    assert revised is not None
+    revised.properties["eo:cloud_cover"] = 3.25
+    revised.properties["updated"] = "2023-09-05T00:00:00Z"
+    coll.add_item(item("new", datetime(2023, 9, 6, tzinfo=UTC)))
+    coll.normalize_hrefs(str(collection.parent))
+    coll.save(pystac.CatalogType.SELF_CONTAINED)
+    again = catalog.search(aoi, *window)
+    assert [(s.scene_id, s.cloud_cover) for s in again.scenes] == [
+        ("in-0", 12.5), ("in-1", 3.25), ("bgr-swapped", 12.5), ("new", 12.5)]
+    assert again.scenes[1].published == datetime(2023, 9, 5, tzinfo=UTC)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -26,6 +29,42 @@ def published_before(item: pystac.Item, after: datetime | None) -> bool:
     return when is not None and when <= after
 
 
+_ITEMS: OrderedDict[Path, tuple[tuple[int, int], pystac.Item]] = OrderedDict()
+_ITEMS_KEPT = 20_000  # parsed items kept per process (a few kB each)
+_ITEMS_LOCK = threading.Lock()
+
+
+def collection_items(href: str) -> list[pystac.Item]:
+    """The items of a STAC collection. A collection file on disk that links its items directly
+    (as the simulator's do) has each item file parsed once per process and kept while the file
+    is unchanged (its size and modification time): a backfill searches the same collection once
+    per date chunk, and reading its year of items was most of the flow's search time. Anything
+    else (a URL, child catalogs, items elsewhere) is read by pystac every time."""
+    path = Path(href)
+    if "://" in href or not path.is_file():
+        return list(pystac.Collection.from_file(href).get_items(recursive=True))
+    links = json.loads(path.read_text()).get("links", [])
+    if any(link.get("rel") == "child" or "://" in str(link.get("href", "")) for link in links):
+        return list(pystac.Collection.from_file(href).get_items(recursive=True))
+    return [_item(path.parent / str(link["href"])) for link in links if link.get("rel") == "item"]
+
+
+def _item(path: Path) -> pystac.Item:
+    path = path.resolve()
+    stat = path.stat()
+    version = (stat.st_mtime_ns, stat.st_size)
+    with _ITEMS_LOCK:
+        held = _ITEMS.get(path)
+    if held is None or held[0] != version:
+        held = (version, pystac.Item.from_file(str(path)))
+    with _ITEMS_LOCK:
+        _ITEMS[path] = held
+        _ITEMS.move_to_end(path)
+        while len(_ITEMS) > _ITEMS_KEPT:
+            _ITEMS.popitem(last=False)
+    return held[1]
+
+
 class StaticStacCatalog:
     """A STAC collection on disk (or any path pystac can read)."""
 
@@ -38,9 +77,8 @@ class StaticStacCatalog:
     def search(self, aoi: AOI, start: datetime, end: datetime,
                published_after: datetime | None = None) -> SearchResult:
         try:
-            collection = pystac.Collection.from_file(self.href)
             items = [
-                item for item in collection.get_items(recursive=True)
+                item for item in collection_items(self.href)
                 if item.geometry is not None and in_window(item, start, end)
                 and shape(item.geometry).intersects(aoi.geometry)
                 and not published_before(item, published_after)
