@@ -150,29 +150,19 @@ def _upsampled_dft(data: Complex, size: int, factor: int, offsets: Floats) -> Co
     return np.asarray(out, dtype=np.complex128)
 
 
-def phase_correlate(
-    reference_tex: Floats | list[Floats], image_tex: Floats | list[Floats],
-    max_shift_px: float, upsample: int = 20,
+def correlate_spectra(
+    reference_spectra: list[Complex], image_spectra: list[Complex], max_shift_px: float,
+    upsample: int = 20,
 ) -> tuple[float, float, float]:
-    """(dx, dy, confidence): the shift to APPLY to the image so it matches the reference.
+    """(dx, dy, confidence): the shift to APPLY to the image so it matches the reference, from
+    the 2-D spectra (`np.fft.fft2`) of the reference's and the image's textures.
 
-    Lists of equally sized patch pairs pool their cross-power spectra, each normalised to unit
+    Equally sized patch pairs pool their cross-power spectra, each normalised to unit
     total power (one strong roof edge must not outvote the other tiles), so a few textured
     tiles stand for the whole scene. Confidence is 1 - second peak / main peak of
     the phase-correlation surface inside the search radius: ≈1 for a clean unique match, ≈0
     when the surface is flat noise.
     """
-    refs = reference_tex if isinstance(reference_tex, list) else [reference_tex]
-    imgs = image_tex if isinstance(image_tex, list) else [image_tex]
-    return correlate_spectra([np.fft.fft2(a) for a in refs], [np.fft.fft2(b) for b in imgs],
-                             max_shift_px, upsample)
-
-
-def correlate_spectra(
-    reference_spectra: list[Complex], image_spectra: list[Complex], max_shift_px: float,
-    upsample: int = 20,
-) -> tuple[float, float, float]:
-    """`phase_correlate` of the textures' 2-D spectra (`np.fft.fft2`)."""
     product = np.zeros(reference_spectra[0].shape, dtype=np.complex128)
     for fa, fb in zip(reference_spectra, image_spectra, strict=True):
         cross = fa * np.conj(fb)
