@@ -76,13 +76,13 @@ def box_fit(
 
 
 @compiled
-def _explained_residual(d: Any, bleed: Any, dark: Any, lo0: float, hi0: float, lo_dark: Any,
+def _explained_residual(d: Any, bleed: Any, dark: Any, lo0: Any, hi0: float, lo_dark: Any,
                         hi_dark: Any, ridge0: float, model_error: float) -> Any:
     out = np.empty(d.shape[0])
     cols = np.empty((d.shape[1], 2))
     for r in range(d.shape[0]):
         cols[:, 0], cols[:, 1] = bleed[r], dark[r]
-        c0, c1 = _solve_row(d[r], cols, lo0, lo_dark[r], hi0, hi_dark[r], ridge0, 0.0)
+        c0, c1 = _solve_row(d[r], cols, lo0[r], lo_dark[r], hi0, hi_dark[r], ridge0, 0.0)
         cost = ridge0 * c0 * c0
         for b in range(d.shape[1]):
             fit = c0 * bleed[r, b] + c1 * dark[r, b]
@@ -92,15 +92,15 @@ def _explained_residual(d: Any, bleed: Any, dark: Any, lo0: float, hi0: float, l
 
 
 def explained_residual(
-    d: Floats, bleed: Floats, dark: Floats, coef: tuple[float, float], lo_dark: Floats,
+    d: Floats, bleed: Floats, dark: Floats, lo_coef: Floats, hi_coef: float, lo_dark: Floats,
     hi_dark: Floats, ridge: float, model_error: float,
 ) -> Floats:
     """Per row of the whitened difference d (n, B): the chi-square left after the best
-    leak (coefficient within `coef`, of `bleed`, ridge-penalised) plus shadow (within
-    lo_dark..hi_dark, of `dark`), each band's residual variance growing by `model_error` of
+    leak (coefficient within lo_coef (per row) .. hi_coef, of `bleed`, ridge-penalised) plus
+    shadow (within lo_dark..hi_dark, of `dark`), each band's residual variance growing by `model_error` of
     what was explained there (the leak and shadow models are approximate), plus the ridge."""
     return np.asarray(_explained_residual(
-        *(np.ascontiguousarray(x, dtype=np.float64) for x in (d, bleed, dark)),
-        float(coef[0]), float(coef[1]),
+        *(np.ascontiguousarray(x, dtype=np.float64) for x in (d, bleed, dark, lo_coef)),
+        float(hi_coef),
         *(np.ascontiguousarray(x, dtype=np.float64) for x in (lo_dark, hi_dark)),
         float(ridge), float(model_error)), dtype=np.float64)

@@ -334,8 +334,9 @@ class _Context:
     ) -> list[Floats]:
         """`empty_cost` of several (track, idx, override) at once: one fit for all rows."""
         pieces = [self._explainers(k, idx, closed, override) for k, idx, override in parts]
-        d, bleed, lo_dark, hi_dark, g = (np.concatenate(x) for x in zip(*pieces, strict=True))
-        cost = self._residual(d, bleed, lo_dark, hi_dark, g)
+        d, bleed, lo_coef, lo_dark, hi_dark, g = (
+            np.concatenate(x) for x in zip(*pieces, strict=True))
+        cost = self._residual(d, bleed, lo_coef, lo_dark, hi_dark, g)
         return np.split(cost, np.cumsum([len(idx) for _, idx, _ in parts])[:-1])
 
     def _seen(self, link: Link, j: Ints, closed: Mapping[str, BoolArray],
@@ -345,13 +346,19 @@ class _Context:
     def _explainers(
         self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
         override: tuple[str, BoolArray] | None,
-    ) -> tuple[Floats, Floats, Floats, Floats, Floats]:
-        """(whitened difference, bleed from stronger occupied neighbours, least and most shadow
-        darkening (in units of `shade`), whitened darkening column) of samples `idx`."""
+    ) -> tuple[Floats, Floats, Floats, Floats, Floats, Floats]:
+        """(whitened difference, bleed from stronger occupied neighbours, least leak
+        coefficient, least and most shadow darkening (in units of `shade`), whitened darkening
+        column) of samples `idx`.
+
+        A negative leak (the neighbour's change reversed) stands in for a shadow the model does
+        not place (tints, partial cover): only where a leaking neighbour can shade this track,
+        not from its anti-sun side."""
         d = self.wdiff[k][idx]
         norm_k = self.norm2[k][idx]
         bleed = np.zeros_like(d)
         caster = np.zeros(idx.size, dtype=bool)
+        shading_leak = np.zeros(idx.size, dtype=bool)
         side = None if self.shadow is None else self.shadow.direction
         for link in self.nbrs[k]:
             j = link.j[idx]
@@ -360,11 +367,12 @@ class _Context:
                 continue
             stronger = occ & (self.norm2[link.other][j] > norm_k)
             bleed[stronger] += self.wdiff[link.other][j[stronger]]
-            if side is not None:
-                caster |= occ & (link.unit[idx] @ side < -0.5)
-            elif self.shadow is not None:
-                caster |= occ
+            sun_side = occ if side is None else occ & (link.unit[idx] @ side < -0.5)
+            shading_leak |= stronger & sun_side
+            if side is not None or self.shadow is not None:
+                caster |= sun_side
         p = self.p
+        lo_coef = np.where(shading_leak, min(p.neighbour_min_coef, 0.0), 0.0)
         if self.cast is not None:
             lo_dark, hi_dark = np.zeros(idx.size), np.zeros(idx.size)
             for c in self.cast.get(k, []):
@@ -382,10 +390,10 @@ class _Context:
             # with a known side a car's shadow must be there; with an unknown side it may be
             lo_dark = np.where(caster, p.shadow_min_rel if side is not None else 0.0, 0.0)
             hi_dark = np.where(caster, p.shadow_max_rel, 0.0)
-        return d, bleed, lo_dark, hi_dark, self.wdark[k][idx]
+        return d, bleed, lo_coef, lo_dark, hi_dark, self.wdark[k][idx]
 
-    def _residual(self, d: Floats, bleed: Floats, lo_dark: Floats, hi_dark: Floats,
-                  g: Floats) -> Floats:
+    def _residual(self, d: Floats, bleed: Floats, lo_coef: Floats, lo_dark: Floats,
+                  hi_dark: Floats, g: Floats) -> Floats:
         p = self.p
         # a car's roof leaking in replaces the bright ballast between the tracks, not this
         # track's darker sleeper line: a leak also darkens a little
@@ -398,6 +406,6 @@ class _Context:
         # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior);
         # the leak and shadow models are approximate (roof patterns, partial cover, tints):
         # each component's residual may grow with what was explained there
-        return explained_residual(d, bleed, g, (p.neighbour_min_coef, p.neighbour_max_bleed),
-                                  lo_dark, hi_dark, 1.0 / p.bleed_typical**2,
+        return explained_residual(d, bleed, g, np.minimum(lo_coef, p.neighbour_max_bleed),
+                                  p.neighbour_max_bleed, lo_dark, hi_dark, 1.0 / p.bleed_typical**2,
                                   p.neighbour_model_error)

@@ -56,13 +56,16 @@ def test_the_residual_is_what_the_best_leak_and_shadow_leave() -> None:
     """Leak coefficient within its bounds (ridge-penalised), shadow within each row's, and each
     band's residual variance grown by the model error of what was explained there."""
     y, a, lo, hi = _rows(4)
-    coef, ridge, error = (-0.1, 0.5), 16.0, 0.08
-    got = explained_residual(y, a[:, :, 0], a[:, :, 1], coef, lo[:, 1], hi[:, 1], ridge, error)
-    c = box_fit(y, a, np.column_stack([np.full(len(y), coef[0]), lo[:, 1]]),
-                np.column_stack([np.full(len(y), coef[1]), hi[:, 1]]), (ridge, 0.0))
+    # the least leak per row: reversed leaks only where the leaking neighbour can shade
+    lo_coef, hi_coef = np.where(np.arange(len(y)) % 2 == 0, -0.1, 0.0), 0.5
+    ridge, error = 16.0, 0.08
+    got = explained_residual(y, a[:, :, 0], a[:, :, 1], lo_coef, hi_coef, lo[:, 1], hi[:, 1], ridge,
+                             error)
+    c = box_fit(y, a, np.column_stack([lo_coef, lo[:, 1]]),
+                np.column_stack([np.full(len(y), hi_coef), hi[:, 1]]), (ridge, 0.0))
     fit = np.einsum("nbi,ni->nb", a, c)
     expected = np.sum((y - fit) ** 2 / (1.0 + (error * fit) ** 2), axis=1) + ridge * c[:, 0] ** 2
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    nothing = explained_residual(y, 0 * a[:, :, 0], 0 * a[:, :, 1], coef, lo[:, 1], hi[:, 1], ridge,
-                                 error)
+    nothing = explained_residual(y, 0 * a[:, :, 0], 0 * a[:, :, 1], lo_coef, hi_coef, lo[:, 1],
+                                 hi[:, 1], ridge, error)
     np.testing.assert_allclose(nothing, np.sum(y**2, axis=1))  # nothing to explain with

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from railwatch.core.neighbours import explained_mask, scene_shadow
+from railwatch.core.neighbours import Shadow, explained_mask, scene_shadow
 from railwatch.core.occupancy import TrackScore
 from railwatch.core.shadowgeom import _blurred_overlap, cast_links, casting
 from railwatch.core.tracklinks import links
@@ -144,3 +144,27 @@ def test_the_blurred_edge_of_a_full_shadow_needs_no_car_of_its_own() -> None:
     blurred = explained_mask(scores, inv, GSD, DetectorParams(), shadow, 40.0)
     assert not blurred["t1"][40:160].any()  # the train stays
     assert blurred["t2"][50:150].all()  # its shadow is explained, blurred edge and all
+
+
+@pytest.mark.parametrize("elevation", [None, 30.0, 60.0])
+@pytest.mark.parametrize("bleed", [0.0, 0.5])  # 0.5 m imagery: pixels do not mix sidings
+def test_a_train_on_the_sun_side_is_no_shadow_of_its_neighbour(
+    elevation: float | None, bleed: float
+) -> None:
+    """A white train on t1 (north), a dark one on t2 with the sun in the south: t1 cannot shade
+    t2, so no reversed leak of t1's change (the stand-in for shadows the model does not place)
+    may explain t2's darkening away. It did: 0.5 m bench, dense #2, a 12-car train lost."""
+    n = 200
+    rng = np.random.default_rng(7)
+    white = np.zeros((n, 4))
+    white[40:160] = 3.0 * BALLAST
+    dark = np.zeros((n, 4))
+    dark[40:160] = -0.3 * BALLAST * np.array([1.0, 0.9, 0.8, 0.7])
+    diffs = [d + rng.normal(0, 8.0, (n, 4)) for d in (white, dark)]
+    z = [np.where(np.abs(d).sum(axis=1) > 300, 20.0, 0.0) for d in diffs]
+    scores = _yard(diffs, z)
+    north = np.array([0.0, -1.0])  # shadows fall north, from t2 towards t1
+    shadow = Shadow(north, np.array([0.5, 0.55, 0.6, 0.65]))
+    m = explained_mask(scores, np.eye(4) / 30.0**2, GSD, DetectorParams(neighbour_max_bleed=bleed),
+                       shadow, elevation)
+    assert not m["t1"][40:160].any() and not m["t2"][40:160].any()
