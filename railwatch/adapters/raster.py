@@ -26,6 +26,7 @@ from rasterio.session import DummySession
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from railwatch.core.boxfit import compiled
 from railwatch.errors import SceneError, StorageError
 from railwatch.grid import AOIGrid, project
 
@@ -201,15 +202,40 @@ def read_shifted(src: Any, indexes: list[int], shift: tuple[float, float], grid:
 def _bilinear(pixels: np.ndarray, fx: float, fy: float, height: int, width: int) -> np.ndarray:
     """(bands, height, width) at (row + fy, col + fx) of `pixels` (bands, height + 1, width + 1),
     in their dtype (integers rounded to the nearest, as GDAL does)."""
+    if pixels.dtype.itemsize <= 2 and np.issubdtype(pixels.dtype, np.integer):
+        # 8- and 16-bit scenes (PlanetScope, Sentinel-2): one compiled pass, no temporaries
+        # (the same float32 arithmetic as below, so the same values: ≈ 9 → 1 ms a 3 m clip)
+        info = np.iinfo(pixels.dtype)
+        out = np.empty((pixels.shape[0], height, width), dtype=pixels.dtype)
+        # the weights as numpy rounds them: 1 - f in double, then single
+        _bilinear_small_int(np.ascontiguousarray(pixels), np.float32(fx), np.float32(1 - fx),
+                            np.float32(fy), np.float32(1 - fy), float(info.min), float(info.max),
+                            out)
+        return out
     kind = np.dtype(np.float32 if pixels.dtype.itemsize <= 2 else np.float64)  # f32: exact for 16-bit
     values: np.ndarray = pixels.astype(kind)
     rows: np.ndarray = values[:, :height] * (1 - fy) + values[:, 1 : height + 1] * fy
-    out: np.ndarray = rows[:, :, :width] * (1 - fx) + rows[:, :, 1 : width + 1] * fx
+    out = rows[:, :, :width] * (1 - fx) + rows[:, :, 1 : width + 1] * fx
     if np.issubdtype(pixels.dtype, np.integer):
         info = np.iinfo(pixels.dtype)
         np.rint(out, out=out)
         np.clip(out, info.min, info.max, out=out)
     return out.astype(pixels.dtype)
+
+
+@compiled
+def _bilinear_small_int(pixels: Any, fx: Any, wx0: Any, fy: Any, wy0: Any, low: float, high: float,
+                        out: Any) -> None:
+    """`_bilinear` of 8/16-bit integers into `out`: float32 rows first, then columns, rounded
+    half to even and clipped, as numpy does it there."""
+    lo, hi = np.float32(low), np.float32(high)
+    for b in range(out.shape[0]):
+        for r in range(out.shape[1]):
+            for c in range(out.shape[2]):
+                left = np.float32(pixels[b, r, c]) * wy0 + np.float32(pixels[b, r + 1, c]) * fy
+                right = np.float32(pixels[b, r, c + 1]) * wy0 + np.float32(pixels[b, r + 1, c + 1]) * fy
+                v = np.rint(left * wx0 + right * fx)
+                out[b, r, c] = min(max(v, lo), hi)
 
 
 def read_warped(src: Any, indexes: list[int], grid: AOIGrid,
