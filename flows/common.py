@@ -35,7 +35,7 @@ from railwatch.progress import report
 from railwatch.publish import quicklooks_to_render
 from railwatch.search import select_sources
 from railwatch.settings import Settings, get_settings
-from tasks.batch import run_batch
+from tasks.batch import PackedCalls, run_batch
 from tasks.common import FailedScene
 from tasks.limits import limited
 from tasks.publish import publish_run_artifacts
@@ -87,8 +87,8 @@ def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],
         for p in pack(work, run.settings.batch_size, run.settings.dask_workers, per_worker):
             ids = [a for a, _ in p]
             needs = [f for done, f in after or [] if set(done) & set(ids)]
-            out.append((ids, run_batch.submit(step, [args(a, items) for a, items in p], wait_for=needs,
-                                              return_state=False)))
+            calls = PackedCalls([args(a, items) for a, items in p])
+            out.append((ids, run_batch.submit(step, calls, wait_for=needs, return_state=False)))
     return out
 
 
