@@ -24,6 +24,7 @@ OCCUPIED = "#ff2d2d"
 TRACK = "#f2f2f2"
 MARGIN_PX = 25
 LABEL_GAP_PT, LABEL_WIDTH_PT = 9.0, 30.0  # track labels: 7 pt text in a box
+STRETCH_SAMPLES = 50_000
 PNG_COMPRESS_LEVEL = 3  # zlib's default 6 took a third of a quicklook's time for 8% fewer bytes
 
 
@@ -36,6 +37,9 @@ def natural_colour(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(H, W, 3) floats 0..1 from b,g,r[,nir] bands, stretched on the clear pixels."""
     rgb = np.moveaxis(image[[2, 1, 0]], 0, -1).astype(np.float32)  # a display needs no more
     clear = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
+    # the stretch from at most STRETCH_SAMPLES of them, evenly spread: as good for a picture,
+    # a sort of a few instead of half a million (a 3 m clip: 20 -> 5 ms)
+    clear = clear[:: max(1, len(clear) // STRETCH_SAMPLES)]
     low, high = np.percentile(clear, (2, 98), axis=0).astype(np.float32)
     out: np.ndarray = np.clip((rgb - low) / np.maximum(high - low, 1e-6), 0, 1) ** np.float32(0.8)
     out[~valid] = 0.5 * out[~valid] + 0.5 * 0.85  # clouds and no-data: washed out
