@@ -26,7 +26,7 @@ from rasterio.session import DummySession
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from railwatch.core.boxfit import compiled
+from railwatch.core.jit import compiled
 from railwatch.errors import SceneError, StorageError
 from railwatch.grid import AOIGrid, project
 

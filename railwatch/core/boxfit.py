@@ -10,16 +10,14 @@ g = a'a + diag(ridge) and h = a'y the cost is |y|² - 2 c'h + c'g c, evaluated i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+
+from railwatch.core.jit import compiled
 
 Floats = npt.NDArray[np.float64]
-# compiled on first use, cached on disk beside the module (or in numba's user cache)
-compiled = cast(Callable[[Callable[..., Any]], Callable[..., Any]], njit(cache=True, nogil=True))
 
 
 @compiled

@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from railwatch.core.jit import compiled
+
 MAD_TO_SIGMA = 1.4826
 
 Floats = npt.NDArray[np.float64]
@@ -70,17 +72,40 @@ def _median(x: npt.NDArray[Any], axis: int | None, keepdims: bool = False) -> An
 
 
 def nanmedian_of_stack(stack: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """`np.nanmedian(stack, axis=0)` for a short stack of images (a few dates), by one sort
-    along the dates: numpy's version goes through masked arrays for short axes, ten times
-    slower. All-NaN pixels give NaN; the values are the same to the bit."""
-    ordered = np.sort(stack, axis=0)  # NaNs last
-    count = np.sum(~np.isnan(stack), axis=0)
-    last = stack.shape[0] - 1
-    lower = np.take_along_axis(ordered, (np.maximum(count - 1, 0) // 2)[None], axis=0)[0]
-    upper = np.take_along_axis(ordered, np.minimum(count // 2, last)[None], axis=0)[0]
-    middle = (lower + upper) / 2
-    middle[count == 0] = np.nan
-    return np.asarray(middle)
+    """`np.nanmedian(stack, axis=0)` for a short stack of images (a few dates): per pixel, its
+    valid dates sorted in place (compiled; numpy's sort of the whole stack took 0.26 s for five
+    3 m clips). All-NaN pixels give NaN; the values are the same to the bit."""
+    a = np.asarray(stack)
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    flat = np.ascontiguousarray(a.reshape(a.shape[0], -1))
+    out = np.empty(flat.shape[1], dtype=a.dtype)
+    _nanmedian_columns(flat, out)
+    return out.reshape(a.shape[1:])
+
+
+@compiled
+def _nanmedian_columns(stack: Any, out: Any) -> None:
+    """out[j] = the NaN-ignoring median of stack[:, j]: the mean of the two middle values, in
+    the stack's precision (as numpy: (lower + upper) / 2)."""
+    n = stack.shape[0]
+    values = np.empty(n, dtype=stack.dtype)
+    half = out.dtype.type(0.5)
+    for j in range(stack.shape[1]):
+        count = 0
+        for i in range(n):
+            v = stack[i, j]
+            if v == v:  # not NaN
+                k = count
+                while k > 0 and values[k - 1] > v:  # insertion: a handful of dates
+                    values[k] = values[k - 1]
+                    k -= 1
+                values[k] = v
+                count += 1
+        if count == 0:
+            out[j] = np.nan
+        else:
+            out[j] = (values[(count - 1) // 2] + values[count // 2]) * half
 
 
 def mad_sigma(x: npt.NDArray[Any], axis: int | None = None) -> Any:
