@@ -149,23 +149,31 @@ def full_shadow_darkening(
     """The fraction of the ballast's reflectance a full car shadow takes away, per band: from
     samples well covered by the shadow of a strongly evidenced, stronger neighbour whose
     darkening looks like a shadow (similar fraction in every band), each divided by its
-    coverage. None when too few such samples (the learnt typical darkening is used then)."""
+    coverage. None when too few such samples (the learnt typical darkening is used then).
+
+    A sample shaded by several casters (a low sun: the next siding's shadow and the one beyond's)
+    is in shadow once: its coverage is the largest of theirs, and it counts once. Divided by
+    each caster's own coverage, the far siding's partial shadow over a sample the next siding
+    shades fully read as a shadow half again as dark as any (3 m dense, 23°: 0.95 of the light
+    taken where the scene's shadows take 0.6)."""
     p = params
     values = []
     for k, found in cast.items():
         s = scores[k]
+        cover = np.zeros(s.z.shape)
+        well = np.zeros(s.z.shape, dtype=bool)
         for c in found:
-            t = scores[c.link.other]
-            mid = 0.5 * (c.low + c.high)
-            sel = (c.low >= 0.3) & (t.z[c.link.j] >= p.high_z) & s.usable
-            sel &= np.all(s.background > 0, axis=1)
-            if not sel.any():
-                continue
-            frac = -s.diff[sel] / s.background[sel]
-            ratio = frac.max(axis=1) / np.maximum(frac.min(axis=1), 1e-6)
-            like = (frac.min(axis=1) > 0.02) & (ratio < p.shadow_max_band_ratio)
-            if like.any():
-                values.append(frac[like] / mid[sel][like, None])
+            casts = scores[c.link.other].z[c.link.j] >= p.high_z
+            cover = np.maximum(cover, np.where(casts, 0.5 * (c.low + c.high), 0.0))
+            well |= casts & (c.low >= 0.3)
+        sel = well & s.usable & np.all(s.background > 0, axis=1)
+        if not sel.any():
+            continue
+        frac = -s.diff[sel] / s.background[sel]
+        ratio = frac.max(axis=1) / np.maximum(frac.min(axis=1), 1e-6)
+        like = (frac.min(axis=1) > 0.02) & (ratio < p.shadow_max_band_ratio)
+        if like.any():
+            values.append(frac[like] / cover[sel][like, None])
     if not values:
         return None
     allv = np.concatenate(values)

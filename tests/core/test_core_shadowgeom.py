@@ -7,7 +7,7 @@ import pytest
 
 from railwatch.core.neighbours import Shadow, explained_mask, scene_shadow
 from railwatch.core.occupancy import TrackScore
-from railwatch.core.shadowgeom import _blurred_overlap, cast_links, casting
+from railwatch.core.shadowgeom import _blurred_overlap, cast_links, casting, full_shadow_darkening
 from railwatch.core.tracklinks import links
 from railwatch.core.types import DetectorParams
 
@@ -168,3 +168,28 @@ def test_a_train_on_the_sun_side_is_no_shadow_of_its_neighbour(
     m = explained_mask(scores, np.eye(4) / 30.0**2, GSD, DetectorParams(neighbour_max_bleed=bleed),
                        shadow, elevation)
     assert not m["t1"][40:160].any() and not m["t2"][40:160].any()
+
+
+def test_a_sample_under_two_shadows_is_in_shadow_once() -> None:
+    """A low sun: t2's shadow covers t3 fully and t1's, from two sidings away, in part. t3 is
+    in shadow once: divided by t1's partial coverage alone, its darkening read as a shadow half
+    again as dark as the scene's (3 m dense #7 learnt 0.95 of the light taken for 0.6)."""
+    n = 200
+    rng = np.random.default_rng(9)
+    full = np.array([0.58, 0.64, 0.68, 0.72])  # the light a full shadow takes away
+    bright = np.zeros((n, 4))
+    bright[20:180] = [900.0, 1000.0, 1100.0, 1300.0]  # cars unlike shadows, on t1 and t2
+    t3 = np.zeros((n, 4))
+    t3[20:180] = -0.92 * full * BALLAST
+    diffs = [d + rng.normal(0, 8.0, (n, 4)) for d in (bright, bright, t3, np.zeros((n, 4)))]
+    z = [np.where(np.abs(d).sum(axis=1) > 300, 20.0, 0.0) for d in diffs]
+    scores = _yard(diffs, z)
+    south = np.array([0.0, 1.0])
+    p = DetectorParams()
+    wide = links(scores, GSD, DetectorParams(neighbour_max_m=16.0))
+    cast = cast_links(scores, wide, south, 23.0, GSD, p)
+    by = {(k, c.link.other): c for k, found in cast.items() for c in found}
+    assert np.median(by[("t3", "t2")].low) > 0.85 and np.median(by[("t3", "t1")].high) < 0.9
+    learnt = full_shadow_darkening(scores, cast, p)
+    assert learnt is not None
+    np.testing.assert_allclose(learnt, full, rtol=0.15)
