@@ -25,7 +25,8 @@ TRACK = "#f2f2f2"
 MARGIN_PX = 25
 LABEL_GAP_PT, LABEL_WIDTH_PT = 9.0, 30.0  # track labels: 7 pt text in a box
 STRETCH_SAMPLES = 50_000
-PNG_COMPRESS_LEVEL = 3  # zlib's default 6 took a third of a quicklook's time for 8% fewer bytes
+PNG_COMPRESS_LEVEL = 1  # zlib's default 6 took a third of a quicklook's time for 8% fewer bytes;
+# 3 → 1: 136 → 122 ms a 3 m quicklook, for 3 % more bytes
 
 
 def clip_grid(aoi: AOI, clip_buffer_m: float) -> AOIGrid:
