@@ -39,7 +39,7 @@ def natural_colour(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     rgb = np.moveaxis(image[[2, 1, 0]], 0, -1).astype(np.float32)  # a display needs no more
     clear = rgb[valid] if valid.any() else rgb.reshape(-1, 3)
     # the stretch from at most STRETCH_SAMPLES of them, evenly spread: as good for a picture,
-    # a sort of a few instead of half a million (a 3 m clip: 20 -> 5 ms)
+    # a sort of a few instead of half a million (a 3 m clip's percentiles: 8.8 -> 1.7 ms)
     clear = clear[:: max(1, len(clear) // STRETCH_SAMPLES)]
     low, high = np.percentile(clear, (2, 98), axis=0).astype(np.float32)
     out: np.ndarray = np.clip((rgb - low) / np.maximum(high - low, 1e-6), 0, 1) ** np.float32(0.8)
