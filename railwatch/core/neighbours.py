@@ -369,10 +369,11 @@ class _Context:
             bleed[stronger] += self.wdiff[link.other][j[stronger]]
             sun_side = occ if side is None else occ & (link.unit[idx] @ side < -0.5)
             shading_leak |= stronger & sun_side
-            if side is not None or self.shadow is not None:
+            if self.shadow is not None:
                 caster |= sun_side
         p = self.p
-        lo_coef = np.where(shading_leak, min(p.neighbour_min_coef, 0.0), 0.0)
+        # never above the largest leak, nor above zero (a positive floor would force a leak)
+        lo_coef = np.where(shading_leak, min(p.neighbour_min_coef, 0.0, p.neighbour_max_bleed), 0.0)
         if self.cast is not None:
             lo_dark, hi_dark = np.zeros(idx.size), np.zeros(idx.size)
             for c in self.cast.get(k, []):
@@ -406,6 +407,5 @@ class _Context:
         # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior);
         # the leak and shadow models are approximate (roof patterns, partial cover, tints):
         # each component's residual may grow with what was explained there
-        return explained_residual(d, bleed, g, np.minimum(lo_coef, p.neighbour_max_bleed),
-                                  p.neighbour_max_bleed, lo_dark, hi_dark, 1.0 / p.bleed_typical**2,
-                                  p.neighbour_model_error)
+        return explained_residual(d, bleed, g, lo_coef, p.neighbour_max_bleed, lo_dark, hi_dark,
+                                  1.0 / p.bleed_typical**2, p.neighbour_model_error)
