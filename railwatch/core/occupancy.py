@@ -95,6 +95,16 @@ def _lagged_differences(d: Floats, usable: BoolArray, lag: int) -> Floats:
     return out
 
 
+def floored_covariance(cov: Floats, local: Floats, share: float) -> Floats:
+    """`cov` with its variance in every direction at least `share` of `local`'s: the
+    generalised eigenvalues of (cov, local) raised to `share` where below it."""
+    chol = np.linalg.cholesky(local)
+    a = np.linalg.solve(chol, np.linalg.solve(chol, cov).T)  # L⁻¹ cov L⁻ᵀ
+    vals, vecs = np.linalg.eigh(0.5 * (a + a.T))
+    raised = (vecs * np.maximum(vals, share)) @ vecs.T
+    return np.asarray(chol @ raised @ chol.T, dtype=np.float64)
+
+
 def score_tracks(
     profiles: Mapping[str, TrackProfile],
     background: Mapping[str, TrackProfile],
@@ -148,6 +158,7 @@ def score_tracks(
     # lie off zero: test_detect_cli) and clear 10 -> 9/10 for dense 5 -> 6/10 (bias -26 -> -1)
     anchor = np.zeros(bands) if params.noise_about_no_change else None
     cov = robust_covariance(rows, floor, anchor=anchor) if rows.shape[0] else np.diag(floor**2)
+    z_cov = None
     lagged = [] if params.noise_max_ratio is None else [
         r for k, s0, n in zip(keys, starts, lengths, strict=True)
         if (r := _lagged_differences(
@@ -164,8 +175,17 @@ def score_tracks(
             cov = cov * (params.noise_max_ratio / ratio)
             sd = np.sqrt(np.diag(cov))
             cov = cov / np.outer(sd, sd) * np.outer(np.maximum(sd, floor), np.maximum(sd, floor))
+        if params.noise_local_floor > 0:
+            # the bulk's shape is the cars' where they cover most of a yard: one direction
+            # (brightness) wide, others far narrower than the ballast's own noise, in which an
+            # empty track then "changes" everywhere (3 m bench, dense #1: an empty main line's
+            # 13 DN of noise read as z 5-20). Evidence of a change is judged against at least
+            # a share of the local noise in every direction; the returned metric, which weighs
+            # explanations (a dark train is no shadow when its colour differs), keeps the
+            # bulk's shape (floored there too: dense 6 -> 0/10, every dark train explained)
+            z_cov = floored_covariance(cov, local, params.noise_local_floor)
     inv = np.linalg.inv(cov)
-    z = chi_to_z(mahalanobis2(smoothed, inv), bands)
+    z = chi_to_z(mahalanobis2(smoothed, np.linalg.inv(z_cov) if z_cov is not None else inv), bands)
     z[~usable] = 0.0
     level_all = np.where(usable[:, None], bg_values, 0.0)
     out: dict[str, TrackScore] = {}
