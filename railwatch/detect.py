@@ -40,8 +40,11 @@ def native_gsd_m(path: str, aoi: AOI) -> float:
 
 def read_image(path: str, grid: AOIGrid, what: str) -> tuple[np.ndarray, np.ndarray]:
     """An image on the grid as float32 reflectance × 10000 with its has-data mask."""
-    with rasterio.open(path) as src:
-        count, dtype = src.count, src.dtypes[0]
+    try:
+        with rasterio.open(path) as src:
+            count, dtype = src.count, src.dtypes[0]
+    except RasterioError as exc:
+        raise SceneError(f"{path}: cannot read the {what} ({exc})") from exc
     if count not in (3, 4):
         raise SceneError(
             f"{path}: the {what} has {count} band(s); expected 4 (blue, green, red, nir) "
@@ -57,9 +60,34 @@ def read_image(path: str, grid: AOIGrid, what: str) -> tuple[np.ndarray, np.ndar
     return image, has_data
 
 
-def read_mask(path: str, grid: AOIGrid) -> np.ndarray:
-    """First band == 1 where clear (Planet UDM2 `clear` convention)."""
+def check_image(path: str, what: str, aoi: AOI, image: np.ndarray, has_data: np.ndarray,
+                inside: np.ndarray) -> None:
+    """Bad input, said plainly: no data over the AOI, or the same value everywhere there (a
+    blank frame, or a nodata value the file does not declare)."""
+    seen = has_data & inside
+    if not seen.any():
+        raise SceneError(f"{path}: the {what} has no data over AOI {aoi.id} (it does not "
+                         "overlap it, or its pixels there are all nodata)")
+    pixels = image[:, seen]
+    if pixels.shape[1] > 1 and np.all(pixels == pixels[:, :1]):
+        value = ", ".join(f"{v:g}" for v in pixels[:, 0])
+        raise SceneError(f"{path}: the {what} is blank over AOI {aoi.id}: every pixel there is "
+                         f"({value}); if that is its nodata value, declare it in the file")
+
+
+def read_mask(path: str, grid: AOIGrid, aoi: AOI, inside: np.ndarray) -> np.ndarray:
+    """First band == 1 where clear (Planet UDM2 `clear` convention); any other value than 0 and 1
+    over the AOI, or no overlap, is an error (a 0/255 mask would otherwise read as all cloud)."""
     data, has_data = read_on_grid(path, grid, [1], Resampling.nearest)
+    seen = has_data & inside
+    if not seen.any():
+        raise SceneError(f"{path}: the mask has no data over AOI {aoi.id}; give the mask of "
+                         "this image")
+    values = np.unique(data[0][seen])
+    if not np.isin(values, (0, 1)).all():
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
+        raise SceneError(f"{path}: the mask's first band holds {shown} over AOI {aoi.id}; it "
+                         "must be 1 where clear and 0 where not (Planet UDM2's clear band)")
     clear: np.ndarray = (data[0] == 1) & has_data
     return clear
 
@@ -73,11 +101,11 @@ def detect_files(aoi_path: Path, image_path: str, reference_path: str | None = N
     grid = aoi_grid(aoi, gsd_m=gsd, buffer_m=max(60.0, 20 * gsd))
     inside = polygon_pixels(grid, aoi.geometry)
     with gdal_env():
-        image, valid = read_image(image_path, grid, "image")
-        if not valid[inside].any():
-            raise SceneError(f"{image_path}: the image does not overlap AOI {aoi.id}")
+        image, covered = read_image(image_path, grid, "image")
+        check_image(image_path, "image", aoi, image, covered, inside)
+        valid = covered.copy()
         if mask_path:
-            valid &= read_mask(mask_path, grid)
+            valid &= read_mask(mask_path, grid, aoi, inside)
         reference = reference_valid = None
         if reference_path:
             reference, reference_valid = read_image(reference_path, grid, "reference")
@@ -86,12 +114,13 @@ def detect_files(aoi_path: Path, image_path: str, reference_path: str | None = N
                     f"{reference_path}: the reference has {reference.shape[0]} bands, "
                     f"the image {image.shape[0]}; give both the same bands"
                 )
+            check_image(reference_path, "reference", aoi, reference, reference_valid, inside)
             if reference_mask_path:
-                reference_valid &= read_mask(reference_mask_path, grid)
+                reference_valid &= read_mask(reference_mask_path, grid, aoi, inside)
     result = detect_image(image, valid, track_lines(aoi, grid), gsd, aoi.car_pitch_m,
                           reference, reference_valid, params=params, sun_azimuth_deg=sun_azimuth_deg,
                           sun_elevation_deg=sun_elevation_deg,
-                          track_lengths_m={t.id: t.length_m for t in aoi.tracks})
+                          track_lengths_m={t.id: t.length_m for t in aoi.tracks}, coverage=covered)
     return detection_json(aoi, gsd, result)
 
 

@@ -162,8 +162,10 @@ def measure_pixels(clip: ClipRef, image: np.ndarray, valid: np.ndarray, grid: AO
     # the tracks are profiled where the registered image would put them (no resampling)
     alignment = estimate_alignment(image, valid, reference.image, reference.valid,
                                    REGISTRATION_MAX_SHIFT_M / grid.gsd_m, params, reference.tiles)
+    # a clip's nodata (0 in every band) is outside the scene's footprint: partial coverage,
+    # not cloud
     profiles = extract_profiles(image, valid, reference.tracks, grid.gsd_m, params=params,
-                                alignment=alignment)
+                                coverage=np.any(image > 0, axis=0), alignment=alignment)
     alignment = on_aoi(alignment, reference.location, image.shape[0])  # what is reported
     key = profile_key(clip)
     store.put_bytes(key, encode_profiles(profiles, alignment))

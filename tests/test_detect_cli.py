@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import NodataShadowWarning
 
 from railwatch.aoi import load_aoi
 from railwatch.cli import main
@@ -86,8 +88,20 @@ def test_float_reflectance_and_three_bands_work(scenes: dict[str, SimulatedScene
     assert code == 0 and np.isfinite(result["total"]["occupied_m"])
 
 
+def _variant(source: Path, out: Path, data: Any = None, shift_m: float = 0.0, **update: Any) -> str:
+    """A copy of `source` with other pixels (`data`), moved `shift_m` east, or another profile."""
+    with rasterio.open(source) as src:
+        profile, pixels = src.profile, src.read()
+    profile.update(transform=profile["transform"] * rasterio.Affine.translation(shift_m / 3.0, 0),
+                   **update)
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(pixels if data is None else data)
+    return str(out)
+
+
 @pytest.mark.parametrize("case", ["not-a-raster", "two-bands", "no-overlap", "bad-aoi", "bad-format",
-                                  "bad-sun", "bad-elevation"])
+                                  "bad-sun", "bad-elevation", "reference-folder", "reference-far",
+                                  "mask-0-255", "mask-far", "blank", "truncated"])
 def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, SimulatedScene],
                                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     day = scenes["2023-09-13"]
@@ -116,6 +130,26 @@ def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, Sim
         extra = ["--sun-azimuth", "400"]
     elif case == "bad-elevation":
         extra = ["--sun-elevation", "-5"]
+    elif case == "reference-folder":
+        extra = ["--reference", str(tmp_path)]
+    elif case == "reference-far":
+        extra = ["--reference", _variant(scenes["2023-09-14"].image_path, tmp_path / "far.tif",
+                                         shift_m=20000.0)]
+    elif case == "mask-0-255":
+        with rasterio.open(day.mask_path) as src:
+            udm = src.read()
+        udm[0] = np.where(udm[0] == 1, 255, 0)
+        extra = ["--mask", _variant(day.mask_path, tmp_path / "m255.tif", udm)]
+    elif case == "mask-far":
+        extra = ["--mask", _variant(day.mask_path, tmp_path / "mfar.tif", shift_m=20000.0)]
+    elif case == "blank":
+        with rasterio.open(day.image_path) as src:
+            zeros = np.zeros((src.count, src.height, src.width), dtype=src.dtypes[0])
+        image = _variant(day.image_path, tmp_path / "blank.tif", zeros, nodata=None)
+    elif case == "truncated":
+        image = str(tmp_path / "cut.tif")
+        whole = Path(day.image_path).read_bytes()
+        Path(image).write_bytes(whole[: len(whole) // 2])
     else:
         extra = ["--format", "yaml"]
     code = main(["detect", "--aoi", aoi, "--image", image, *extra])
@@ -123,6 +157,27 @@ def test_bad_input_exits_non_zero_with_one_line(case: str, scenes: dict[str, Sim
     assert code != 0 and captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("railwatch: error: "), captured.err
+    says = {"reference-folder": "cannot read the reference", "reference-far": "no data over AOI",
+            "mask-0-255": "must be 1 where clear", "mask-far": "mask has no data over AOI",
+            "blank": "blank over AOI", "truncated": "corrupt, truncated"}
+    assert says.get(case, "") in lines[0]
+
+
+def test_a_scene_covering_part_of_the_aoi_is_partial_not_cloudy(
+        scenes: dict[str, SimulatedScene], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The western 60 % of the scene as nodata: what is left is clear, so the scene is flagged
+    partial_coverage (not cloudy) and the tracks' valid fractions say how much was seen."""
+    day = scenes["2023-09-13"]
+    with rasterio.open(day.image_path) as src:
+        pixels, nodata = src.read(), src.nodata
+    cut = pixels.copy()
+    cut[:, :, : int(cut.shape[2] * 0.6)] = nodata
+    image = _variant(day.image_path, tmp_path / "part.tif", cut)
+    code, result, _ = detect(["--image", image, "--mask", str(day.mask_path)], capsys)
+    assert code == 0
+    assert "partial_coverage" in result["quality"]["flags"]
+    assert "cloudy" not in result["quality"]["flags"]
+    assert 0.0 < result["total"]["valid_fraction"] < 0.9
 
 
 def test_a_half_metre_scene_is_registered_with_confidence(tmp_path: Path,
@@ -148,3 +203,23 @@ def test_a_half_metre_scene_is_registered_with_confidence(tmp_path: Path,
     east, north = scene.truth["shift_m"]
     error = np.array(result["quality"]["shift_m"]) + np.array([east, -north])  # (col, row) metres
     assert abs(float(error @ across)) < 0.25, (result["quality"], scene.truth["shift_m"])
+
+
+def test_an_eight_bit_image_runs_without_raw_warnings(scenes: dict[str, SimulatedScene],
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A 4-band uint8 GeoTIFF is written as RGBA by GDAL: its nodata value shadows the 'alpha'
+    (nir) band, which rasterio warns about on every mask read. The user sees a result, not that."""
+    day = scenes["2023-09-13"]
+    with rasterio.open(day.image_path) as src:
+        pixels = src.read()
+    small = np.clip(pixels // 40, 0, 255).astype("uint8")
+    image = _variant(day.image_path, tmp_path / "u8.tif", small, dtype="uint8", nodata=0,
+                     photometric="RGB", alpha="YES")
+    with rasterio.open(image) as src:
+        assert src.colorinterp[-1] == rasterio.enums.ColorInterp.alpha  # the case it is about
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code, result, _ = detect(["--image", image], capsys)
+    assert code == 0 and result["total"]["cars"] >= 0
+    assert not [w for w in seen if issubclass(w.category, NodataShadowWarning)]

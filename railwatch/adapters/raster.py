@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -19,7 +20,7 @@ import rasterio
 import rasterio.shutil
 import shapely
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
+from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
 from rasterio.session import DummySession
@@ -117,7 +118,8 @@ def read_on_grid(
     except RasterioError as exc:
         if NETWORK_TIMEOUT.search(str(exc)):  # the file may be fine: a retry may pass
             raise StorageError(f"{path}: the server stopped answering ({exc})") from exc
-        raise SceneError(f"{path}: cannot read the raster ({exc})") from exc
+        raise SceneError(f"{path}: cannot read the raster; it is corrupt, truncated or not a "
+                         f"raster ({exc})") from exc
 
 
 def grid_shift(src: Any, grid: AOIGrid, tolerance_px: float = 1e-6) -> tuple[float, float] | None:
@@ -141,6 +143,15 @@ def grid_offset(src: Any, grid: AOIGrid, tolerance_px: float = 1e-6) -> tuple[in
     return round(shift[0]), round(shift[1])
 
 
+def dataset_mask(src: Any, window: Window) -> np.ndarray:
+    """GDAL's dataset mask of `window`, without rasterio's warning that a nodata value hides an
+    alpha band (which of the two GDAL takes is its documented rule, not the user's concern)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        mask: np.ndarray = src.dataset_mask(window=window)
+        return mask
+
+
 def read_window(src: Any, indexes: list[int], offset: tuple[int, int],
                 grid: AOIGrid) -> tuple[np.ndarray, np.ndarray]:
     """The grid's pixels read straight from the scene (the part inside it; outside is nodata):
@@ -157,7 +168,7 @@ def read_window(src: Any, indexes: list[int], offset: tuple[int, int],
         inside = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
         data[(slice(None), *inside)] = src.read(indexes, window=window)
         if nodata is None:  # the scene's own mask (alpha, internal mask), else every pixel
-            has_data[inside] = src.dataset_mask(window=window) > 0
+            has_data[inside] = dataset_mask(src, window) > 0
         else:
             has_data[inside] = True
     if nodata is not None:
@@ -184,7 +195,7 @@ def read_shifted(src: Any, indexes: list[int], shift: tuple[float, float], grid:
     window = Window(c0, r0, c1 - c0, r1 - r0)
     pixels = src.read(indexes, window=window)
     # GDAL's dataset mask: alpha, internal mask, or "not nodata in some band" (read_window's rule)
-    source_has = src.dataset_mask(window=window) > 0
+    source_has = dataset_mask(src, window) > 0
     fx, fy = col - c0, row - r0
     if resampling == Resampling.nearest:  # the one scene pixel under the grid pixel's centre
         kernel = [(int(fy >= 0.5), int(fx >= 0.5))]

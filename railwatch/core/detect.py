@@ -30,6 +30,7 @@ def detect_image(
     max_shift_m: float = 18.0,
     sun_azimuth_deg: float | None = None,
     sun_elevation_deg: float | None = None,
+    coverage: BoolArray | None = None,
 ) -> SceneMeasurement:
     """Align the image to the reference (if any), find where the tracks really are
     (`locate_tracks`: a reference is as misregistered as any scene), profile both there, and
@@ -37,7 +38,9 @@ def detect_image(
     "no_reference").
 
     `max_shift_m`: the largest misregistration looked for, in metres on the ground
-    (PlanetScope's geolocation error is several metres whatever the pixel size)."""
+    (PlanetScope's geolocation error is several metres whatever the pixel size). `coverage`:
+    where the image has data at all (its footprint; `valid` also drops clouds), so that a
+    scene covering part of the AOI is flagged "partial_coverage", not "cloudy"."""
     p = params or DetectorParams()
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3 or image.shape[0] not in (3, 4):
@@ -64,7 +67,8 @@ def detect_image(
     geometry = track_samples(lines, gsd_m, profile_step_m(gsd_m, p))
     if reference is not None:
         background = extract_profiles(reference, ref_mask, geometry, gsd_m, params=p)
-    profiles = extract_profiles(image, mask, geometry, gsd_m, params=p, alignment=alignment)
+    profiles = extract_profiles(image, mask, geometry, gsd_m, params=p, coverage=coverage,
+                                alignment=alignment)
     reported = on_aoi(alignment, location, image.shape[0])
     return measure_scene(
         profiles, background, gsd_m, car_pitch_m, reported, track_lengths_m, params=p,
