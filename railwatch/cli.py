@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from railwatch.cli_db import db_app
-from railwatch.cli_search import aoi_and_db, out, search_cmd
-from railwatch.errors import RailwatchError
+from railwatch.cli_search import aoi_and_db, out, parse_range, search_cmd
+from railwatch.errors import ConfigError, RailwatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
@@ -54,6 +54,17 @@ def _run_flow(name: str, **params: Any) -> Any:
         return run_flow(name, progress, **params)
 
 
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Files written under `path` (a file or a folder): a place that cannot take them is a
+    one-line error naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write there ({exc.strerror or exc}"
+                          + (f": {exc.filename}" if exc.filename else "") + ")") from None
+
+
 def _show_counts(aoi_id: str, plot: bool = True) -> None:
     from railwatch.adapters.counts import CountsStore
     from railwatch.aoi import load_registry, select_aois
@@ -71,7 +82,9 @@ def _show_counts(aoi_id: str, plot: bool = True) -> None:
     if line:
         out.print(f"[bold red]{line}[/]")
     if plot and rows:
-        path = plot_counts(aoi, rows, settings.home / "reports" / f"{aoi.id}-cars.png")
+        target = settings.home / "reports" / f"{aoi.id}-cars.png"
+        with writing(target):
+            path = plot_counts(aoi, rows, target)
         out.print(f"plot:   {path}")
 
 
@@ -106,7 +119,7 @@ def simulate(
     start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")] = str(DEMO_START),
     end: Annotated[str, typer.Option(help="Last date, inclusive.")] = str(DEMO_END),
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same pixels).")] = 2023,
-    workers: Annotated[int, typer.Option(help="Rendering processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="Rendering processes.", min=1)] = 2,
     scene_km: Annotated[tuple[float, float], typer.Option(help="Scene footprint, km (x, y).")] = (5.0, 4.5),
 ) -> None:
     """Publish simulated PlanetScope-like scenes + STAC items over an AOI (the demo's catalog)."""
@@ -116,7 +129,7 @@ def simulate(
 
     settings = get_settings()
     area = load_aoi(aoi, settings.max_aoi_km2)
-    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    first, last = parse_range(start, end)
     folder = settings.simulator_dir / area.id
     with _progress() as progress:
         bar = progress.add_task("simulating scenes", total=(last - first).days + 1)
@@ -134,15 +147,14 @@ def backfill_cmd(
     source: Annotated[list[str] | None, typer.Option(
         help="Catalog source among RAILWATCH_CATALOGS (repeatable); all by default.")] = None,
     force: Annotated[bool, typer.Option(help="Reprocess scenes already done.")] = False,
-    chunk_days: Annotated[int | None, typer.Option(
+    chunk_days: Annotated[int | None, typer.Option(min=1,
         help="Days per chunk (default RAILWATCH_BACKFILL_CHUNK_DAYS).")] = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
 ) -> None:
     """Process every scene over the AOIs in a date range, chunk by chunk (resumable: a rerun skips
     done scenes)."""
     _quiet_prefect(verbose)
-    _print_summary(_run_backfill(date.fromisoformat(start), date.fromisoformat(end), aoi, source,
-                                 force, chunk_days))
+    _print_summary(_run_backfill(*parse_range(start, end), aoi, source, force, chunk_days))
 
 
 def _run_backfill(start: date, end: date, aoi_ids: list[str] | None = None,
@@ -151,8 +163,8 @@ def _run_backfill(start: date, end: date, aoi_ids: list[str] | None = None,
     from railwatch.preflight import preflight
     from railwatch.runs import backfill_request
 
-    request = backfill_request(start, end, aoi_ids, sources, force, chunk_days)
     preflight(aoi_ids, sources)  # bad settings: one line now, before Prefect and Dask start
+    request = backfill_request(start, end, aoi_ids, sources, force, chunk_days)
     return _run_flow("backfill", request=request)
 
 
@@ -173,7 +185,8 @@ def serve(
 @app.command(name="watch")
 def watch_cmd(
     aoi: Annotated[list[str] | None, typer.Option(help="AOI id (repeatable); all by default.")] = None,
-    lookback_days: Annotated[int, typer.Option(help="Acquired this many days back at most.")] = 60,
+    lookback_days: Annotated[int, typer.Option(help="Acquired this many days back at most.",
+                                               min=0)] = 60,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
 ) -> None:
     """Process scenes that are new since the last poll."""
@@ -252,7 +265,8 @@ def export(
     settings, area, db = aoi_and_db(aoi)
     path = out_file or settings.home / "exports" / f"{area.id}-counts.{format}"
     rows = current_counts(area, db, DETECTOR_VERSION)
-    out.print(f"{len(rows)} scene(s) -> {export_counts(rows, path, format)}")
+    with writing(path):
+        out.print(f"{len(rows)} scene(s) -> {export_counts(rows, path, format)}")
 
 
 @app.command()
@@ -271,8 +285,10 @@ def _write_report(aoi_id: str, since: str | None = None, out_dir: Path | None = 
     from railwatch.core import DETECTOR_VERSION
 
     settings, area, db = aoi_and_db(aoi_id)
-    result = write_report(area, db, open_store(settings.store_url), DETECTOR_VERSION,
-                          parse_since(since), out_dir or settings.home / "reports", settings.clip_buffer_m)
+    folder = out_dir or settings.home / "reports"
+    with writing(folder):
+        result = write_report(area, db, open_store(settings.store_url), DETECTOR_VERSION,
+                              parse_since(since), folder, settings.clip_buffer_m)
     out.print(f"report: {result.plot}")
     if result.alert is not None:
         a = result.alert
@@ -285,7 +301,7 @@ def _write_report(aoi_id: str, since: str | None = None, out_dir: Path | None = 
 
 @app.command()
 def demo(
-    workers: Annotated[int, typer.Option(help="Dask workers and rendering processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="Dask workers and rendering processes.", min=1)] = 2,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's logs.")] = False,
 ) -> None:
     """Simulate the Sept–Oct 2023 Tumangang season and run it through the whole pipeline."""
@@ -358,13 +374,23 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         console.print("railwatch: aborted")
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except Exception as exc:
+        database = sys.modules.get("sqlalchemy.exc")
+        if database is not None and isinstance(exc, database.DatabaseError):
+            # e.g. a damaged SQLite file ("database disk image is malformed"), a read-only one
+            sys.stderr.write(f"railwatch: error: the counts database failed: {exc.orig}; check "
+                             "RAILWATCH_DATABASE_URL, and restore a damaged database from its "
+                             "backup (README: The counts database)\n")
+            return 2
+        # a usage error (click's, which typer vendors: matched by what it offers), one line
+        message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if message is None or not isinstance(code, int):
+            raise
+        ctx, text = getattr(exc, "ctx", None), message()
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if text:  # (no arguments at all: the help was shown, nothing to add)
+            sys.stderr.write(f"railwatch: error: {text}{hint}\n")
+        return code
     return 0
 
 

@@ -15,11 +15,20 @@ from railwatch.errors import ConfigError
 out = Console(width=None if sys.stdout.isatty() else 120)  # tables stay legible in logs and pipes
 
 
-def _parse_day(value: str, flag: str) -> date:
+def parse_day(value: str, flag: str) -> date:
+    """A YYYY-MM-DD option value, or a one-line error naming the option."""
     try:
         return date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"{flag} {value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def parse_range(start: str, end: str) -> tuple[date, date]:
+    """--start and --end as dates, the end not before the start."""
+    first, last = parse_day(start, "--start"), parse_day(end, "--end")
+    if last < first:
+        raise ConfigError(f"--end {last} is before --start {first}")
+    return first, last
 
 
 def _midnight(day: date) -> datetime:
@@ -54,8 +63,10 @@ def search_cmd(
     from railwatch.adapters.catalogs import open_catalog
     from railwatch.search import plan_search, select_sources
 
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format {fmt!r}: use table or json")
+    first, last = parse_range(start, end)
     settings, area, db = aoi_and_db(aoi)
-    first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
     catalogs = [open_catalog(s, settings.simulator_dir, settings.asset_maps)
                 for s in select_sources(settings.catalogs, source or [])]
     planned = plan_search(area, catalogs, db, _midnight(first), _midnight(last + timedelta(days=1)),

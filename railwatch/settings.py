@@ -6,15 +6,17 @@ built-in simulator as catalog, all under ``RAILWATCH_HOME`` (default ``./.railwa
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from railwatch.adapters.catalogs.base import AssetMap
 from railwatch.adapters.raster import CogCompression
+from railwatch.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -28,7 +30,7 @@ class Settings(BaseSettings):
     store: str = Field("", description="Object store: a folder path or s3://bucket/prefix.")
     database_url: str = Field("", description="SQLAlchemy URL of the counts store.")
     catalogs: list[str] = Field(
-        default_factory=lambda: ["simulator"],
+        default_factory=lambda: ["simulator"], min_length=1,
         description="Catalog sources: 'simulator', a static STAC collection.json path, "
         "'stac+https://host/path?collections=...' or 'planet' (README: Catalogs).",
     )
@@ -40,7 +42,7 @@ class Settings(BaseSettings):
     poll_overlap_hours: float = Field(24.0, ge=0, description="A watch searches scenes published "
                                       "this long before its last mark again (late indexing).")
     max_attempts: int = Field(3, ge=1, description="Failed scenes are retried until this many attempts.")
-    task_retry_delays_s: list[float] = Field(
+    task_retry_delays_s: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [2.0, 10.0, 30.0],
         description="A task that fails on infrastructure (store, catalog, network) is retried after "
         "each of these delays within the run (JSON list; [] = no retries).")
@@ -104,5 +106,21 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings from the environment, read once per process."""
-    return Settings()
+    """Settings from the environment, read once per process; a bad value is a one-line
+    ConfigError naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "?"
+        raise ConfigError(f"{env_name(field)}={first.get('input')!r}: {first['msg']}") from None
+    except SettingsError as exc:  # a JSON setting that does not parse
+        found = re.search(r'field "([^"]+)"', str(exc))
+        name = env_name(found.group(1)) if found else "a RAILWATCH_ setting"
+        raise ConfigError(f"{name}: not valid JSON ({exc.__cause__ or exc}); give a JSON list "
+                          "such as '[\"simulator\"]' or an object such as '{\"key\": 1}'") from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (its first part, when nested)."""
+    return "RAILWATCH_" + field.split(".")[0].upper()

@@ -51,7 +51,9 @@ def open_engine(url: str) -> Engine:
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, ValueError) as exc:
-        raise ConfigError(f"database URL {redacted(url)!r} is not usable: {exc}") from exc
+        raise ConfigError(f"RAILWATCH_DATABASE_URL: the database URL {redacted(url)!r} is not "
+                          f"usable ({exc}); use sqlite:///PATH or "
+                          "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB") from exc
     if engine.dialect.name not in UPSERTS:
         raise ConfigError(f"database URL {redacted(url)!r}: dialect {engine.dialect.name!r} is not "
                           "supported; use SQLite or PostgreSQL")
