@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_chain, wait_fixed
 
@@ -36,6 +37,28 @@ def check_sqlite_writable(url: str) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"the counts database {path} is read-only; make it writable or point "
                           "RAILWATCH_DATABASE_URL elsewhere")
+
+
+def check_reachable(source: str) -> None:
+    """A STAC source whose server cannot be connected to at all (refused, unknown host) is a
+    wrong URL or a server that is not up: one line now, not minutes of retries. A server that
+    answers, even with an error, or is slow, is left to the run and its retries."""
+    import httpx
+
+    if source.startswith("stac+"):
+        parts = urlsplit(source.removeprefix("stac+"))
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    elif source.startswith(("http://", "https://")):
+        url = source
+    else:
+        return
+    try:
+        httpx.get(url, timeout=10.0).close()
+    except httpx.ConnectError as exc:
+        raise ConfigError(f"catalog source {source!r}: cannot connect to {urlsplit(url).netloc} "
+                          f"({exc}); check the URL and that the server is up") from None
+    except httpx.HTTPError:
+        return
 
 
 def check_dask(settings: Settings) -> None:
@@ -81,6 +104,7 @@ def preflight(aoi_ids: Sequence[str] | None = None, sources: Sequence[str] | Non
     settings = get_settings()
     for source in select_sources(settings.catalogs, sources or []):
         open_catalog(source, settings.simulator_dir, settings.asset_maps)
+        check_reachable(source)
     registry = load_registry(settings.aoi_dir, settings.max_aoi_km2)
     if not registry:
         raise ConfigError(f"{settings.aoi_dir}: no AOI files (*.geojson) in the AOI registry; add "

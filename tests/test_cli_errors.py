@@ -78,6 +78,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize(("variable", "value", "says"), [
     ("RAILWATCH_CATALOGS", '["foo"]', "catalog source 'foo' is not supported"),
+    ("RAILWATCH_CATALOGS", '["stac+http://127.0.0.1:{port}/api?collections=x"]', "cannot connect"),
     ("RAILWATCH_DASK_CLUSTER_CLASS", "no.such.Cluster", "cannot be imported"),
     ("RAILWATCH_DASK_ADDRESS", "notanaddress", "missing port number"),
     ("RAILWATCH_DASK_ADDRESS", "tcp://127.0.0.1:{port}", "no scheduler answers there"),
