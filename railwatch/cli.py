@@ -367,7 +367,11 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turn railwatch errors into a one-line message and exit 2."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        if code == 130:  # Ctrl-C: typer turns it into this exit code
+            sys.stderr.write("railwatch: interrupted; a rerun resumes where this one stopped\n")
+        if isinstance(code, int) and code:
+            return code
     except RailwatchError as exc:
         sys.stderr.write(f"railwatch: error: {exc}\n")
         return 2
