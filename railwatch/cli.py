@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from railwatch.cli_db import db_app
 from railwatch.cli_search import aoi_and_db, out, parse_range, search_cmd
-from railwatch.errors import ConfigError, RailwatchError
+from railwatch.cli_views import show_alerts, show_counts, write_report_files, writing
+from railwatch.errors import RailwatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
@@ -52,64 +55,6 @@ def _run_flow(name: str, **params: Any) -> Any:
 
     with _progress() as progress:
         return run_flow(name, progress, **params)
-
-
-@contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Files written under `path` (a file or a folder): a place that cannot take them is a
-    one-line error naming it."""
-    try:
-        yield
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write there ({exc.strerror or exc}"
-                          + (f": {exc.filename}" if exc.filename else "") + ")") from None
-
-
-def _show_counts(aoi_id: str, plot: bool = True) -> None:
-    from railwatch.adapters.counts import CountsStore
-    from railwatch.aoi import load_registry, select_aois
-    from railwatch.brief import current_counts
-    from railwatch.core import DETECTOR_VERSION
-    from railwatch.report import counts_table, headline, plot_counts
-    from railwatch.settings import get_settings
-
-    settings = get_settings()
-    (aoi,) = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), [aoi_id])
-    db = CountsStore(settings.db_url)
-    rows = current_counts(aoi, db, DETECTOR_VERSION)
-    out.print(counts_table(aoi, rows, db.track_counts(aoi.id, detector_version=DETECTOR_VERSION)))
-    line = headline(aoi, rows)
-    if line:
-        out.print(f"[bold red]{line}[/]")
-    if plot and rows:
-        target = settings.home / "reports" / f"{aoi.id}-cars.png"
-        with writing(target):
-            path = plot_counts(aoi, rows, target)
-        out.print(f"plot:   {path}")
-
-
-def _show_alerts(aoi_id: str) -> None:
-    """The AOI's alert episodes and where their webhooks went (the secret is never shown)."""
-    from railwatch.adapters.alerts import AlertStore
-    from railwatch.core import DETECTOR_VERSION
-    from railwatch.webhooks import redact
-
-    settings, area, db = aoi_and_db(aoi_id)
-    alerts = AlertStore(db)
-    for a in alerts.alerts(area.id, DETECTOR_VERSION):
-        closed = f", closed {a.closed_at:%Y-%m-%d}" if a.closed_at else ""
-        out.print(f"alert:  {a.episode_id} {a.status}: opened {a.opened_at:%Y-%m-%d}{closed}, "
-                  f"peak {a.peak_cars} cars on {len(a.scene_ids)} flagged scene(s)")
-    outbox = alerts.outbox()
-    if not settings.webhook_urls:
-        out.print("webhooks: none configured (RAILWATCH_WEBHOOK_URLS); alerts went to Prefect events "
-                  "railwatch.surge.* and the run's artifacts")
-    for url in settings.webhook_urls:
-        mine = [o for o in outbox if o.url == url]
-        out.print(f"webhooks: {redact(url)}: {sum(o.status == 'delivered' for o in mine)} delivered, "
-                  f"{sum(o.status == 'failed' for o in mine)} queued for retry, "
-                  f"{sum(o.status == 'skipped' for o in mine)} skipped as older than "
-                  "RAILWATCH_WEBHOOK_MAX_AGE_DAYS")
 
 
 @app.command()
@@ -245,7 +190,7 @@ def detect(
 @app.command()
 def counts(aoi: Annotated[str, typer.Option(help="AOI id.")] = DEMO_AOI) -> None:
     """Print the stored counts of an AOI and write its plot."""
-    _show_counts(aoi)
+    show_counts(aoi)
 
 
 app.command(name="search")(search_cmd)
@@ -276,27 +221,7 @@ def report(
     out_dir: Annotated[Path | None, typer.Option(help="Folder (default RAILWATCH_HOME/reports).")] = None,
 ) -> None:
     """Write the time-series PNG and before/after quicklooks of the newest alert's peak scene."""
-    _write_report(aoi, since, out_dir)
-
-
-def _write_report(aoi_id: str, since: str | None = None, out_dir: Path | None = None) -> None:
-    from railwatch.adapters.store import open_store
-    from railwatch.brief import parse_since, write_report
-    from railwatch.core import DETECTOR_VERSION
-
-    settings, area, db = aoi_and_db(aoi_id)
-    folder = out_dir or settings.home / "reports"
-    with writing(folder):
-        result = write_report(area, db, open_store(settings.store_url), DETECTOR_VERSION,
-                              parse_since(since), folder, settings.clip_buffer_m)
-    out.print(f"report: {result.plot}")
-    if result.alert is not None:
-        a = result.alert
-        out.print(f"alert {a.episode_id} ({a.status}): opened {a.opened_at:%Y-%m-%d}, peak "
-                          f"{a.peak_cars} cars" + (f", {a.ratio:.1f}× the historical max" if a.ratio else ""))
-    for label, path in (("before", result.before), ("after", result.after)):
-        if path is not None:
-            out.print(f"{label}:  {path}")
+    write_report_files(aoi, since, out_dir)
 
 
 @app.command()
@@ -331,9 +256,9 @@ def demo(
     # counted before by another detector version (an upgrade): count the season again
     stale = recount_hint(load_aoi(demo_aoi), CountsStore(settings.db_url), DETECTOR_VERSION)
     summary = _run_backfill(DEMO_START, DEMO_END, [DEMO_AOI], force=stale is not None)
-    _show_counts(DEMO_AOI)
-    _show_alerts(DEMO_AOI)
-    _write_report(DEMO_AOI)
+    show_counts(DEMO_AOI)
+    show_alerts(DEMO_AOI)
+    write_report_files(DEMO_AOI)
     from railwatch.adapters.store import open_store
 
     out.print(f"clips:  {open_store(settings.store_url).uri(DEMO_AOI)}/YYYY/MM/DD/<scene>/")
@@ -365,18 +290,40 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a command, turn railwatch errors into a one-line message and exit 2."""
+    """Entry point: run a command, turn railwatch errors into a one-line message and exit 2, and
+    Ctrl-C into exit 130. Libraries may turn the KeyboardInterrupt into another exception where
+    it lands (pydantic's serializer does), so a pressed Ctrl-C is noted as well as raised."""
+    pressed = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_ctrl_c(signum: int, frame: Any) -> None:
+            pressed.set()
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        code = _main(argv)
+    except BaseException:
+        if not pressed.is_set():
+            raise
+        code = 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if code == 130:
+        sys.stderr.write("railwatch: interrupted; a rerun resumes where this one stopped\n")
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
-        if code == 130:  # Ctrl-C: typer turns it into this exit code
-            sys.stderr.write("railwatch: interrupted; a rerun resumes where this one stopped\n")
         if isinstance(code, int) and code:
-            return code
+            return code  # 130: Ctrl-C, which typer turns into this exit code
     except RailwatchError as exc:
         sys.stderr.write(f"railwatch: error: {exc}\n")
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        console.print("railwatch: aborted")
         return 130
     except Exception as exc:
         database = sys.modules.get("sqlalchemy.exc")

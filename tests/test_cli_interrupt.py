@@ -47,3 +47,24 @@ def test_ctrl_c_stops_a_backfill_at_once_and_the_rerun_finishes_it(simulated: Pa
     assert summary["failed"] == 0 and summary["done"] + summary["processed"] == summary["found"] > 0
     again = scene_summary(run_cli(BACKFILL, env).stdout)
     assert again["processed"] == 0 and again["done"] == summary["found"]
+
+
+def test_ctrl_c_turned_into_another_error_by_a_library_is_still_an_interrupt(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the KeyboardInterrupt lands decides what comes out: pydantic's serializer wraps it
+    into a PydanticSerializationError (seen in CI). A pressed Ctrl-C still ends in 130."""
+    import railwatch.cli as cli
+
+    def interrupted_inside_a_library(argv: list[str] | None) -> int:
+        try:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C, delivered to this process
+        except KeyboardInterrupt as exc:
+            raise RuntimeError(f"Error calling function `_ser_model`: {exc!r}") from None
+        return 0
+
+    monkeypatch.setattr(cli, "_main", interrupted_inside_a_library)
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["backfill"]) == 130
+    assert capsys.readouterr().err.strip() == ("railwatch: interrupted; a rerun resumes where "
+                                               "this one stopped")
+    assert signal.getsignal(signal.SIGINT) is before  # put back
