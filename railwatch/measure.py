@@ -59,9 +59,14 @@ def load_clip(store: ObjectStore, image_key: str, mask_key: str) -> tuple[np.nda
                        decode_raster(store.get_bytes(mask_key), mask_key)[0])
 
 
+def clip_footprint(image: np.ndarray) -> np.ndarray:
+    """Where a clip has data at all, inside the scene's footprint (its nodata is 0 in every band)."""
+    return np.asarray(np.any(image > 0, axis=0))
+
+
 def clip_arrays(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A clip's stored pixels (image bands, usable mask) as measured: (float32 image, bool valid)."""
-    return image.astype(np.float32), mask.astype(bool) & np.any(image > 0, axis=0)
+    return image.astype(np.float32), mask.astype(bool) & clip_footprint(image)
 
 
 def reference_scenes(clips: Sequence[ClipRef]) -> list[ClipRef]:
@@ -162,10 +167,9 @@ def measure_pixels(clip: ClipRef, image: np.ndarray, valid: np.ndarray, grid: AO
     # the tracks are profiled where the registered image would put them (no resampling)
     alignment = estimate_alignment(image, valid, reference.image, reference.valid,
                                    REGISTRATION_MAX_SHIFT_M / grid.gsd_m, params, reference.tiles)
-    # a clip's nodata (0 in every band) is outside the scene's footprint: partial coverage,
-    # not cloud
+    # outside the scene's footprint is partial coverage, not cloud
     profiles = extract_profiles(image, valid, reference.tracks, grid.gsd_m, params=params,
-                                coverage=np.any(image > 0, axis=0), alignment=alignment)
+                                coverage=clip_footprint(image), alignment=alignment)
     alignment = on_aoi(alignment, reference.location, image.shape[0])  # what is reported
     key = profile_key(clip)
     store.put_bytes(key, encode_profiles(profiles, alignment))

@@ -46,17 +46,19 @@ def redacted(url: str) -> str:
         return url
 
 
+URL_FORMS = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+
+
 def open_engine(url: str) -> Engine:
     """An engine for `url`, or a one-line ConfigError naming what is wrong with it."""
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError(f"RAILWATCH_DATABASE_URL: the database URL {redacted(url)!r} is not "
-                          f"usable ({exc}); use sqlite:///PATH or "
-                          "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB") from exc
+                          f"usable ({exc}); {URL_FORMS}") from exc
     if engine.dialect.name not in UPSERTS:
-        raise ConfigError(f"database URL {redacted(url)!r}: dialect {engine.dialect.name!r} is not "
-                          "supported; use SQLite or PostgreSQL")
+        raise ConfigError(f"RAILWATCH_DATABASE_URL: the database URL {redacted(url)!r} uses "
+                          f"{engine.dialect.name!r}, which is not supported; {URL_FORMS}")
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
         try:
