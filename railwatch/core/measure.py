@@ -326,9 +326,8 @@ def measure_scene(
         usable = score.usable if score is not None else np.zeros(prof.valid.shape, dtype=bool)
         segs = kept.get(k, [])
         if gaps is not None and k in gaps and p.resolved_chain_gaps > 0:
-            ok = usable & ~suppressed[k] if k in suppressed else usable
-            chained = gap_trains(gaps[k], ok, prof.step_m, car_pitch_m, p,
-                                 None if score is None else score.z, usable)
+            chained = gap_trains(gaps[k], usable, prof.step_m, car_pitch_m, p,
+                                 None if score is None else score.z, usable, suppressed.get(k))
             segs = union(segs, chained, p.coupler_gap_m)
         n, var = _count(segs, car_pitch_m, gsd_m, p)
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m, p.hidden_occupancy)

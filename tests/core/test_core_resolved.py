@@ -12,6 +12,7 @@ from railwatch.core.resolved import (
     bridge_gaps,
     count_segment,
     gap_signal,
+    gap_trains,
     profile_step_m,
     running_nanmedian,
 )
@@ -107,6 +108,32 @@ def test_grey_train_is_found_by_its_gaps() -> None:
     assert abs(m.cars - 8) <= 1
     # and an empty track stays empty
     assert measure_scene({"t": background}, {"t": background}, 0.5, PITCH).cars == 0
+
+
+def test_a_chain_of_gaps_runs_on_through_gaps_a_neighbour_could_explain() -> None:
+    # a grey train's twelve couplers, four of them where the neighbours explain the change (a
+    # roof there stood out a little and its neighbour's shadow could have darkened it): still
+    # one train. Four explained gaps past its last own one (a neighbour's shadow shows that
+    # neighbour's couplers) are not this track's cars.
+    pitch = round(PITCH / STEP)
+    n = 600
+    at = [40 + k * pitch for k in range(12)]
+    g = np.zeros(n)
+    g[at] = 10.0
+    usable = np.ones(n, dtype=bool)
+    explained = np.zeros(n, dtype=bool)
+    for k in (3, 4, 5, 6):
+        explained[at[k] - 3: at[k] + 4] = True
+    p = DetectorParams()
+    trains = gap_trains(g, usable, STEP, PITCH, p, explained=explained)
+    assert len(trains) == 1, trains
+    (lo, hi), = trains
+    assert lo < at[0] * STEP and hi > at[-1] * STEP
+    explained[:] = False
+    for k in (8, 9, 10, 11):
+        explained[at[k] - 3: at[k] + 4] = True
+    (lo, hi), = gap_trains(g, usable, STEP, PITCH, p, explained=explained)
+    assert at[7] * STEP < hi < at[8] * STEP
 
 
 def test_a_visible_train_ends_where_its_end_gap_meets_ballast() -> None:
