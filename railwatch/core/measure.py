@@ -271,9 +271,12 @@ def measure_scene(
         profiles, background = bridged, bridge_gaps(background, p)
         # a lone car is counted from its own gaps, however faint (no lone-blip rule); a roof
         # seen whole does not leak into the next siding's corridor (a shadow still may)
+        # (faint gaps count only where a real background says the spectra did not change: a
+        # neighbour's shadow shows its couplers, and the scene's own ballast takes it in)
         p = replace(p, noise_max_ratio=p.resolved_noise_max_ratio, noise_about_no_change=True,
-                    short_max_cars=0.0,
-                    neighbour_max_bleed=p.resolved_max_bleed)
+                    short_max_cars=0.0, neighbour_max_bleed=p.resolved_max_bleed,
+                    resolved_faint_chain_gaps=0 if "no_reference" in flags
+                    else p.resolved_faint_chain_gaps)
     scores, inv = score_tracks(profiles, background, p)
     evidence = any(bool(np.any(s.z >= p.low_z)) for s in scores.values())
     if "no_reference" not in flags and p.self_check and evidence:

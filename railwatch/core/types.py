@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.19"
+DETECTOR_VERSION = "0.4.20"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -273,3 +273,7 @@ class DetectorParams:
     resolved_visible_z: float = 9.0  # a roof this distinct from ballast is seen, not grey
     resolved_max_bleed: float = 0.0  # neighbour_max_bleed there: pixels do not mix sidings
     resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)
+    # ... or this many faint ones in a row, evenly spaced (within this share of the first spacing)
+    resolved_faint_gap_z: float = 2.5
+    resolved_faint_chain_gaps: int = 4
+    resolved_faint_spacing_tolerance: float = 0.1

@@ -110,6 +110,38 @@ def test_grey_train_is_found_by_its_gaps() -> None:
     assert measure_scene({"t": background}, {"t": background}, 0.5, PITCH).cars == 0
 
 
+def _faint_gaps(at_m: list[float], seed: int = 5) -> tuple[TrackProfile, TrackProfile]:
+    """(image, empty background): ballast-grey roofs, so the spectra do not change, with faint
+    1 m coupler gaps (4 % darker: a gap signal of about 3-4.5, under `resolved_gap_z`) at
+    `at_m`."""
+    _, background, _ = track([13.5], seed=seed)
+    rng = np.random.default_rng(seed)
+    values = background.values + rng.normal(0.0, 8.0, background.values.shape)
+    s = (np.arange(values.shape[0]) + 0.5) * STEP
+    for at in at_m:
+        values[(s >= at) & (s < at + 1.0)] *= 0.96
+    return TrackProfile("t", STEP, values.astype(np.float32), background.valid), background
+
+
+def test_a_grey_train_with_faint_gaps_is_found_by_their_even_spacing() -> None:
+    # no gap stands out alone; seven evenly spaced a car apart do
+    image, background = _faint_gaps([40.0 + k * 14.5 - 1.0 for k in range(1, 8)])
+    p = DetectorParams()
+    g = gap_signal({"t": image}, bridge_gaps({"t": image}, p), p)["t"]
+    assert 2.5 < float(np.max(g)) < p.resolved_gap_z
+    m = measure_scene({"t": image}, {"t": background}, 0.5, PITCH)
+    assert abs(m.cars - 8) <= 1, m.tracks[0].segments
+    # three of them, or seven at uneven spacings (10 and 19 m), are not a train
+    image, background = _faint_gaps([40.0 + k * 14.5 for k in range(3)])
+    assert measure_scene({"t": image}, {"t": background}, 0.5, PITCH).cars == 0
+    image, background = _faint_gaps(list(np.cumsum([40.0, 10.0, 19.0, 10.0, 19.0, 10.0, 19.0])))
+    assert measure_scene({"t": image}, {"t": background}, 0.5, PITCH).cars == 0
+    # without a background the scene's own ballast takes the gaps' pattern in (as it does a
+    # neighbour's shadow, which shows the neighbour's couplers): faint gaps are not counted
+    image, _ = _faint_gaps([40.0 + k * 14.5 - 1.0 for k in range(1, 8)])
+    assert measure_scene({"t": image}, None, 0.5, PITCH).cars == 0
+
+
 def test_a_chain_of_gaps_runs_on_through_gaps_a_neighbour_could_explain() -> None:
     # a grey train's twelve couplers, four of them where the neighbours explain the change (a
     # roof there stood out a little and its neighbour's shadow could have darkened it): still
