@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from railwatch.core.radiometry import apply_radiometry, fit_radiometry
 from railwatch.core.robust import mad_sigma
+from railwatch.core.splines import spline_shift
 from railwatch.core.types import Alignment, BoolArray, DetectorParams
 
 Complex = npt.NDArray[np.complex128]
@@ -29,9 +30,15 @@ def fill_invalid(image: npt.NDArray[Any], valid: BoolArray) -> npt.NDArray[np.fl
     out = np.array(image, dtype=np.float32, copy=True)
     if valid.all() or not valid.any():
         return np.nan_to_num(out)
-    holes = ~valid
+    # the nearest valid pixel of a hole borders the holes: the distance transform of the holes'
+    # bounding box, a pixel wider, finds it (a clear clip's few holes: 14 ms -> under 1 ms)
+    hole_rows, hole_cols = np.nonzero(~valid)
+    r0, c0 = max(int(hole_rows.min()) - 1, 0), max(int(hole_cols.min()) - 1, 0)
+    box = (slice(r0, int(hole_rows.max()) + 2), slice(c0, int(hole_cols.max()) + 2))
+    holes = ~valid[box]
     rows, cols = ndimage.distance_transform_edt(holes, return_distances=False, return_indices=True)
-    out[:, holes] = out[:, rows[holes], cols[holes]]
+    part = out[(slice(None), *box)]
+    part[:, holes] = part[:, rows[holes], cols[holes]]
     return out
 
 
@@ -206,36 +213,6 @@ def shift_image(
     out = spline_shift(fill_invalid(image, valid), dx, dy)
     moved = ndimage.shift(valid.astype(np.float32), (dy, dx), order=1, mode="constant", cval=0.0)
     return out, np.asarray(moved > 0.999)
-
-
-SPLINE_EDGE_PAD = 12  # what scipy.ndimage pads by before its spline prefilter in mode "nearest"
-
-
-def spline_shift(image: npt.NDArray[Any], dx: float, dy: float) -> npt.NDArray[np.float32]:
-    """All bands (bands, H, W) moved by (dx, dy) pixels: out[r, c] = image[r - dy, c - dx] by
-    cubic splines, edges extended ("nearest"), as scipy.ndimage.shift(order=3) per band.
-
-    A translation is separable: per axis, the spline prefilter then four B-spline taps at the
-    fractional offset (whole-pixel part by slicing), so each pass is a few array operations
-    instead of ndimage's 16-tap 2-D interpolation (≈ 4× faster; tested equal to the float32).
-    """
-    pad = SPLINE_EDGE_PAD + int(np.ceil(max(abs(dx), abs(dy)))) + 2
-    coeffs = np.pad(np.asarray(image, dtype=np.float64), ((0, 0), (pad, pad), (pad, pad)), mode="edge")
-    for axis, s in ((1, dy), (2, dx)):
-        coeffs = ndimage.spline_filter1d(coeffs, 3, axis=axis, output=np.float64, mode="nearest")
-        whole = int(np.floor(-s))
-        u = -s - whole  # out[i] = f(i + whole + u): taps whole - 1 .. whole + 2
-        weights = ((1 - u) ** 3 / 6, (4 - 6 * u**2 + 3 * u**3) / 6,
-                   (1 + 3 * u + 3 * u**2 - 3 * u**3) / 6, u**3 / 6)
-        n = image.shape[axis]
-        index: list[slice] = [slice(None)] * 3
-        moved = np.zeros((*coeffs.shape[:axis], n, *coeffs.shape[axis + 1:]))
-        for k, weight in enumerate(weights):
-            first = pad + whole + k - 1
-            index[axis] = slice(first, first + n)
-            moved += weight * coeffs[tuple(index)]
-        coeffs = moved
-    return coeffs.astype(np.float32)
 
 
 class ReferenceTiles:

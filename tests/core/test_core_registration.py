@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from railwatch.core import DetectorParams, align_to_reference, estimate_alignment
-from railwatch.core.registration import ReferenceTiles, spline_shift
+from railwatch.core.registration import ReferenceTiles, fill_invalid, spline_shift
 
 from .synth import Train, Yard
 
@@ -78,6 +78,21 @@ def test_separable_spline_shift_equals_ndimage(dx: float, dy: float) -> None:
     assert got.dtype == np.float32 and got.shape == image.shape
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-3)
     assert not np.allclose(got, image, atol=1.0)  # it did move
+
+
+def test_holes_are_filled_from_their_nearest_clear_pixel() -> None:
+    """Only the holes' bounding box is searched: the same fill as over the whole image, for
+    holes scattered up to the image's edges."""
+    rng = np.random.default_rng(4)
+    image = rng.normal(1000.0, 100.0, (2, 40, 50)).astype(np.float32)
+    valid = np.ones((40, 50), dtype=bool)
+    valid[5:9, 30:41] = False
+    valid[20, 0] = valid[39, 49] = valid[25:27, 12] = False
+    rows, cols = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    expected = image[:, rows, cols]
+    got = fill_invalid(image, valid)
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(got[:, valid], image[:, valid])
 
 
 def test_kept_reference_tiles_give_the_same_alignment(yard: Yard, reference) -> None:
