@@ -4,7 +4,7 @@
 separable: per axis, the spline prefilter (a causal and an anticausal recursive pass) then four
 B-spline taps at the fractional offset. scipy's prefilter and numpy's taps made and walked six
 float64 copies of a padded image (59 ms for a 700 × 700 × 4 clip); here each line is filtered
-and tapped in one small buffer (about 5 ms).
+and tapped in one buffer of every line at once (15 ms).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def spline_shift(image: npt.NDArray[Any], dx: float, dy: float) -> npt.NDArray[n
     out = np.empty(data.shape, dtype=np.float32)
     rows_whole, rows_weights = _taps(dy)
     cols_whole, cols_weights = _taps(dx)
-    _shift_rows(data, across, pad, rows_whole, rows_weights)
-    _shift_cols(across, out, pad, cols_whole, cols_weights)
+    _shift_axis(data, across, 1, pad, rows_whole, rows_weights)
+    _shift_axis(across, out, 2, pad, cols_whole, cols_weights)
     return out
 
 
@@ -46,69 +46,41 @@ def _taps(shift: float) -> tuple[int, npt.NDArray[np.float64]]:
 
 
 @compiled
-def _shift_rows(src: Any, dst: Any, pad: int, whole: int, weights: Any) -> None:
-    """dst = src moved along its rows' axis (axis 1) by the taps (`whole`, `weights`): per
-    band, every column at once (inner loops run along memory), edge-padded by `pad`."""
-    bands, n, cols = src.shape
+def _shift_axis(src: Any, dst: Any, axis: int, pad: int, whole: int, weights: Any) -> None:
+    """dst = src moved along `axis` (1: rows, 2: columns) by the taps (`whole`, `weights`).
+    Per band, every line at once in a (samples, lines) buffer, edge-padded by `pad`: the
+    recursive passes then run along memory instead of one line after another."""
+    bands, rows, cols = src.shape
+    n, lines = (rows, cols) if axis == 1 else (cols, rows)
     size = n + 2 * pad
-    buf = np.empty((size, cols), dtype=np.float64)
+    buf = np.empty((size, lines), dtype=np.float64)
     z = POLE
     gain = (1.0 - z) * (1.0 - 1.0 / z)
-    horizon = min(size, 40)
     for b in range(bands):
         for k in range(size):
-            i = min(max(k - pad, 0), n - 1)
-            for c in range(cols):
-                buf[k, c] = src[b, i, c] * gain
+            at = min(max(k - pad, 0), n - 1)
+            for j in range(lines):
+                buf[k, j] = (src[b, at, j] if axis == 1 else src[b, j, at]) * gain
+        # causal pass, started from a mirrored sum; anticausal pass, mirror boundary
         zk = z
-        for k in range(1, horizon):
-            for c in range(cols):
-                buf[0, c] += zk * buf[k, c]
+        for k in range(1, min(size, 40)):
+            for j in range(lines):
+                buf[0, j] += zk * buf[k, j]
             zk *= z
         for k in range(1, size):
-            for c in range(cols):
-                buf[k, c] += z * buf[k - 1, c]
-        for c in range(cols):
-            buf[size - 1, c] = (z / (z * z - 1.0)) * (buf[size - 1, c] + z * buf[size - 2, c])
+            for j in range(lines):
+                buf[k, j] += z * buf[k - 1, j]
+        for j in range(lines):
+            buf[size - 1, j] = (z / (z * z - 1.0)) * (buf[size - 1, j] + z * buf[size - 2, j])
         for k in range(size - 2, -1, -1):
-            for c in range(cols):
-                buf[k, c] = z * (buf[k + 1, c] - buf[k, c])
+            for j in range(lines):
+                buf[k, j] = z * (buf[k + 1, j] - buf[k, j])
         for i in range(n):
             first = pad + i + whole - 1
-            for c in range(cols):
-                dst[b, i, c] = (weights[0] * buf[first, c] + weights[1] * buf[first + 1, c]
-                                + weights[2] * buf[first + 2, c] + weights[3] * buf[first + 3, c])
-
-
-@compiled
-def _shift_cols(src: Any, dst: Any, pad: int, whole: int, weights: Any) -> None:
-    """dst = src moved along its columns' axis (axis 2): per band, every row at once, through
-    a transposed buffer (the recursive passes then run along memory, not one row after another)."""
-    bands, rows, n = src.shape
-    size = n + 2 * pad
-    buf = np.empty((size, rows), dtype=np.float64)
-    z = POLE
-    gain = (1.0 - z) * (1.0 - 1.0 / z)
-    horizon = min(size, 40)
-    for b in range(bands):
-        for r in range(rows):
-            for k in range(size):
-                buf[k, r] = src[b, r, min(max(k - pad, 0), n - 1)] * gain
-        zk = z
-        for k in range(1, horizon):
-            for r in range(rows):
-                buf[0, r] += zk * buf[k, r]
-            zk *= z
-        for k in range(1, size):
-            for r in range(rows):
-                buf[k, r] += z * buf[k - 1, r]
-        for r in range(rows):
-            buf[size - 1, r] = (z / (z * z - 1.0)) * (buf[size - 1, r] + z * buf[size - 2, r])
-        for k in range(size - 2, -1, -1):
-            for r in range(rows):
-                buf[k, r] = z * (buf[k + 1, r] - buf[k, r])
-        for r in range(rows):
-            for i in range(n):
-                first = pad + i + whole - 1
-                dst[b, r, i] = (weights[0] * buf[first, r] + weights[1] * buf[first + 1, r]
-                                + weights[2] * buf[first + 2, r] + weights[3] * buf[first + 3, r])
+            for j in range(lines):
+                moved = (weights[0] * buf[first, j] + weights[1] * buf[first + 1, j]
+                         + weights[2] * buf[first + 2, j] + weights[3] * buf[first + 3, j])
+                if axis == 1:
+                    dst[b, i, j] = moved
+                else:
+                    dst[b, j, i] = moved
