@@ -256,17 +256,19 @@ def faint_chains(g: Floats, usable: BoolArray, pitch: float, params: DetectorPar
     shortest, longest = _car_span(pitch, params)
     out: list[list[int]] = []
     run: list[int] = []
-    for i in [*found, None]:
-        if i is not None and run:
-            spacing = i - run[-1]
-            first = run[1] - run[0] if len(run) > 1 else spacing
-            if shortest <= spacing <= longest and abs(spacing - first) <= (
-                    params.resolved_faint_spacing_tolerance * first):
-                run.append(i)
-                continue
+    for i in found:
+        spacing = i - run[-1] if run else 0
+        car_apart = shortest <= spacing <= longest
+        first = run[1] - run[0] if len(run) > 1 else spacing
+        if car_apart and abs(spacing - first) <= params.resolved_faint_spacing_tolerance * first:
+            run.append(i)
+            continue
         if len(run) >= params.resolved_faint_chain_gaps:
             out.append(run)
-        run = [] if i is None else [i]
+        # a gap a car after the last at another spacing may start the next run with it
+        run = [run[-1], i] if car_apart else [i]
+    if len(run) >= params.resolved_faint_chain_gaps:
+        out.append(run)
     return out
 
 
