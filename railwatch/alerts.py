@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackCountRow
+from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackPoint
 from railwatch.aoi import AOI
 from railwatch.core.episodes import Episode, ScenePoint, Transition, is_reliable, surge_episodes
 from railwatch.core.surge import SurgeFlag, SurgeParams, flag_surges
@@ -35,10 +35,10 @@ def series_flags(aoi: AOI, rows: Sequence[SceneCountRow]) -> list[SurgeFlag]:
                        [r.valid_fraction for r in rows], aoi.prop("history_max_cars"), surge_params(aoi))
 
 
-def track_flags(aoi: AOI, rows: Sequence[TrackCountRow]) -> dict[tuple[str, str], SurgeFlag]:
+def track_flags(aoi: AOI, rows: Sequence[TrackPoint]) -> dict[tuple[str, str], SurgeFlag]:
     """The same surge test per track, each track against its own history (a siding filling up
     while the others empty moves no total). Keyed by (scene id, track id)."""
-    by_track: dict[str, list[TrackCountRow]] = defaultdict(list)
+    by_track: dict[str, list[TrackPoint]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: (r.acquired, r.scene_id)):
         by_track[r.track_id].append(r)
     params = surge_params(aoi)
@@ -57,7 +57,7 @@ def flag_stored_series(aoi: AOI, db: CountsStore, detector_version: str) -> list
     db.set_surge_flags(aoi.id, detector_version, {
         r.scene_id: (f.surge, f.ratio, f.baseline) for r, f in zip(series, flags, strict=True)
     })
-    per_track = track_flags(aoi, db.track_counts(aoi.id, detector_version=detector_version))
+    per_track = track_flags(aoi, db.track_points(aoi.id, detector_version))
     db.set_track_surge_flags(aoi.id, detector_version,
                              {k: (f.surge, f.ratio, f.baseline) for k, f in per_track.items()})
     return [r.scene_id for r, f in zip(series, flags, strict=True) if f.surge]
