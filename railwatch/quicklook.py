@@ -116,7 +116,7 @@ def render_quicklook(aoi: AOI, grid: AOIGrid, row: SceneCountRow, tracks: Sequen
             on = (along >= start) & (along <= end)
             if on.sum() >= 2:
                 draw.line(xy(pos[on]), fill=(*OCCUPIED_RGB, 255), width=OCCUPIED_WIDTH_PX)
-    _labels(draw, {k: (xy(pos[:1])[0], xy(pos[:1])[1]) for k, (pos, _) in paths.items()})
+    _labels(draw, {k: (head[0], head[1]) for k, (pos, _) in paths.items() if (head := xy(pos[:1]))})
     _scale_bar(draw, 200.0 / grid.gsd_m * scale, 8 * scale, size[1] - 8 * scale)
     _legend(draw, size)
     picture = Image.alpha_composite(picture, overlay).convert("RGB")
