@@ -195,9 +195,14 @@ def gap_trains(
     ballast outside (`seen`: the samples the score could judge, clear of clouds).
 
     `explained`: samples whose change the neighbours explain (a shadow shows its caster's
-    couplers). Such gaps carry a chain across but neither start nor end one: a grey train whose
-    roofs stand out here and there, where a neighbour's shadow could also fall, stays one train
-    (0.5 m bench, dense 2 -> 3/10, cars MAE 5.3 -> 4.3; nothing else moved)."""
+    couplers). Such gaps carry a chain across but neither start nor end one, and at least
+    `resolved_chain_own_gaps` of a chain's gaps are its own: a grey train whose roofs stand out
+    here and there, where a neighbour's shadow could also fall, stays one train (0.5 m bench,
+    dense 2 -> 3/10, cars MAE 5.3 -> 4.3; nothing else moved).
+
+    Two visible trains less than a car apart are two: a chain does not run across unchanged
+    ballast (`_ballast_between`) between clearly visible cars (0.5 m bench with the sun: dense
+    4 -> 5/10; two trains 10 m apart read as one with 2 cars too many)."""
     pitch = car_pitch_m / step_m
     seen = usable if seen is None else seen
 
@@ -215,7 +220,9 @@ def gap_trains(
         if last is not None and i - last <= 2.4 * pitch and not (
             # "one gap missed" between two clearly visible trains' ends is the ballast between
             # them (a grey train's roofs may stand out a little here and there)
-            i - last > 1.5 * pitch and ends_train(last, pitch, visible) and ends_train(i, -pitch, visible)
+            i - last > 1.5 * pitch and (
+                (ends_train(last, pitch, visible) and ends_train(i, -pitch, visible))
+                or _ballast_between(z, seen, last, i, params, step_m, pitch))
         ):
             chains[-1].append(i)
         else:
@@ -229,7 +236,8 @@ def gap_trains(
              and not any(c[0] <= b and a <= c[-1] for a, b in strong)]
     for chain in chains + faint:
         mine = [j for j, i in enumerate(chain) if own[i]]
-        if len(mine) < params.resolved_chain_gaps:
+        if len(mine) < params.resolved_chain_own_gaps or (
+                not mine or mine[-1] - mine[0] + 1 < params.resolved_chain_gaps):
             continue
         chain = chain[mine[0]: mine[-1] + 1]
         one_car = _one_car(np.diff(chain), pitch, params)
@@ -270,6 +278,25 @@ def faint_chains(g: Floats, usable: BoolArray, pitch: float, params: DetectorPar
     if len(run) >= params.resolved_faint_chain_gaps:
         out.append(run)
     return out
+
+
+def _ballast_between(z: Floats | None, seen: BoolArray, a: int, b: int, params: DetectorParams,
+                     step_m: float, pitch: float) -> bool:
+    """Whether samples (a, b) between two gaps hold a stretch of seen, unchanged ballast at
+    least `resolved_split_m` long with clearly visible cars (`resolved_visible_z`) on both
+    sides (after b: within a car): the end of one visible train and the head of the next, less
+    than a car apart (a missed coupler gap is a metre, not metres of no change)."""
+    if z is None or b - a < 3:
+        return False
+    quiet = seen[a + 1: b] & (z[a + 1: b] < params.low_z)
+    least = max(round(params.resolved_split_m / step_m), 1)
+    padded = np.r_[False, quiet, False]
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    for lo, hi in zip(edges[::2] + a + 1, edges[1::2] + a + 1, strict=True):
+        if hi - lo >= least and np.max(z[a + 1: lo], initial=0.0) >= params.resolved_visible_z \
+                and np.max(z[hi: b + round(pitch)], initial=0.0) >= params.resolved_visible_z:
+            return True
+    return False
 
 
 def _train_end(z: Floats | None, seen: BoolArray, at: int, outward: float,

@@ -210,6 +210,22 @@ def test_ballast_between_two_visible_trains_is_not_bridged_by_their_end_gaps() -
     assert len(t.segments) == 2 and abs(t.occupied_m - (e1 - s1) - (e2 - s2)) <= 6.0, t.segments
 
 
+def test_two_visible_trains_less_than_a_car_apart_are_two() -> None:
+    # 10 m of ballast between two trains, the second's front end peaking like a coupler (a
+    # bright end): its gap and the first train's last coupler are 1.7 pitches apart, which a
+    # chain bridges as "one gap missed", adding a car; the unchanged ballast between visible
+    # roofs ends the chain
+    first, background, (_, e1) = track([14.5] * 5, start=60.0, seed=21)
+    second, _, (s2, e2) = track([14.5] * 5, start=e1 + 10.0, seed=22)
+    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
+    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
+    values[(s >= s2 - 1.0) & (s < s2)] *= 1.8
+    m = measure_scene({"t": TrackProfile("t", STEP, values, first.valid)}, {"t": background}, 0.5, PITCH)
+    (t,) = m.tracks
+    assert t.cars == 10, t.segments
+    assert len(t.segments) == 2, t.segments
+
+
 def test_a_siding_beside_a_train_is_not_read_as_its_leak_when_cars_are_resolved() -> None:
     # two sidings 5 m (10 px) apart, trains side by side; the second's roofs differ from the
     # ballast half as much as the first's, as a leak would at 3 m. At 0.5 m a roof does not
