@@ -12,7 +12,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from matplotlib import get_data_path
 from PIL import Image, ImageDraw, ImageFont
 
 from railwatch.adapters.counts import SceneCountRow, TrackCountRow
@@ -136,7 +135,10 @@ def render_quicklook(aoi: AOI, grid: AOIGrid, row: SceneCountRow, tracks: Sequen
 
 @cache
 def _font(size_px: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans, as in the plots (matplotlib ships it; Pillow's own font lacks the dashes)."""
+    """DejaVu Sans, as in the plots (matplotlib ships it; Pillow's own font lacks the dashes).
+    matplotlib is imported here, at the first quicklook, not with the module."""
+    from matplotlib import get_data_path
+
     return ImageFont.truetype(str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size_px)
 
 

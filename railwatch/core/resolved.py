@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from railwatch.core.occupancy import runs
 from railwatch.core.robust import median
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
@@ -209,8 +210,7 @@ def gap_trains(
     def ends_train(at: int, outward: float, inner_z: float) -> bool:
         return _train_end(z, seen, at, outward, params, inner_z)
 
-    found = [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch,
-                                  params.resolved_gap_z) if usable[i]]
+    found = _usable_gaps(g, usable, pitch, params.resolved_gap_z, params)
     own = np.ones(g.size, dtype=bool) if explained is None else ~explained
     chains: list[list[int]] = []
     visible = params.resolved_visible_z
@@ -250,6 +250,13 @@ def gap_trains(
     return out
 
 
+def _usable_gaps(g: Floats, usable: BoolArray, pitch: float, threshold: float,
+                 params: DetectorParams) -> list[int]:
+    """Gaps of the whole track at `threshold` (`pick_gaps`), on usable samples only."""
+    return [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch, threshold)
+            if usable[i]]
+
+
 def faint_chains(g: Floats, usable: BoolArray, pitch: float, params: DetectorParams
                  ) -> list[list[int]]:
     """Runs of at least `resolved_faint_chain_gaps` faint gaps (`resolved_faint_gap_z`) in a
@@ -259,8 +266,7 @@ def faint_chains(g: Floats, usable: BoolArray, pitch: float, params: DetectorPar
     four grey gondolas at the head of a train, their gaps at 2.9-4.0, were not seen."""
     if params.resolved_faint_chain_gaps <= 0:
         return []
-    found = [i for i in pick_gaps(g, 0, g.size, params.resolved_min_car_fraction * pitch,
-                                  params.resolved_faint_gap_z) if usable[i]]
+    found = _usable_gaps(g, usable, pitch, params.resolved_faint_gap_z, params)
     shortest, longest = _car_span(pitch, params)
     out: list[list[int]] = []
     run: list[int] = []
@@ -290,13 +296,10 @@ def _ballast_between(z: Floats | None, seen: BoolArray, a: int, b: int, params: 
         return False
     quiet = seen[a + 1: b] & (z[a + 1: b] < params.low_z)
     least = max(round(params.resolved_split_m / step_m), 1)
-    padded = np.r_[False, quiet, False]
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    for lo, hi in zip(edges[::2] + a + 1, edges[1::2] + a + 1, strict=True):
-        if hi - lo >= least and np.max(z[a + 1: lo], initial=0.0) >= params.resolved_visible_z \
-                and np.max(z[hi: b + round(pitch)], initial=0.0) >= params.resolved_visible_z:
-            return True
-    return False
+    visible = params.resolved_visible_z
+    return any(hi - lo >= least and np.max(z[a + 1: a + 1 + lo], initial=0.0) >= visible
+               and np.max(z[a + 1 + hi: b + round(pitch)], initial=0.0) >= visible
+               for lo, hi in runs(quiet))
 
 
 def _train_end(z: Floats | None, seen: BoolArray, at: int, outward: float,

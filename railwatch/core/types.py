@@ -274,8 +274,8 @@ class DetectorParams:
     resolved_max_bleed: float = 0.0  # neighbour_max_bleed there: pixels do not mix sidings
     resolved_chain_gaps: int = 3  # this many gaps one car apart make a train (0: off)
     resolved_chain_own_gaps: int = 2  # ... this many of them where no neighbour explains a change
-    resolved_split_m: float = 4.0  # unchanged ballast this long between visible cars ends a chain
     # ... or this many faint ones in a row, evenly spaced (within this share of the first spacing)
     resolved_faint_gap_z: float = 2.5
     resolved_faint_chain_gaps: int = 4
     resolved_faint_spacing_tolerance: float = 0.1
+    resolved_split_m: float = 4.0  # unchanged ballast this long between visible cars ends a chain
