@@ -21,12 +21,13 @@ Floats = npt.NDArray[np.float64]
 
 
 @compiled
-def _solve_row(y: Any, a: Any, lo0: float, lo1: float, hi0: float, hi1: float,
+def _solve_row(y: Any, col0: Any, col1: Any, lo0: float, lo1: float, hi0: float, hi1: float,
                ridge0: float, ridge1: float) -> tuple[float, float]:
-    """argmin |y - a c|² + ridge0 c0² + ridge1 c1² over the box, for one row (y (B,), a (B, 2))."""
+    """argmin |y - a c|² + ridge0 c0² + ridge1 c1² over the box, for one row (y (B,), the
+    columns of a (B, 2))."""
     g00, g11, g01, h0, h1 = ridge0, ridge1, 0.0, 0.0, 0.0
     for b in range(y.shape[0]):
-        a0, a1 = a[b, 0], a[b, 1]
+        a0, a1 = col0[b], col1[b]
         g00 += a0 * a0
         g11 += a1 * a1
         g01 += a0 * a1
@@ -59,8 +60,8 @@ def _solve_row(y: Any, a: Any, lo0: float, lo1: float, hi0: float, hi1: float,
 def _box_fit(y: Any, a: Any, lo: Any, hi: Any, ridge0: float, ridge1: float) -> Any:
     out = np.empty((y.shape[0], 2))
     for r in range(y.shape[0]):
-        out[r, 0], out[r, 1] = _solve_row(y[r], a[r], lo[r, 0], lo[r, 1], hi[r, 0], hi[r, 1],
-                                          ridge0, ridge1)
+        out[r, 0], out[r, 1] = _solve_row(y[r], a[r, :, 0], a[r, :, 1], lo[r, 0], lo[r, 1],
+                                          hi[r, 0], hi[r, 1], ridge0, ridge1)
     return out
 
 
@@ -74,18 +75,24 @@ def box_fit(
 
 
 @compiled
+def explained_cost(d: Any, bleed: Any, dark: Any, lo0: float, hi0: float, lo_dark: float,
+                   hi_dark: float, ridge0: float, model_error: float) -> float:
+    """`explained_residual` of one row (d, bleed, dark of shape (B,)), compiled."""
+    c0, c1 = _solve_row(d, bleed, dark, lo0, lo_dark, hi0, hi_dark, ridge0, 0.0)
+    cost = ridge0 * c0 * c0
+    for b in range(d.shape[0]):
+        fit = c0 * bleed[b] + c1 * dark[b]
+        cost += (d[b] - fit) ** 2 / (1.0 + (model_error * fit) ** 2)
+    return float(cost)
+
+
+@compiled
 def _explained_residual(d: Any, bleed: Any, dark: Any, lo0: Any, hi0: float, lo_dark: Any,
                         hi_dark: Any, ridge0: float, model_error: float) -> Any:
     out = np.empty(d.shape[0])
-    cols = np.empty((d.shape[1], 2))
     for r in range(d.shape[0]):
-        cols[:, 0], cols[:, 1] = bleed[r], dark[r]
-        c0, c1 = _solve_row(d[r], cols, lo0[r], lo_dark[r], hi0, hi_dark[r], ridge0, 0.0)
-        cost = ridge0 * c0 * c0
-        for b in range(d.shape[1]):
-            fit = c0 * bleed[r, b] + c1 * dark[r, b]
-            cost += (d[r, b] - fit) ** 2 / (1.0 + (model_error * fit) ** 2)
-        out[r] = cost
+        out[r] = explained_cost(d[r], bleed[r], dark[r], lo0[r], hi0, lo_dark[r], hi_dark[r],
+                                ridge0, model_error)
     return out
 
 

@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from railwatch.core.boxfit import explained_residual
+from railwatch.core.neighbourcost import CostModel, car_costs, choose, pack_links
 from railwatch.core.occupancy import TrackScore
 from railwatch.core.robust import median
-from railwatch.core.shadowgeom import CastLink, cast_links, casting, full_shadow_darkening
+from railwatch.core.shadowgeom import CastLink, cast_links, full_shadow_darkening
 from railwatch.core.tracklinks import Link, links
 from railwatch.core.types import BoolArray, DetectorParams
 
@@ -166,60 +166,88 @@ def explained_mask(
         full = full_shadow_darkening(scores, found, p)
         if full is not None:
             cast, shade, partners = found, full, wide
-    ctx = _Context(scores, nbrs, inv, shadow, p, cast, shade)
+    keys = list(scores)
+    offsets = np.concatenate([[0], np.cumsum([scores[k].z.shape[0] for k in keys])]).astype(np.intp)
+    model = _cost_model(scores, keys, offsets, nbrs, inv, shadow, p, cast, shade)
+    packed = model.bleeding if partners is nbrs else pack_links(keys, offsets, partners)
     evidence = {k: s.usable & (s.z >= p.low_z) for k, s in scores.items()}
-    shadow = ctx.shadow
     if shadow is not None and shadow.direction is not None:
         # causal order: casters before the tracks they shade, starting from an empty yard
-        occupied = {k: np.zeros_like(e) for k, e in evidence.items()}
+        occupied = np.zeros(offsets[-1], dtype=bool)
         towards = shadow.direction
         order = sorted(scores, key=lambda k: _along(scores[k], towards))
     else:
-        occupied = {k: e.copy() for k, e in evidence.items()}
+        occupied = np.concatenate([evidence[k] for k in keys])
         order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
-    closed = {k: ctx.closed(k, occupied[k]) for k in scores}
-    asked = _asked_rows(partners, evidence) if cast is not None else None
+    own = {k: slice(offsets[t], offsets[t + 1]) for t, k in enumerate(keys)}  # views of a track
+    closed = np.concatenate([_closed(scores[k], occupied[own[k]], p) for k in keys])
+    asked = np.concatenate([_asked_rows(partners, evidence)[k] for k in keys]) if cast is not None else None
+    lam = m2_of_z(p.low_z, inv.shape[0])
     for _ in range(p.neighbour_iterations):
         changed = False
         # with shadows placed by geometry, a neighbour that must be a car also needs its own
         # shadow on ITS anti-sun side: that missing shadow is part of what "a car there" costs
-        car_cost = {k: ctx.lam + _missing_shadow_cost(ctx, partners, occupied, closed, k, rows)
-                    for k, rows in asked.items()} if asked is not None else None
+        car_cost = None if asked is None else car_costs(model, packed, asked, occupied, closed, lam)
         for k in order:
             idx = np.flatnonzero(evidence[k])
             if idx.size == 0:
                 continue
-            # this track's samples and, per neighbour, its samples under each whole-track
-            # hypothesis for k (empty, then car): one batch. Trains are closed over coupler
-            # gaps, so a lone sample flipped among occupied ones would change nothing.
-            parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]] = [(k, idx, None)]
-            picks = []
-            for link in partners[k]:
-                j = link.j[idx]
-                sel = link.near[idx] & ~occupied[link.other][j]
-                m = int(np.count_nonzero(sel))
-                if m == 0:
-                    continue
-                hypothesis = np.arange(2 * m) >= m
-                parts.append((link.other, np.concatenate([j[sel], j[sel]]), (k, hypothesis)))
-                picks.append((link, sel, m))
-            costs = ctx.empty_costs(parts, closed)
-            cost_empty = costs[0]
-            cost_car = np.full(idx.size, ctx.lam)
-            for (link, sel, m), both in zip(picks, costs[1:], strict=True):
-                # the neighbour can always be a car itself
-                own = ctx.lam if car_cost is None else np.tile(car_cost[link.other][link.j[idx][sel]], 2)
-                both = np.minimum(both, own)
-                cost_empty[sel] += both[:m]
-                cost_car[sel] += both[m:]
-            new = cost_car < cost_empty
-            if np.any(new != occupied[k][idx]):
+            # this track's samples against, per neighbour, its samples under each whole-track
+            # hypothesis for k (empty, then car; the neighbour can always be a car itself).
+            # Trains are closed over coupler gaps: a lone sample flipped among occupied ones
+            # would change nothing.
+            new = choose(model, packed, keys.index(k), idx, occupied, closed, lam, car_cost)
+            mine = occupied[own[k]]
+            if np.any(new != mine[idx]):
                 changed = True
-                occupied[k][idx] = new
-                closed[k] = ctx.closed(k, occupied[k])
+                mine[idx] = new
+                closed[own[k]] = _closed(scores[k], mine, p)
         if not changed:
             break
-    return {k: evidence[k] & ~occupied[k] for k in scores}
+    return {k: evidence[k] & ~occupied[own[k]] for k in scores}
+
+
+def _closed(score: TrackScore, occupied: BoolArray, params: DetectorParams) -> BoolArray:
+    """A track's occupancy with gaps up to `caster_close_m` closed: a train has no holes, a
+    neighbour's coupler gap still casts and leaks."""
+    width = max(round(params.caster_close_m / score.step_m), 1)
+    return np.asarray(ndimage.maximum_filter1d(occupied, width), dtype=bool)
+
+
+def _cost_model(scores: Mapping[str, TrackScore], keys: list[str], offsets: Ints,
+                nbrs: Mapping[str, list[Link]], inv: Floats, shadow: Shadow | None,
+                p: DetectorParams, cast: Mapping[str, list[CastLink]] | None,
+                shade: Floats | None) -> CostModel:
+    """What the cost of an empty sample needs: whitened differences and norms, the shadow
+    model. `cast` (the sun known, shadowgeom.py): per track, the neighbours whose shadows may
+    reach it and how much of each sample they cover; `shade` is then a FULL shadow's
+    darkening. Without it the adjacent sun-side neighbour casts, within learnt bounds of the
+    typical darkening."""
+    shade = np.ones(inv.shape[0]) if shade is None else shade
+    white = np.asarray(np.linalg.cholesky(inv).T, dtype=np.float64)  # |W x|² = x'inv x
+    wdiff = [scores[k].diff @ white.T for k in keys]
+    side = None if shadow is None else shadow.direction
+    return CostModel(
+        offsets=offsets,
+        wdiff=np.ascontiguousarray(np.concatenate(wdiff), dtype=np.float64),
+        norm2=np.concatenate([np.einsum("nb,nb->n", w, w) for w in wdiff]),
+        # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
+        wdark=np.ascontiguousarray(np.concatenate(
+            [(-(shade * scores[k].background)) @ white.T for k in keys]), dtype=np.float64),
+        bleeding=pack_links(keys, offsets, nbrs, side),
+        casts=None if cast is None else pack_links(keys, offsets, {}, casts=cast),
+        has_shadow=shadow is not None, side_known=side is not None,
+        # never above the largest leak, nor above zero (a positive floor would force a leak)
+        least_leak=min(p.neighbour_min_coef, 0.0, p.neighbour_max_bleed),
+        max_bleed=p.neighbour_max_bleed, shadow_min_rel=p.shadow_min_rel,
+        shadow_max_rel=p.shadow_max_rel,
+        # a car's roof leaking in replaces the bright ballast between the tracks, not this
+        # track's darker sleeper line: a leak also darkens a little
+        leak_dark=p.leak_darkening / max(float(np.mean(shade)), 1e-6),
+        # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior);
+        # the leak and shadow models are approximate (roof patterns, partial cover, tints):
+        # each component's residual may grow with what was explained there
+        ridge=1.0 / p.bleed_typical**2, model_error=p.neighbour_model_error)
 
 
 def _asked_rows(partners: Mapping[str, list[Link]], evidence: Mapping[str, BoolArray]
@@ -231,30 +259,6 @@ def _asked_rows(partners: Mapping[str, list[Link]], evidence: Mapping[str, BoolA
         for link in found:
             asked[link.other][link.j[evidence[k] & link.near]] = True
     return asked
-
-
-def _missing_shadow_cost(ctx: _Context, partners: Mapping[str, list[Link]],
-                         occupied: Mapping[str, BoolArray], closed: Mapping[str, BoolArray],
-                         n: str, asked: BoolArray) -> Floats:
-    """Per sample of track n (of those `asked`, 0 elsewhere): how much more the empty samples
-    of the tracks it shades would cost if a car stood there (a shadow it casts must show), over
-    their cost without it."""
-    pen = np.zeros(ctx.scores[n].z.shape[0])
-    parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]] = []
-    which = []
-    for link in partners[n]:
-        rows = np.flatnonzero(asked & link.near & ~occupied[link.other][link.j])
-        if rows.size == 0:
-            continue
-        jr = link.j[rows]
-        hypothesis = np.arange(2 * rows.size) >= rows.size
-        parts.append((link.other, np.concatenate([jr, jr]), (n, hypothesis)))
-        which.append(rows)
-    if not parts:
-        return pen
-    for rows, cost in zip(which, ctx.empty_costs(parts, closed), strict=True):  # one fit for all
-        pen[rows] += np.maximum(cost[rows.size:] - cost[: rows.size], 0.0)
-    return pen
 
 
 def scene_shadow(scores: Mapping[str, TrackScore], gsd_m: float, params: DetectorParams,
@@ -279,133 +283,3 @@ def _along(score: TrackScore, direction: Floats) -> float:
     if score.positions.shape[0] == 0:
         return 0.0
     return float(np.mean(score.positions @ direction))
-
-
-class _Context:
-    """What the cost of an empty sample needs: whitened differences, norms, shadow model.
-
-    `cast` (the sun known, shadowgeom.py): per track, the neighbours whose shadows may reach it
-    and how much of each sample they cover; `shade` is then a FULL shadow's darkening. Without
-    it the adjacent sun-side neighbour casts, within learnt bounds of the typical darkening."""
-
-    def __init__(
-        self, scores: Mapping[str, TrackScore], nbrs: Mapping[str, list[Link]], inv: Floats,
-        shadow: Shadow | None, params: DetectorParams,
-        cast: Mapping[str, list[CastLink]] | None = None, shade: Floats | None = None,
-    ) -> None:  # fmt: skip
-        self.scores, self.nbrs, self.shadow, self.p, self.cast = scores, nbrs, shadow, params, cast
-        self.shade = np.ones(inv.shape[0]) if shade is None else shade
-        self.white = np.asarray(np.linalg.cholesky(inv).T, dtype=np.float64)  # |W x|² = x'inv x
-        self.lam = m2_of_z(params.low_z, inv.shape[0])
-        self.wdiff = {k: s.diff @ self.white.T for k, s in scores.items()}
-        self.norm2 = {k: np.einsum("nb,nb->n", w, w) for k, w in self.wdiff.items()}
-        self._casting: dict[tuple[str, int, int], tuple[BoolArray, BoolArray]] = {}
-        # the darkening column: a shadow's spectrum when one is known, plain ballast otherwise
-        self.wdark = {k: (-(self.shade * s.background)) @ self.white.T for k, s in scores.items()}
-
-    def casting(self, k: str, closed: BoolArray, offsets: Ints) -> BoolArray:
-        """`shadowgeom.casting` of track k in its occupancy `closed`, kept until that changes."""
-        key = (k, int(offsets[0]), int(offsets[-1])) if offsets.size else (k, 0, -1)
-        held = self._casting.get(key)
-        if held is None or held[0] is not closed:
-            held = self._casting[key] = (closed, casting(closed, offsets))
-        return held[1]
-
-    def closed(self, k: str, occupied: BoolArray) -> BoolArray:
-        """Track k's occupancy with gaps up to `caster_close_m` closed: a train has no holes,
-        a neighbour's coupler gap still casts and leaks."""
-        width = max(round(self.p.caster_close_m / self.scores[k].step_m), 1)
-        return np.asarray(ndimage.maximum_filter1d(occupied, width), dtype=bool)
-
-    def empty_cost(
-        self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
-        override: tuple[str, BoolArray] | None = None,
-    ) -> Floats:
-        """Residual (chi-square) of samples `idx` of track k if they are empty, given who else
-        is occupied (`closed`, see `closed`; `override` = (track, per-row value) replaces that
-        track's occupancy as seen from each row): bleed from stronger occupied neighbours
-        (bounded fraction of theirs), and the shadow of an occupied sun-side neighbour
-        (required, within bounds)."""
-        return self.empty_costs([(k, idx, override)], closed)[0]
-
-    def empty_costs(
-        self, parts: list[tuple[str, Ints, tuple[str, BoolArray] | None]],
-        closed: Mapping[str, BoolArray],
-    ) -> list[Floats]:
-        """`empty_cost` of several (track, idx, override) at once: one fit for all rows."""
-        pieces = [self._explainers(k, idx, closed, override) for k, idx, override in parts]
-        d, bleed, lo_coef, lo_dark, hi_dark, g = (
-            np.concatenate(x) for x in zip(*pieces, strict=True))
-        cost = self._residual(d, bleed, lo_coef, lo_dark, hi_dark, g)
-        return np.split(cost, np.cumsum([len(idx) for _, idx, _ in parts])[:-1])
-
-    def _seen(self, link: Link, j: Ints, closed: Mapping[str, BoolArray],
-              override: tuple[str, BoolArray] | None) -> BoolArray:
-        return override[1] if override and override[0] == link.other else closed[link.other][j]
-
-    def _explainers(
-        self, k: str, idx: Ints, closed: Mapping[str, BoolArray],
-        override: tuple[str, BoolArray] | None,
-    ) -> tuple[Floats, Floats, Floats, Floats, Floats, Floats]:
-        """(whitened difference, bleed from stronger occupied neighbours, least leak
-        coefficient, least and most shadow darkening (in units of `shade`), whitened darkening
-        column) of samples `idx`.
-
-        A negative leak (the neighbour's change reversed) stands in for a shadow the model does
-        not place (tints, partial cover): only where a leaking neighbour can shade this track,
-        not from its anti-sun side."""
-        d = self.wdiff[k][idx]
-        norm_k = self.norm2[k][idx]
-        bleed = np.zeros_like(d)
-        caster = np.zeros(idx.size, dtype=bool)
-        shading_leak = np.zeros(idx.size, dtype=bool)
-        side = None if self.shadow is None else self.shadow.direction
-        for link in self.nbrs[k]:
-            j = link.j[idx]
-            occ = link.near[idx] & self._seen(link, j, closed, override)
-            if not occ.any():
-                continue
-            stronger = occ & (self.norm2[link.other][j] > norm_k)
-            bleed[stronger] += self.wdiff[link.other][j[stronger]]
-            sun_side = occ if side is None else occ & (link.unit[idx] @ side < -0.5)
-            shading_leak |= stronger & sun_side
-            if self.shadow is not None:
-                caster |= sun_side
-        p = self.p
-        # never above the largest leak, nor above zero (a positive floor would force a leak)
-        lo_coef = np.where(shading_leak, min(p.neighbour_min_coef, 0.0, p.neighbour_max_bleed), 0.0)
-        if self.cast is not None:
-            lo_dark, hi_dark = np.zeros(idx.size), np.zeros(idx.size)
-            for c in self.cast.get(k, []):
-                j = c.link.j[idx]
-                if override and override[0] == c.link.other:
-                    seen = override[1]
-                else:
-                    seen = self.casting(c.link.other, closed[c.link.other], c.offsets)[j]
-                occ = c.link.near[idx] & seen
-                lo_dark = np.maximum(lo_dark, np.where(occ, c.low[idx], 0.0))
-                hi_dark += np.where(occ, c.high[idx], 0.0)
-            lo_dark *= p.shadow_min_rel
-            hi_dark = np.minimum(hi_dark * p.shadow_max_rel, 1.0)
-        else:
-            # with a known side a car's shadow must be there; with an unknown side it may be
-            lo_dark = np.where(caster, p.shadow_min_rel if side is not None else 0.0, 0.0)
-            hi_dark = np.where(caster, p.shadow_max_rel, 0.0)
-        return d, bleed, lo_coef, lo_dark, hi_dark, self.wdark[k][idx]
-
-    def _residual(self, d: Floats, bleed: Floats, lo_coef: Floats, lo_dark: Floats,
-                  hi_dark: Floats, g: Floats) -> Floats:
-        p = self.p
-        # a car's roof leaking in replaces the bright ballast between the tracks, not this
-        # track's darker sleeper line: a leak also darkens a little
-        leaks = np.any(bleed != 0, axis=1)
-        leak_dark = p.leak_darkening / max(float(np.mean(self.shade)), 1e-6)
-        if self.shadow is None:
-            hi_dark = np.where(leaks, leak_dark, 0.0)
-        else:
-            hi_dark = np.where(hi_dark > 0, hi_dark, np.where(leaks, leak_dark, 0.0))
-        # leaks are usually a small fraction of the neighbour: large ones cost (a soft prior);
-        # the leak and shadow models are approximate (roof patterns, partial cover, tints):
-        # each component's residual may grow with what was explained there
-        return explained_residual(d, bleed, g, lo_coef, p.neighbour_max_bleed, lo_dark, hi_dark,
-                                  1.0 / p.bleed_typical**2, p.neighbour_model_error)

@@ -20,8 +20,6 @@ from railwatch.core.robust import chi_to_z, mahalanobis2, median, robust_covaria
 from railwatch.core.types import DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
-ANCHORS_PER_WINDOW = 27  # exact medians this often per window length, interpolated between
-WINDOW_VALUES = 81  # every k-th sample of the window (neighbouring samples share pixels)
 
 
 def _alternate_inf(values: Floats, keep: npt.NDArray[np.bool_]) -> Floats:
