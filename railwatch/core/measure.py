@@ -7,25 +7,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
-from scipy import ndimage
 
 from railwatch.core.ambiguity import doubtful_cars, far_shadows, shadowed_cars
+from railwatch.core.arrivals import arrivals, typical_ballast, typical_spectrum
 from railwatch.core.cloudedge import cloud_edge_mask
 from railwatch.core.neighbours import (
-    Shadow,
     explained_mask,
     scene_shadow,
     shadow_reach_m,
 )
 from railwatch.core.occupancy import (
-    Floats,
     TrackScore,
-    even_change,
     runs,
     score_tracks,
     segments,
-    smooth_along,
-    smoothing_width,
 )
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
@@ -36,9 +31,7 @@ from railwatch.core.resolved import (
     is_resolved,
     union,
 )
-from railwatch.core.robust import mahalanobis2, median
 from railwatch.core.selfref import background_from_scene, other_beds
-from railwatch.core.tracklinks import links
 from railwatch.core.types import (
     Alignment,
     BoolArray,
@@ -62,92 +55,6 @@ def with_positions(
         pos, _, _ = sample_track(lines[k], gsd_m, prof.step_m)
         if pos.shape[0] == prof.valid.shape[0]:
             out[k] = replace(prof, positions=pos)
-    return out
-
-
-def _typical_spectrum(background: Mapping[str, TrackProfile]) -> Floats | None:
-    """The yard's typical background spectrum: the median of all usable samples (most of a
-    background is ballast); None when none is usable."""
-    usable = [b.values[b.valid] for b in background.values() if b.valid.any()]
-    return median(np.concatenate(usable).astype(np.float64), axis=0) if usable else None
-
-
-def _typical_ballast(background: Mapping[str, TrackProfile], typical: Floats | None
-                     ) -> dict[str, TrackProfile]:
-    """Every sample replaced by `typical` (`_typical_spectrum`)."""
-    if typical is None:
-        return dict(background)
-    return {k: replace(b, values=np.broadcast_to(typical, b.values.shape).astype(b.values.dtype))
-            for k, b in background.items()}
-
-
-def _could_cast_or_leak(scores: Mapping[str, TrackScore], inv: Floats, gsd_m: float,
-                        p: DetectorParams, sun_elevation_deg: float | None,
-                        shadow: Shadow | None) -> dict[str, BoolArray]:
-    """Where a neighbouring track's change, a few metres along either way, may have made this
-    one. A leak: at most `neighbour_max_bleed` of a next siding's change (in noise units). A
-    shadow that fell or left with its car: every band darker (or brighter) by a like fraction,
-    at most `shadow_max_rel` of the scene's typical shadow, beside a change of a car (z >=
-    high_z) on the sun's side within a shadow's reach (either side when the side is not
-    known); none when the scene shows no shadows. A dark car darker than any shadow, or a
-    change several times a neighbour's, is the track's own."""
-    reach = max(p.neighbour_max_m, shadow_reach_m(sun_elevation_deg, p))
-    norm = {k: np.sqrt(mahalanobis2(s.diff, inv)) for k, s in scores.items()}
-    out = {k: np.zeros(s.z.shape, dtype=bool) for k, s in scores.items()}
-    for k, nbrs in links(scores, gsd_m, replace(p, neighbour_max_m=reach)).items():
-        s = scores[k]
-        grow = 2 * max(round(p.self_check_along_m / s.step_m), 0) + 1
-        shadow_like = np.zeros(s.z.shape, dtype=bool)
-        if shadow is not None:
-            # a shadow that fell, or one that left with the car that cast it: no deeper (the
-            # share of light the darker of image and background lost) than a shadow gets
-            frac, ok = s.relative_change()
-            lost = np.abs(frac / np.where(frac > 0, 1.0 + frac, 1.0))
-            shadow_like = ok & even_change(frac, p.shadow_max_band_ratio)
-            shadow_like &= lost.mean(axis=1) <= p.shadow_max_rel * float(np.mean(shadow.darkening))
-        for link in nbrs:
-            other = scores[link.other]
-            gap_m = np.hypot(*(other.positions[link.j] - s.positions).T) * gsd_m
-            leak = np.where(link.near & (gap_m <= p.neighbour_max_m), norm[link.other][link.j], 0.0)
-            out[k] |= norm[k] <= p.neighbour_max_bleed * ndimage.maximum_filter1d(leak, grow)
-            if shadow is not None:
-                side = link.near if shadow.direction is None else (
-                    link.near & (link.unit @ shadow.direction < -0.5))
-                car = np.where(side, other.z[link.j], 0.0) >= p.high_z
-                out[k] |= shadow_like & ndimage.maximum_filter1d(car, grow)
-    return out
-
-
-def _arrivals(
-    scores: Mapping[str, TrackScore], typical: Floats, inv: Floats,
-    gsd_m: float, p: DetectorParams, sun_elevation_deg: float | None, shadow: Shadow | None,
-) -> dict[str, BoolArray]:
-    """Per track, the trains that arrived: stretches of evidence (z >= low_z) that no
-    neighbour's car can have cast or leaked (`_could_cast_or_leak`) holding a sample that
-    changed beyond `self_check_keep_z` towards something other than ballast: the image stands
-    farther from the background's typical ballast than the background does (a train arrived,
-    not a parked one left; the image's own typical spectrum is a car's when the yard is full).
-    `typical`: the background's typical ballast (`_typical_spectrum`); `shadow`: the scene's
-    car shadows (`scene_shadow`), None when none stand out."""
-    beside = _could_cast_or_leak(scores, inv, gsd_m, p, sun_elevation_deg, shadow)
-    out: dict[str, BoolArray] = {}
-    for k, s in scores.items():
-        strong = s.usable & (s.z >= p.self_check_keep_z) & ~beside[k]
-        if strong.any():
-            rows = np.flatnonzero(strong)
-            # the background as smoothed as the difference: beside a train that left, the
-            # smoothed difference holds some of the departure, the plain background none
-            smooth = smooth_along(s.background, s.usable, smoothing_width(s.step_m, p))
-            ground = smooth[rows] - typical
-            strong[rows] = mahalanobis2(s.diff[rows] + ground, inv) > mahalanobis2(ground, inv)
-        # the whole train, not only its most changed samples: a paler car of it left in the
-        # scene's ballast would become the ballast under the rest of the train (not across a
-        # change a neighbour may have cast or leaked: that must stay checkable)
-        train, _ = ndimage.label(s.usable & (s.z >= p.low_z) & ~beside[k])
-        strong = np.isin(train, np.unique(train[strong & (train > 0)]))
-        # however much of the track they cover: the ballast under them is bridged from its
-        # ends, or is the yard's where none is left
-        out[k] = strong
     return out
 
 
@@ -285,8 +192,8 @@ def measure_scene(
         # from the scene's own ballast. Elsewhere the background is plain ballast and is
         # trusted (a fully loaded track has no ballast of its own to compare with).
         # (where no background sample stands out, there is nothing to check)
-        typical = _typical_spectrum(background)
-        suspect, _ = score_tracks(background, _typical_ballast(background, typical), p)
+        typical = typical_spectrum(background)
+        suspect, _ = score_tracks(background, typical_ballast(background, typical), p)
         if typical is not None and any(bool(np.any(s.z >= p.low_z)) for s in suspect.values()):
             # ... but not a train's own samples: a long train (a grey one above all) would
             # otherwise become its own "ballast" in the running median and hide itself. A
@@ -295,7 +202,7 @@ def measure_scene(
             # (a dark train is no shadow where none can fall or where it is darker than any:
             # 3 m bench, dense 5 -> 6/10, bias -26 -> -19 cars; it was "a neighbour changed more")
             raw_shadow = scene_shadow(scores, gsd_m, p, sun_azimuth_deg)
-            trains = _arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg, raw_shadow)
+            trains = arrivals(scores, typical, inv, gsd_m, p, sun_elevation_deg, raw_shadow)
             # a track the reference shows on the yard's ballast has that ballast under a
             # train covering most of it, not the train's own tone
             scene_ballast = background_from_scene(profiles, p, trains, other_beds(background, p))
