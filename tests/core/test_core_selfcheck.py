@@ -50,6 +50,18 @@ def with_train(bed: F32, start: int, stop: int, roof: float) -> F32:
     return out
 
 
+SIDINGS = {"t1": 20.0, "t2": 20.0 + 5.3 / GSD_M, "t3": 20.0 + 2 * 5.3 / GSD_M,
+           "t0": 20.0 - 5.3 / GSD_M}  # rows of four sidings 5.3 m apart, running east
+
+
+def located(profs: dict[str, TrackProfile]) -> dict[str, TrackProfile]:
+    """The profiles of `SIDINGS` with their sample positions (pixels)."""
+    cols = 5.0 + (np.arange(LENGTH) + 0.5) / GSD_M
+    return {k: TrackProfile(k, 1.0, pr.values, pr.valid,
+                            np.column_stack([cols, np.full(LENGTH, SIDINGS[k])]))
+            for k, pr in profs.items()}
+
+
 @pytest.mark.parametrize(("start", "stop", "cars"), [(200, 360, 11), (30, 570, 37)],
                          ids=["160 m", "90 % of the siding"])
 def test_long_grey_train_is_not_its_own_ballast(start: int, stop: int, cars: int) -> None:
@@ -104,16 +116,7 @@ def test_a_dark_train_on_the_sunny_side_of_a_brighter_one_is_its_own(seed: int) 
     fall the other way), so it stays out of the scene's ballast and is counted; it was left in
     it (a weaker change beside a stronger one) and became in part its own ballast: 31-34 of
     37 cars."""
-    rows = {"t1": 20.0, "t2": 20.0 + 5.3 / GSD_M, "t3": 20.0 + 2 * 5.3 / GSD_M,
-            "t0": 20.0 - 5.3 / GSD_M}
-    cols = 5.0 + (np.arange(LENGTH) + 0.5) / GSD_M
-
-    def located(profs: dict[str, TrackProfile]) -> dict[str, TrackProfile]:
-        return {k: TrackProfile(k, 1.0, pr.values, pr.valid,
-                                np.column_stack([cols, np.full(LENGTH, rows[k])]))
-                for k, pr in profs.items()}
-
-    beds = {k: ballast(i) for i, k in enumerate(rows)}
+    beds = {k: ballast(i) for i, k in enumerate(SIDINGS)}
     background = located(profiles(beds, seed))
     image = located(profiles({**beds, "t1": with_train(beds["t1"], 30, 570, 1.25),
                               "t2": with_train(beds["t2"], 30, 570, 0.82)}, seed + 1))
@@ -136,16 +139,7 @@ def test_a_weaker_train_of_another_colour_beside_a_bright_one_is_no_leak(seed: i
     neighbour's colour: no share of a brightening leaves a darkening. So it is the track's own,
     stays out of the scene's ballast and is counted (by strength alone it was taken for a
     possible leak and left in the ballast, which it then became in part)."""
-    rows = {"t1": 20.0, "t2": 20.0 + 5.3 / GSD_M, "t3": 20.0 + 2 * 5.3 / GSD_M,
-            "t0": 20.0 - 5.3 / GSD_M}
-    cols = 5.0 + (np.arange(LENGTH) + 0.5) / GSD_M
-
-    def located(profs: dict[str, TrackProfile]) -> dict[str, TrackProfile]:
-        return {k: TrackProfile(k, 1.0, pr.values, pr.valid,
-                                np.column_stack([cols, np.full(LENGTH, rows[k])]))
-                for k, pr in profs.items()}
-
-    beds = {k: ballast(i) for i, k in enumerate(rows)}
+    beds = {k: ballast(i) for i, k in enumerate(SIDINGS)}
     grey = beds["t2"].copy()
     grey[30:570, :3] *= 0.85
     background = located(profiles(beds, seed))
