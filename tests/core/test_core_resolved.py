@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from railwatch.core import DetectorParams, TrackProfile, measure_scene
@@ -277,3 +278,30 @@ def test_a_loaded_yards_empty_ballast_is_not_read_as_cars(seed: int) -> None:
     m = measure_scene(profiles, background, 0.5, PITCH)
     assert all(abs(t.cars - truth[t.track_id]) <= 1 for t in m.tracks), (
         [(t.track_id, t.cars, truth[t.track_id]) for t in m.tracks])
+
+
+def test_faint_gaps_a_car_apart_join_two_cuts_of_strong_ones_into_one_train() -> None:
+    # ten cars: two pairs of strong couplers four cars apart, three faint ones between (grey
+    # cars): one train of 9 gap-to-gap cars plus its ends, not two cuts. The same faint gaps
+    # off the cars' spacing (19 m apart), or no faint gaps at all, leave two cuts
+    pitch = round(PITCH / STEP)
+    n = 600
+    strong = [60 + k * pitch for k in (0, 1, 5, 6)]
+
+    def signal(faint: list[int]) -> npt.NDArray[np.float64]:
+        g = np.zeros(n)
+        g[strong] = 10.0
+        g[faint] = 3.5
+        return g
+
+    usable = np.ones(n, dtype=bool)
+    p = DetectorParams(resolved_chain_gaps=2)  # each cut of two strong gaps alone is a train
+    one = gap_trains(signal([60 + k * pitch for k in (2, 3, 4)]), usable, STEP, PITCH, p)
+    assert len(one) == 1 and one[0][0] < strong[0] * STEP and one[0][1] > strong[-1] * STEP, one
+    uneven = [strong[1] + 38, strong[1] + 76, strong[1] + 114]  # 19 m apart at 0.5 m steps
+    assert len(gap_trains(signal(uneven), usable, STEP, PITCH, p)) == 2
+    assert len(gap_trains(signal([]), usable, STEP, PITCH, p)) == 2
+    # with the default (three gaps make a train) the cuts alone are no train, the row is
+    assert gap_trains(signal([]), usable, STEP, PITCH, DetectorParams()) == []
+    assert len(gap_trains(signal([60 + k * pitch for k in (2, 3, 4)]), usable, STEP, PITCH,
+                          DetectorParams())) == 1
