@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     server = MotoServer().start()
     proxy = CountingProxy(server.endpoint).start()
     http: RangeFileServer | None = None
+    local_clips = Path(tempfile.mkdtemp(prefix="clips-"))  # removed at the end, as the servers
     try:
         client = S3Config(endpoint_url=server.endpoint).client()
         for bucket in ("source", "clips"):
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         http_bytes, http_gets = http.traffic.received("GET"), http.traffic.count("GET")
         http_naive_s = download_then_clip(http_href, "http-naive", aoi, grid, {"": store})[1][""]
 
-        stores = {"a local folder": LocalStore(Path(tempfile.mkdtemp(prefix="clips-"))),
+        stores = {"a local folder": LocalStore(local_clips),
                   "moto S3": store}
         linked = {mbps: over_link(args.cache, path, aoi, grid, stores, mbps, args.rtt_ms, args.repeats)
                   for mbps in args.bandwidth_mbps}
@@ -320,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             http.stop()
         proxy.stop()
         server.stop()
+        shutil.rmtree(local_clips, ignore_errors=True)
 
     table = Table(title=f"Clip bench: {setup.aoi_m / 1000:g} km AOI in a {setup.width}×{setup.height} px "
                         f"4-band uint16 COG ({size / 1e6:.0f} MB, {setup.tile} px tiles) on moto S3")
