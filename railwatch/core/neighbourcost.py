@@ -99,7 +99,7 @@ class CostModel:
     `wdiff`, `norm2`, `wdark`: whitened differences, their norms, the whitened darkening
     column (global samples). `bleeding`: the (narrow) neighbour links a roof leaks across;
     `casts`: the links a shadow falls across, with geometric bounds (None: the adjacent
-    sun-side neighbour casts within learnt bounds). Scalars: see `_Context` in neighbours.py."""
+    sun-side neighbour casts within learnt bounds). Scalars: see `_cost_model` in neighbours.py."""
 
     offsets: Ints  # (T + 1,)
     wdiff: Floats
