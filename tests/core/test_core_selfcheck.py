@@ -62,6 +62,20 @@ def located(profs: dict[str, TrackProfile]) -> dict[str, TrackProfile]:
             for k, pr in profs.items()}
 
 
+def assert_two_trains_counted(beds: dict[str, F32], trains: dict[str, F32], seed: int) -> None:
+    """`trains` on t1 and t2 (loaded over 540 m, 37 cars each) against the empty `beds`, the
+    sun in the south (+row: shadows fall north, away from t2): both counted, t3 empty."""
+    background = located(profiles(beds, seed))
+    image = located(profiles({**beds, **trains}, seed + 1))
+    m = measure_scene(image, background, GSD_M, PITCH_M, sun_azimuth_deg=180.0,
+                      sun_elevation_deg=40.0)
+    counted = {t.track_id: t for t in m.tracks}
+    for k in ("t1", "t2"):
+        assert abs(counted[k].occupied_m - 540.0) <= 54.0, counted[k]
+        assert counted[k].cars_low <= 37 <= counted[k].cars_high, counted[k]
+    assert counted["t3"].cars == 0, counted["t3"]
+
+
 @pytest.mark.parametrize(("start", "stop", "cars"), [(200, 360, 11), (30, 570, 37)],
                          ids=["160 m", "90 % of the siding"])
 def test_long_grey_train_is_not_its_own_ballast(start: int, stop: int, cars: int) -> None:
@@ -117,17 +131,8 @@ def test_a_dark_train_on_the_sunny_side_of_a_brighter_one_is_its_own(seed: int) 
     it (a weaker change beside a stronger one) and became in part its own ballast: 31-34 of
     37 cars."""
     beds = {k: ballast(i) for i, k in enumerate(SIDINGS)}
-    background = located(profiles(beds, seed))
-    image = located(profiles({**beds, "t1": with_train(beds["t1"], 30, 570, 1.25),
-                              "t2": with_train(beds["t2"], 30, 570, 0.82)}, seed + 1))
-    # the sun in the south (+row): shadows fall north, away from t2
-    m = measure_scene(image, background, GSD_M, PITCH_M, sun_azimuth_deg=180.0,
-                      sun_elevation_deg=40.0)
-    counted = {t.track_id: t for t in m.tracks}
-    for k in ("t1", "t2"):
-        assert abs(counted[k].occupied_m - 540.0) <= 54.0, counted[k]
-        assert counted[k].cars_low <= 37 <= counted[k].cars_high, counted[k]
-    assert counted["t3"].cars == 0, counted["t3"]
+    assert_two_trains_counted(beds, {"t1": with_train(beds["t1"], 30, 570, 1.25),
+                                     "t2": with_train(beds["t2"], 30, 570, 0.82)}, seed)
 
 
 
@@ -142,13 +147,4 @@ def test_a_weaker_train_of_another_colour_beside_a_bright_one_is_no_leak(seed: i
     beds = {k: ballast(i) for i, k in enumerate(SIDINGS)}
     grey = beds["t2"].copy()
     grey[30:570, :3] *= 0.85
-    background = located(profiles(beds, seed))
-    image = located(profiles({**beds, "t1": with_train(beds["t1"], 30, 570, 1.6), "t2": grey},
-                             seed + 1))
-    m = measure_scene(image, background, GSD_M, PITCH_M, sun_azimuth_deg=180.0,
-                      sun_elevation_deg=40.0)
-    counted = {t.track_id: t for t in m.tracks}
-    for k in ("t1", "t2"):
-        assert abs(counted[k].occupied_m - 540.0) <= 54.0, counted[k]
-        assert counted[k].cars_low <= 37 <= counted[k].cars_high, counted[k]
-    assert counted["t3"].cars == 0, counted["t3"]
+    assert_two_trains_counted(beds, {"t1": with_train(beds["t1"], 30, 570, 1.6), "t2": grey}, seed)
