@@ -46,15 +46,18 @@ class PackedLinks:
     hi: Ints
 
     def arrays(self) -> tuple[Any, ...]:
-        return (self.first, self.other, self.start, self.j, self.near, self.sun, self.low,
-                self.high, self.lo, self.hi)
+        return (*self.lookup(), self.sun, self.low, self.high, self.lo, self.hi)
+
+    def lookup(self) -> tuple[Any, ...]:
+        """What finding a sample's partners needs: (first, other, start, j, near)."""
+        return self.first, self.other, self.start, self.j, self.near
 
 
-def pack_links(keys: Sequence[str], offsets: Ints, links: Mapping[str, Sequence[Link]],
-               side: Floats | None = None,
-               casts: Mapping[str, Sequence[CastLink]] | None = None) -> PackedLinks:
-    """`links` (or, given `casts`, the cast links' links and bounds) of the tracks `keys`,
-    laid end to end at `offsets`."""
+def pack_links(keys: Sequence[str], offsets: Ints,
+               links: Mapping[str, Sequence[Link]] | Mapping[str, Sequence[CastLink]],
+               side: Floats | None = None) -> PackedLinks:
+    """The `links` of the tracks `keys`, laid end to end at `offsets`; cast links with their
+    coverage bounds and offsets."""
     index = {k: t for t, k in enumerate(keys)}
     first, other, start = [0], [], []
     j: list[Ints] = []
@@ -66,9 +69,8 @@ def pack_links(keys: Sequence[str], offsets: Ints, links: Mapping[str, Sequence[
     hi: list[int] = []
     size = 0
     for k in keys:
-        found: Sequence[Any] = (casts.get(k, []) if casts is not None else links.get(k, []))
-        for item in found:
-            link: Link = item.link if casts is not None else item
+        for item in links.get(k, []):
+            link = item.link if isinstance(item, CastLink) else item
             other.append(index[link.other])
             start.append(size)
             size += link.j.size
@@ -76,7 +78,7 @@ def pack_links(keys: Sequence[str], offsets: Ints, links: Mapping[str, Sequence[
             near.append(link.near)
             sun.append(np.ones(link.j.size, dtype=bool) if side is None
                        else np.asarray(link.unit @ side < -0.5, dtype=bool))
-            if casts is not None:
+            if isinstance(item, CastLink):
                 low.append(item.low)
                 high.append(item.high)
                 lo.append(int(item.offsets[0]))
@@ -134,7 +136,7 @@ def choose(model: CostModel, partners: PackedLinks, track: int, rows: Ints,
     out = np.empty(rows.size, dtype=bool)
     _choose(track, rows, occupied, _prefix(closed), closed, lam,
             np.zeros(0) if car_cost is None else car_cost, car_cost is not None,
-            *partners.arrays()[:5], *model.arrays(), out)
+            *partners.lookup(), *model.arrays(), out)
     return out
 
 
@@ -143,7 +145,7 @@ def car_costs(model: CostModel, partners: PackedLinks, asked: npt.NDArray[np.boo
     """λ plus, per asked sample, how much more the empty samples it may shade would cost if a
     car stood there (a shadow it casts must show) than without it; λ elsewhere."""
     out = np.empty(asked.size)
-    _car_costs(asked, occupied, _prefix(closed), closed, lam, *partners.arrays()[:5],
+    _car_costs(asked, occupied, _prefix(closed), closed, lam, *partners.lookup(),
                *model.arrays(), out)
     return out
 

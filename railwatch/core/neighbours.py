@@ -179,9 +179,13 @@ def explained_mask(
     else:
         occupied = np.concatenate([evidence[k] for k in keys])
         order = sorted(scores, key=lambda k: float(np.max(scores[k].z, initial=0.0)))
-    own = {k: slice(offsets[t], offsets[t + 1]) for t, k in enumerate(keys)}  # views of a track
+    index = {k: t for t, k in enumerate(keys)}
+    own = {k: slice(offsets[t], offsets[t + 1]) for k, t in index.items()}  # views of a track
     closed = np.concatenate([_closed(scores[k], occupied[own[k]], p) for k in keys])
-    asked = np.concatenate([_asked_rows(partners, evidence)[k] for k in keys]) if cast is not None else None
+    asked = None
+    if cast is not None:  # the samples whose cost as a car a sweep may ask for
+        beside = _asked_rows(partners, evidence)
+        asked = np.concatenate([beside[k] for k in keys])
     lam = m2_of_z(p.low_z, inv.shape[0])
     for _ in range(p.neighbour_iterations):
         changed = False
@@ -196,7 +200,7 @@ def explained_mask(
             # hypothesis for k (empty, then car; the neighbour can always be a car itself).
             # Trains are closed over coupler gaps: a lone sample flipped among occupied ones
             # would change nothing.
-            new = choose(model, packed, keys.index(k), idx, occupied, closed, lam, car_cost)
+            new = choose(model, packed, index[k], idx, occupied, closed, lam, car_cost)
             mine = occupied[own[k]]
             if np.any(new != mine[idx]):
                 changed = True
@@ -235,7 +239,7 @@ def _cost_model(scores: Mapping[str, TrackScore], keys: list[str], offsets: Ints
         wdark=np.ascontiguousarray(np.concatenate(
             [(-(shade * scores[k].background)) @ white.T for k in keys]), dtype=np.float64),
         bleeding=pack_links(keys, offsets, nbrs, side),
-        casts=None if cast is None else pack_links(keys, offsets, {}, casts=cast),
+        casts=None if cast is None else pack_links(keys, offsets, cast),
         has_shadow=shadow is not None, side_known=side is not None,
         # never above the largest leak, nor above zero (a positive floor would force a leak)
         least_leak=min(p.neighbour_min_coef, 0.0, p.neighbour_max_bleed),
