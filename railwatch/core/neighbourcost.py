@@ -32,7 +32,8 @@ class PackedLinks:
     """Links of every track, flat: track t's are first[t]:first[t + 1]; link l's per-sample
     arrays (over its owner's samples) start at start[l]; `j` is the global index on `other`.
     `sun`: the other track lies on the sun side (True when the side is not known); `low`,
-    `high`, `lo`, `hi`: a cast link's coverage bounds and offsets (empty for plain links)."""
+    `high`, `lo`, `hi`: a cast link's coverage bounds (the lowest and the tallest car's shadow) and
+    offsets (empty for plain links)."""
 
     first: Ints
     other: Ints
@@ -79,7 +80,7 @@ def pack_links(keys: Sequence[str], offsets: Ints,
             sun.append(np.ones(link.j.size, dtype=bool) if side is None
                        else np.asarray(link.unit @ side < -0.5, dtype=bool))
             if isinstance(item, CastLink):
-                low.append(item.low)
+                low.append(item.least)  # the least a car's shadow darkens there
                 high.append(item.high)
                 lo.append(int(item.offsets[0]))
                 hi.append(int(item.offsets[-1]))

@@ -5,8 +5,10 @@ ground from the car's edge to h / tan(elevation) × (the shadow direction's acro
 beyond it, and is displaced along the track by the along-track share. How much of a
 neighbouring siding's sample that covers is geometry, not a learnt guess: a winter sun may shade
 the next siding fully and the one beyond in part, a summer noon sun neither. The neighbour model
-(neighbours.py) bounds the shadow it may explain on each sample by this coverage, for every
-car height between `car_min_height_m` and `car_max_height_m`. The optics and the profile's
+(neighbours.py) bounds the shadow it may explain on each sample by this coverage: at most the
+tallest car's (`car_max_height_m`), at least the lowest's (`car_least_height_m`, a gondola: it
+was the usual cars' `car_min_height_m`, and at 0.5 m a 41° sun's gondola shadow, darkening the
+next siding a quarter of a full one, then had to be a train there). The optics and the profile's
 interpolation blur the shadow's edges (a Gaussian of `shadow_blur_px`): a full shadow on the
 next siding still darkens the one beyond a little (without the blur, low-sun clear scenes
 passed 7/10 on the 3 m bench). The blur spreads the shadow's darkening, it adds none: counted as
@@ -36,11 +38,13 @@ Ints = npt.NDArray[np.intp]
 @dataclass(frozen=True)
 class CastLink:
     """How car shadows on track `link.other` cover the owner's samples: the coverage (0..1) of
-    each owner sample by the shadow of the shortest and the tallest car on the nearest caster
-    sample, and the along-track displacement of the shadow (caster samples to look back over)."""
+    each owner sample by the shadow of the lowest, a usual and the tallest car on the nearest
+    caster sample, and the along-track displacement of the shadow (caster samples to look back
+    over)."""
 
     link: Link
-    low: Floats  # (S,) coverage by the shortest car's shadow
+    least: Floats  # (S,) coverage by the lowest car's shadow: the least a shadow darkens there
+    low: Floats  # (S,) coverage by the shortest usual car's shadow (learning the full shadow)
     high: Floats  # (S,) coverage by the tallest car's shadow
     offsets: Ints  # caster sample offsets whose cars may shade the nearest caster sample's place
 
@@ -111,19 +115,18 @@ def cast_links(
             across_share = np.abs(across_share)
             dist = np.einsum("ni,ni->n", (pos_k - caster.positions[link.j]) * gsd_m, normal)
             covers = []
-            for h in (p.car_min_height_m, p.car_max_height_m):
+            for h in (p.car_least_height_m, p.car_min_height_m, p.car_max_height_m):
                 reach = body + h * per_m * across_share
-                covers.append(_blurred_overlap(dist - half, dist + half, np.full_like(dist, body),
-                                               reach, blur_m) / (2 * half))
-            low, high = covers
-            high = np.where(link.near, high, 0.0)
+                covers.append(np.where(link.near, _blurred_overlap(
+                    dist - half, dist + half, np.full_like(dist, body), reach, blur_m) / (2 * half), 0.0))
+            least, low, high = covers
             if not np.any(high > 0.05):
                 continue
             # along-track: the shadow lands `h * per_m * (direction . along)` metres further on
             shift = median(along @ direction) * per_m / caster.step_m
             lo_s, hi_s = sorted((p.car_min_height_m * shift, p.car_max_height_m * shift))
             offsets = np.arange(int(np.floor(lo_s)), int(np.ceil(hi_s)) + 1, dtype=np.intp)
-            out[k].append(CastLink(link, np.where(link.near, low, 0.0), high, offsets))
+            out[k].append(CastLink(link, least, low, high, offsets))
     return out
 
 

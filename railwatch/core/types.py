@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.23"
+DETECTOR_VERSION = "0.4.24"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -208,6 +208,7 @@ class DetectorParams:
     # interval held the truth on 25 without, 31 with 0.4 (mean width 19 -> 28 cars), 31 with 1.0 (41)
     shadow_may_hide: float = 0.4
     car_min_height_m: float = 3.5  # most cars are 3.5-4.6 m tall (a gondola 2.9 m casts less)
+    car_least_height_m: float = 2.9  # the lowest cars (gondolas): the least a shadow darkens
     car_half_width_m: float = 1.6
     # a stretch is shadow-like when its samples are darker than the ballast by fractions within
     # this ratio in every band (simulated shadows: 1.25; grey roofs: > 2)

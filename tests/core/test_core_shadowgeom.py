@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -16,13 +18,15 @@ GSD = 3.0
 SPACING_M = 5.3
 
 
-def _yard(diffs: list[np.ndarray], z: list[np.ndarray]) -> dict[str, TrackScore]:
-    """East-west sidings 5.3 m apart, t1 northernmost, sampled every metre on a 3 m grid."""
+def _yard(diffs: list[np.ndarray], z: list[np.ndarray], gsd_m: float = GSD, step_m: float = 1.0
+          ) -> dict[str, TrackScore]:
+    """East-west sidings 5.3 m apart, t1 northernmost, sampled every `step_m` on a 3 m grid
+    (or `gsd_m`)."""
     out = {}
     for i, (d, zz) in enumerate(zip(diffs, z, strict=True)):
         n = d.shape[0]
-        positions = np.column_stack([np.arange(n) / GSD, np.full(n, i * SPACING_M / GSD)])
-        out[f"t{i + 1}"] = TrackScore(f"t{i + 1}", 1.0, np.ones(n, dtype=bool), d, zz, positions,
+        positions = np.column_stack([np.arange(n) * step_m / gsd_m, np.full(n, i * SPACING_M / gsd_m)])
+        out[f"t{i + 1}"] = TrackScore(f"t{i + 1}", step_m, np.ones(n, dtype=bool), d, zz, positions,
                                       np.tile(BALLAST, (n, 1)))
     return out
 
@@ -144,6 +148,46 @@ def test_the_blurred_edge_of_a_full_shadow_needs_no_car_of_its_own() -> None:
     blurred = explained_mask(scores, inv, GSD, DetectorParams(), shadow, 40.0)
     assert not blurred["t1"][40:160].any()  # the train stays
     assert blurred["t2"][50:150].all()  # its shadow is explained, blurred edge and all
+
+
+def test_a_gondolas_shorter_shadow_is_still_a_shadow() -> None:
+    """0.5 m, a 44° sun in the north: t1 holds box cars (4.6 m) on its first half and gondolas
+    (2.9 m) on its second. The box cars' shadow covers t2's corridor almost whole, the
+    gondolas' a sixth of it: both darkenings on t2 are shadows, t1 is the only train. Bounded
+    below by the usual cars' shadow (3.5 m, as before detector 0.4.24), the gondolas' was too
+    faint for a shadow and became a train on t2 (0.5 m bench, clear #5: 5 cars on an empty
+    siding)."""
+    gsd, step, n, elevation = 0.5, 0.5, 400, 44.0
+    south = np.array([0.0, 1.0])
+    empty = _yard([np.zeros((n, 4))] * 2, [np.zeros(n)] * 2, gsd, step)
+    wide = links(empty, gsd, DetectorParams(neighbour_max_m=16.0))
+
+    def cover(height: float) -> float:
+        one = DetectorParams(car_least_height_m=height, car_min_height_m=height, car_max_height_m=height)
+        return float(np.median(cast_links(empty, wide, south, elevation, gsd, one)["t2"][0].high))
+
+    box, gondola = cover(4.6), cover(2.9)
+    assert box > 0.8 and gondola < 0.25
+    shade = np.array([0.58, 0.64, 0.68, 0.72])
+    rng = np.random.default_rng(11)
+    train = np.zeros((n, 4))
+    train[40:180] = [-500.0, -650.0, -250.0, -850.0]
+    train[220:360] = [-450.0, -600.0, -300.0, -800.0]
+    shaded = np.zeros((n, 4))
+    shaded[40:180] = -box * shade * BALLAST
+    shaded[220:360] = -gondola * shade * BALLAST
+    diffs = [d + rng.normal(0, 8.0, (n, 4)) for d in (train, shaded)]
+    z = [np.where(np.abs(d).sum(axis=1) > 150, 20.0, 0.0) for d in diffs]
+    scores = _yard(diffs, z, gsd, step)
+    inv = np.eye(4) / 10.0**2
+    p = DetectorParams(neighbour_max_bleed=0.0)  # 0.5 m: pixels do not mix sidings
+    shadow = scene_shadow(scores, gsd, p, 0.0)
+    assert shadow is not None
+    m = explained_mask(scores, inv, gsd, p, shadow, elevation)
+    assert not m["t1"][40:360].any()  # the train stays
+    assert m["t2"][50:170].all() and m["t2"][230:350].all()  # both shadows are explained
+    usual = replace(p, car_least_height_m=p.car_min_height_m)
+    assert not explained_mask(scores, inv, gsd, usual, shadow, elevation)["t2"][230:350].any()
 
 
 @pytest.mark.parametrize("elevation", [None, 30.0, 60.0])
