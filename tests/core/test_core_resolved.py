@@ -227,6 +227,24 @@ def test_two_visible_trains_less_than_a_car_apart_are_two() -> None:
     assert len(t.segments) == 2, t.segments
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_train_less_than_a_car_behind_another_starts_at_its_own_front(seed: int) -> None:
+    # 11 m of ballast between two trains, both ends of each peaking like couplers: the second
+    # train's chain starts at its front end, and the car's length beyond it reaches into the
+    # first train; only the half car a chain's end would add must be ballast (it read 7 cars
+    # for 6, the second train reaching back over the ballast to the first)
+    first, background, (s1, e1) = track([13.5] * 3, start=60.0, seed=31 + seed)
+    second, _, (s2, e2) = track([13.5] * 3, start=e1 + 11.0, seed=41 + seed)
+    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
+    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
+    for lo in (s1 - 1.0, e1, s2 - 1.0, e2):
+        values[(s >= lo) & (s < lo + 1.0)] *= 0.4
+    m = measure_scene({"t": TrackProfile("t", STEP, values, first.valid)}, {"t": background}, 0.5, PITCH)
+    (t,) = m.tracks
+    assert t.cars == 6, t.segments
+    assert len(t.segments) == 2 and abs(t.occupied_m - (e1 - s1) - (e2 - s2)) <= 6.0, t.segments
+
+
 def test_a_siding_beside_a_train_is_not_read_as_its_leak_when_cars_are_resolved() -> None:
     # two sidings 5 m (10 px) apart, trains side by side; the second's roofs differ from the
     # ballast half as much as the first's, as a leak would at 3 m. At 0.5 m a roof does not
