@@ -168,7 +168,7 @@ def full_shadow_darkening(
         for c in found:
             casts = scores[c.link.other].z[c.link.j] >= p.high_z
             cover = np.maximum(cover, np.where(casts, 0.5 * (c.low + c.high), 0.0))
-            well |= casts & (c.low >= 0.3)
+            well |= casts & (c.low >= p.full_shadow_min_cover)
         sel = well & s.usable & np.all(s.background > 0, axis=1)
         if not sel.any():
             continue

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.25"
+DETECTOR_VERSION = "0.4.26"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -199,6 +199,11 @@ class DetectorParams:
     # a full shadow's darkening: this percentile of the coverage-normalised darkening of shaded
     # samples (gaps between cars, lower cars and blur make the median a partial shadow)
     full_shadow_percentile: float = 80.0
+    # a full shadow's depth is learnt where the usual car's shadow covers at least this much of
+    # a sample; with none (0.3 here: an oblique 44° sun's covered 0.27 of the next siding at
+    # 0.5 m) the geometric shadow model is dropped for the scene, and a gondola's fainter
+    # shadow became a car (0.5 m bench, cloudy #8)
+    full_shadow_min_cover: float = 0.2
     # the optics and the profile's interpolation blur a shadow's edges (Gaussian sigma, pixels;
     # the simulator's optics 0.55, bilinear sampling adds about 0.4 in quadrature):
     # a full shadow on the next siding still darkens the one beyond a little

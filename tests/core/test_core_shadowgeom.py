@@ -190,6 +190,35 @@ def test_a_gondolas_shorter_shadow_is_still_a_shadow() -> None:
     assert not explained_mask(scores, inv, gsd, usual, shadow, elevation)["t2"][230:350].any()
 
 
+def test_an_oblique_suns_shadow_still_teaches_its_depth() -> None:
+    """0.5 m, a 44° sun 27° off the across-track direction: the usual car's shadow covers a
+    little over a quarter of the next siding, the tallest's three quarters. The full shadow's
+    depth is still learnt from there; required to cover 0.3, nothing was, and the scene lost
+    its geometric shadow model (a gondola's faint shadow became a car: 0.5 m bench, cloudy #8)."""
+    gsd, step, n, elevation = 0.5, 0.5, 400, 44.0
+    towards = np.array([np.sin(np.deg2rad(27.0)), np.cos(np.deg2rad(27.0))])
+    p = DetectorParams()
+    shade = np.array([0.58, 0.64, 0.68, 0.72])
+    empty = _yard([np.zeros((n, 4))] * 2, [np.zeros(n)] * 2, gsd, step)
+    (c,) = cast_links(empty, links(empty, gsd, replace(p, neighbour_max_m=16.0)), towards,
+                      elevation, gsd, p)["t2"]
+    low, high = float(np.median(c.low[c.link.near])), float(np.median(c.high[c.link.near]))
+    assert 0.2 < low < 0.3 < high
+    rng = np.random.default_rng(3)
+    train = np.zeros((n, 4))
+    train[40:360] = [-500.0, -650.0, -250.0, -850.0]
+    shaded = np.zeros((n, 4))
+    shaded[40:360] = -0.5 * (low + high) * shade * BALLAST  # a train of cars of every height
+    diffs = [d + rng.normal(0, 8.0, (n, 4)) for d in (train, shaded)]
+    scores = _yard(diffs, [np.where(np.abs(d).sum(axis=1) > 150, 20.0, 0.0) for d in diffs],
+                   gsd, step)
+    found = cast_links(scores, links(scores, gsd, replace(p, neighbour_max_m=16.0)), towards,
+                       elevation, gsd, p)
+    learnt = full_shadow_darkening(scores, found, p)
+    assert learnt is not None and np.allclose(learnt, shade, rtol=0.05)
+    assert full_shadow_darkening(scores, found, replace(p, full_shadow_min_cover=0.3)) is None
+
+
 @pytest.mark.parametrize("elevation", [None, 30.0, 60.0])
 @pytest.mark.parametrize("bleed", [0.0, 0.5])  # 0.5 m imagery: pixels do not mix sidings
 def test_a_train_on_the_sun_side_is_no_shadow_of_its_neighbour(
