@@ -60,6 +60,32 @@ def prepare(cache: Path, home: Path, aois: int, days: int) -> Path:
     return aoi_dir
 
 
+def machine_ms(repeats: int = 7) -> float:
+    """Milliseconds this machine takes for one fixed piece of the pipeline's own CPU work (a 3 m
+    clip's COG encoded and decoded, a running median along profile-sized rows), the median of
+    `repeats`: runs made on different days compare by it (this shared machine's speed varies
+    by up to 40 % from one day to another)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from railwatch.adapters.raster import decode_raster, encode_cog
+    from railwatch.aoi import load_aoi
+    from railwatch.grid import aoi_grid
+
+    grid = aoi_grid(load_aoi(REPO / "aois" / "tumangang.geojson"))
+    rng = np.random.default_rng(7)
+    clip = rng.integers(800, 1600, (4, grid.height, grid.width)).astype(np.uint16)
+    rows = rng.normal(1000.0, 30.0, (7, 3000, 4))
+    times = []
+    decode_raster(encode_cog(clip, grid, nodata=0))  # GDAL's first use sets it up: not timed
+    for _ in range(repeats):
+        started = time.perf_counter()
+        decode_raster(encode_cog(clip, grid, nodata=0))
+        ndimage.median_filter(rows, size=(1, 61, 1))
+        times.append(time.perf_counter() - started)
+    return 1000 * sorted(times)[repeats // 2]
+
+
 def peak_rss_mb() -> float:
     """Largest resident set of this process or any finished child (Linux: KiB)."""
     return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -183,6 +209,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.days)
         return
+    calibration = machine_ms()
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for mode in ("plain", "prefect"):
@@ -190,7 +217,7 @@ def main() -> None:
                 continue
             home = Path(tmp) / mode
             results[mode] = measure(mode, args, prepare(args.cache, home, args.aois, args.days), home)
-    print_table(args, results)
+    print_table(args, results, calibration)
 
 
 def projected_min(result: dict[str, Any], aois: int) -> float:
@@ -201,7 +228,7 @@ def projected_min(result: dict[str, Any], aois: int) -> float:
     return (FULL_SIZE * per_scene + FULL_AOIS * float(result["reference_s"]) / aois) / 60
 
 
-def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]], calibration: float) -> None:
     plain, flow = results.get("plain"), results.get("prefect")
     table = Table(title=f"backfill: {args.aois} AOIs × {args.days} days = {args.aois * args.days} "
                         f"AOI-scenes, {args.workers} Dask workers, {os.cpu_count()} CPUs (shared)")
@@ -223,6 +250,9 @@ def print_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) ->
     console.print("reference s: building the AOIs' reference composites (wall); the last column "
                   f"counts them once per AOI for {FULL_AOIS} AOIs, as a year's run builds them, "
                   f"instead of scaling them with the scenes (the column before)")
+    console.print(f"machine: {calibration:.0f} ms for the calibration workload before the runs (a 3 m "
+                  "clip's COG encoded and decoded, a running median): compare runs of different "
+                  "days by it")
     if flow is None:
         return
     stages = ", ".join(f"{k} {v:.1f}" for k, v in flow.get("stages", {}).items())
