@@ -332,15 +332,10 @@ def encode_cog(
         with gdal_env(), MemoryFile() as mem:
             with mem.open(**profile, tiled=True, blockxsize=256, blockysize=256,
                           compress=compression, predictor=2, **{level: COMPRESSION_LEVEL}) as dst:
-                for i, name in enumerate(descriptions or [], start=1):  # before any pixel: the
-                    dst.set_band_description(i, name)  # header stays first, not rewritten last
-                dst.write(data)
+                _write_bands(dst, data, descriptions)
             return bytes(mem.read())
     with gdal_env(), MemoryFile() as src_mem, src_mem.open(**profile) as src:
-        src.write(data)
-        if descriptions:
-            for i, name in enumerate(descriptions, start=1):
-                src.set_band_description(i, name)
+        _write_bands(src, data, descriptions)
         with MemoryFile() as out_mem:
             rasterio.shutil.copy(src, out_mem.name, driver="COG", BLOCKSIZE="256",
                                  COMPRESS=compression.upper(), PREDICTOR="2", LEVEL=str(COMPRESSION_LEVEL),
@@ -348,6 +343,14 @@ def encode_cog(
                                  OVERVIEW_RESAMPLING=overview_resampling.upper(),
                                  NUM_THREADS="ALL_CPUS")  # the same bytes as one thread
             return bytes(out_mem.read())
+
+
+def _write_bands(dst: Any, data: np.ndarray, descriptions: Sequence[str] | None) -> None:
+    """The band descriptions, then the pixels: set before any pixel, the descriptions stay in
+    the header GDAL writes first (set after, the header is rewritten at the file's end)."""
+    for i, name in enumerate(descriptions or [], start=1):
+        dst.set_band_description(i, name)
+    dst.write(data)
 
 
 def decode_raster(data: bytes, name: str = "raster") -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from railwatch.core import DetectorParams, TrackProfile, measure_scene
+from railwatch.core import DetectorParams, TrackMeasurement, TrackProfile, measure_scene
 from railwatch.core.resolved import (
     bridge_gaps,
     count_segment,
@@ -42,6 +42,29 @@ def track(cars: list[float], start: float = 40.0, length: float = 300.0, gap: fl
     image = TrackProfile("t", STEP, (img + noise).astype(np.float32), valid)
     background = TrackProfile("t", STEP, bg.astype(np.float32), valid)
     return image, background, (start, pos - gap)
+
+
+def two_trains(cars: list[float], between_m: float, seeds: tuple[int, int]
+               ) -> tuple[npt.NDArray[np.float32], TrackProfile, tuple[float, float], tuple[float, float]]:
+    """(image values, empty background, first train's (start, end), second's) of one track
+    holding two trains of `cars` `between_m` apart."""
+    first, background, (s1, e1) = track(cars, start=60.0, seed=seeds[0])
+    second, _, (s2, e2) = track(cars, start=e1 + between_m, seed=seeds[1])
+    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
+    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
+    return values, background, (s1, e1), (s2, e2)
+
+
+def scale_metre(values: npt.NDArray[np.float32], start_m: float, factor: float) -> None:
+    """Scale the metre of samples from `start_m` on (a train's end peaking like a coupler)."""
+    s = (np.arange(values.shape[0]) + 0.5) * STEP
+    values[(s >= start_m) & (s < start_m + 1.0)] *= factor
+
+
+def measure_one(values: npt.NDArray[np.float32], background: TrackProfile) -> TrackMeasurement:
+    (t,) = measure_scene({"t": TrackProfile("t", STEP, values, background.valid)}, {"t": background},
+                         0.5, PITCH).tracks
+    return t
 
 
 def count(cars: list[float]) -> tuple[int, int, int]:
@@ -199,14 +222,10 @@ def test_a_roof_pattern_between_couplers_is_not_a_car_each() -> None:
 def test_ballast_between_two_visible_trains_is_not_bridged_by_their_end_gaps() -> None:
     # two trains 25 m apart (about two cars' spacing between their end gaps, as if one
     # coupler gap were missed): the chain of gaps must not run across the empty ballast
-    first, background, (s1, e1) = track([13.5] * 4, start=60.0, seed=11)
-    second, _, (s2, e2) = track([13.5] * 4, start=e1 + 25.0, seed=12)
-    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
-    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
+    values, background, (s1, e1), (s2, e2) = two_trains([13.5] * 4, 25.0, (11, 12))
     for lo in (s1 - 1.0, e1, s2 - 1.0, e2):
-        values[(s >= lo) & (s < lo + 1.0)] *= 0.4
-    m = measure_scene({"t": TrackProfile("t", STEP, values, first.valid)}, {"t": background}, 0.5, PITCH)
-    (t,) = m.tracks
+        scale_metre(values, lo, 0.4)
+    t = measure_one(values, background)
     assert t.cars == 8
     assert len(t.segments) == 2 and abs(t.occupied_m - (e1 - s1) - (e2 - s2)) <= 6.0, t.segments
 
@@ -216,13 +235,9 @@ def test_two_visible_trains_less_than_a_car_apart_are_two() -> None:
     # bright end): its gap and the first train's last coupler are 1.7 pitches apart, which a
     # chain bridges as "one gap missed", adding a car; the unchanged ballast between visible
     # roofs ends the chain
-    first, background, (_, e1) = track([14.5] * 5, start=60.0, seed=21)
-    second, _, (s2, e2) = track([14.5] * 5, start=e1 + 10.0, seed=22)
-    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
-    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
-    values[(s >= s2 - 1.0) & (s < s2)] *= 1.8
-    m = measure_scene({"t": TrackProfile("t", STEP, values, first.valid)}, {"t": background}, 0.5, PITCH)
-    (t,) = m.tracks
+    values, background, _, (s2, _) = two_trains([14.5] * 5, 10.0, (21, 22))
+    scale_metre(values, s2 - 1.0, 1.8)
+    t = measure_one(values, background)
     assert t.cars == 10, t.segments
     assert len(t.segments) == 2, t.segments
 
@@ -233,14 +248,10 @@ def test_a_train_less_than_a_car_behind_another_starts_at_its_own_front(seed: in
     # train's chain starts at its front end, and the car's length beyond it reaches into the
     # first train; only the half car a chain's end would add must be ballast (it read 7 cars
     # for 6, the second train reaching back over the ballast to the first)
-    first, background, (s1, e1) = track([13.5] * 3, start=60.0, seed=31 + seed)
-    second, _, (s2, e2) = track([13.5] * 3, start=e1 + 11.0, seed=41 + seed)
-    s = (np.arange(first.values.shape[0]) + 0.5) * STEP
-    values = np.where(((s >= s2) & (s < e2))[:, None], second.values, first.values)
+    values, background, (s1, e1), (s2, e2) = two_trains([13.5] * 3, 11.0, (31 + seed, 41 + seed))
     for lo in (s1 - 1.0, e1, s2 - 1.0, e2):
-        values[(s >= lo) & (s < lo + 1.0)] *= 0.4
-    m = measure_scene({"t": TrackProfile("t", STEP, values, first.valid)}, {"t": background}, 0.5, PITCH)
-    (t,) = m.tracks
+        scale_metre(values, lo, 0.4)
+    t = measure_one(values, background)
     assert t.cars == 6, t.segments
     assert len(t.segments) == 2 and abs(t.occupied_m - (e1 - s1) - (e2 - s2)) <= 6.0, t.segments
 
