@@ -23,7 +23,7 @@ Floats = npt.NDArray[np.float64]
 
 
 def _alternate_inf(values: Floats, keep: npt.NDArray[np.bool_]) -> Floats:
-    """`values` (n, B) with dropped rows set to +inf and -inf in turn (see masked_median)."""
+    """`values` (n, B) with dropped rows set to +inf and -inf in turn (see robust._kept_median)."""
     side = np.where(np.cumsum(~keep) % 2 == 0, np.inf, -np.inf)
     return np.where(keep[:, None], values, side[:, None])
 
@@ -36,7 +36,7 @@ def _running_medians(
     row (NaN where a whole track has none).
 
     All tracks at once, laid end to end with half a window of dropped rows between them;
-    dropped rows are +inf and -inf in turn (see masked_median), so scipy's 1-D median filter
+    dropped rows are +inf and -inf in turn (see robust._kept_median), so scipy's 1-D median filter
     (a running heap, not a sort per position) gives the median of the kept rows (of an even
     number of them: one of the two middle ones).
     """

@@ -19,13 +19,15 @@ sun, detector 0.4.10: clear 9 -> 10/10, low contrast 8 -> 10/10).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
+from railwatch.core.jit import compiled
 from railwatch.core.occupancy import TrackScore
 from railwatch.core.robust import median
 from railwatch.core.tracklinks import Link
@@ -62,24 +64,37 @@ def _track_direction(positions: Floats) -> Floats:
     return np.asarray(d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None], dtype=np.float64)
 
 
-def _overlap(lo: Floats, hi: Floats, a: Floats, b: Floats) -> Floats:
-    """Length of [lo, hi] ∩ [a, b] per element."""
-    return np.asarray(np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None), dtype=np.float64)
-
-
-def _blurred_overlap(lo: Floats, hi: Floats, a: Floats, b: Floats, sigma: float) -> Floats:
-    """∫ over [lo, hi] of the indicator of [a, b] blurred by a Gaussian of `sigma` (metres):
-    a blurred edge spreads a shadow's darkening, it does not add to it."""
-    if sigma <= 0:
-        return _overlap(lo, hi, a, b)
-
-    def g(u: Floats) -> Floats:  # ∫ Φ(u) du = u Φ(u) + φ(u)
-        return np.asarray(u * special.ndtr(u) + np.exp(-0.5 * u * u) / np.sqrt(2 * np.pi))
-
-    def edge(x: Floats) -> Floats:
-        return sigma * (g((x - a) / sigma) - g((x - b) / sigma))
-
-    return np.asarray(np.clip(edge(hi) - edge(lo), 0.0, None), dtype=np.float64)
+@compiled
+def _blurred_covers(dist: Any, near: Any, half: float, body: float, reaches: Any,
+                    sigma: float) -> Any:
+    """Per height h (rows of `reaches` (H, S): the far edge of h's shadow) and sample: the share
+    of the sample's footprint [dist - half, dist + half] covered by the ground [body, reach]
+    blurred by a Gaussian of `sigma` metres (0 where not `near`). A blurred edge spreads a
+    shadow's darkening, it does not add to it: ∫ over the footprint of the blurred indicator,
+    with ∫ Φ(u) du = u Φ(u) + φ(u). One compiled pass (numpy evaluated a dozen erf arrays per
+    link)."""
+    out = np.zeros(reaches.shape)
+    width = 2.0 * half
+    root2 = math.sqrt(2.0)
+    norm = 1.0 / math.sqrt(2.0 * math.pi)
+    for h in range(reaches.shape[0]):
+        for i in range(dist.size):
+            if not near[i]:
+                continue
+            lo = dist[i] - half
+            hi = dist[i] + half
+            b = reaches[h, i]
+            if sigma <= 0.0:
+                length = min(hi, b) - max(lo, body)
+            else:
+                length = 0.0
+                for x, sign in ((hi, 1.0), (lo, -1.0)):
+                    for edge, inner in ((body, 1.0), (b, -1.0)):
+                        u = (x - edge) / sigma
+                        g = u * 0.5 * math.erfc(-u / root2) + norm * math.exp(-0.5 * u * u)
+                        length += sign * inner * sigma * g
+            out[h, i] = max(length, 0.0) / width
+    return out
 
 
 def cast_links(
@@ -114,12 +129,10 @@ def cast_links(
             normal *= sign[:, None]  # pointing the way shadows fall
             across_share = np.abs(across_share)
             dist = np.einsum("ni,ni->n", (pos_k - caster.positions[link.j]) * gsd_m, normal)
-            covers = []
-            for h in (p.car_least_height_m, p.car_min_height_m, p.car_max_height_m):
-                reach = body + h * per_m * across_share
-                covers.append(np.where(link.near, _blurred_overlap(
-                    dist - half, dist + half, np.full_like(dist, body), reach, blur_m) / (2 * half), 0.0))
-            least, low, high = covers
+            heights = np.array([p.car_least_height_m, p.car_min_height_m, p.car_max_height_m])
+            reaches = body + heights[:, None] * (per_m * across_share)[None, :]
+            least, low, high = _blurred_covers(np.ascontiguousarray(dist), link.near, half,
+                                               body, reaches, blur_m)
             if not np.any(high > 0.05):
                 continue
             # along-track: the shadow lands `h * per_m * (direction . along)` metres further on

@@ -7,7 +7,13 @@ import warnings
 import numpy as np
 import pytest
 
-from railwatch.core.robust import median, nanmedian_of_stack, quantile, robust_covariance
+from railwatch.core.robust import (
+    _kept_median,
+    median,
+    nanmedian_of_stack,
+    quantile,
+    robust_covariance,
+)
 
 
 @pytest.mark.parametrize("dates", [1, 2, 3, 4, 5, 8])
@@ -112,3 +118,22 @@ def test_covariance_recovers_a_correlated_gaussian_under_outliers_and_skips_nan_
     kept = rows[np.isfinite(holed).all(axis=1)]
     assert np.array_equal(robust_covariance(holed, np.full(3, 1e-3)),
                           robust_covariance(kept, np.full(3, 1e-3)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kept_median_is_the_middle_of_the_row_with_dropped_entries_at_either_end(seed: int) -> None:
+    """The compiled kept-values median is numpy's median of the row with its dropped entries
+    set to -inf and +inf in turn, to the bit: odd and even rows, ties, none or all kept."""
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        values = rng.normal(size=n)
+        if rng.random() < 0.3:
+            values = np.round(values)
+        keep = rng.random(n) < rng.choice([0.0, 0.3, 0.7, 1.0])
+        padded = np.where(keep, values, np.where(np.cumsum(~keep) % 2 == 0, np.inf, -np.inf))
+        with np.errstate(invalid="ignore"):
+            expected = float(np.median(padded))
+        got = _kept_median(values, keep, np.empty(n))
+        assert got == expected or (np.isnan(got) and np.isnan(expected))
+

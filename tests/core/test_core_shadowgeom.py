@@ -9,7 +9,7 @@ import pytest
 
 from railwatch.core.neighbours import Shadow, explained_mask, scene_shadow
 from railwatch.core.occupancy import TrackScore
-from railwatch.core.shadowgeom import _blurred_overlap, cast_links, casting, full_shadow_darkening
+from railwatch.core.shadowgeom import _blurred_covers, cast_links, casting, full_shadow_darkening
 from railwatch.core.tracklinks import links
 from railwatch.core.types import DetectorParams
 
@@ -68,10 +68,11 @@ def test_coverage_follows_the_sun() -> None:
 def test_a_blurred_shadow_keeps_its_darkening() -> None:
     """Across a window wider than the shadow and its blur, the blurred cover adds up to the
     shadow's own width: the blur moves darkening, it makes none."""
-    edges = np.linspace(-20.0, 30.0, 201)
-    cover = _blurred_overlap(edges[:-1], edges[1:], np.full(200, 1.6), np.full(200, 5.0), 3.0)
+    centres = np.linspace(-20.0, 30.0, 201)[:-1] + 0.125  # 0.25 m windows, end to end
+    near, shadow = np.ones(200, dtype=bool), np.full((1, 200), 5.0)  # ground 1.6 .. 5.0 m
+    cover = _blurred_covers(centres, near, 0.125, 1.6, shadow, 3.0)[0] * 0.25
     assert abs(cover.sum() - 3.4) < 1e-6
-    sharp = _blurred_overlap(edges[:-1], edges[1:], np.full(200, 1.6), np.full(200, 5.0), 0.0)
+    sharp = _blurred_covers(centres, near, 0.125, 1.6, shadow, 0.0)[0] * 0.25
     assert abs(sharp.sum() - 3.4) < 1e-9 and cover.max() < sharp.max()
 
 
