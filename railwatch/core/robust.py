@@ -119,8 +119,9 @@ def trimmed_linear_fits(
     x: npt.NDArray[Any], y: npt.NDArray[Any], iterations: int = 6, trim_sigma: float = 2.5
 ) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
     """Row by row (x, y of shape (B, N)): y ≈ gain * x + offset by least squares,
-    iteratively dropping residuals > trim_sigma·MAD. Starts from a quantile match (robust even
-    when the first least-squares fit would be pulled by changed pixels).
+    iteratively dropping residuals farther than trim_sigma·MAD from their median. Starts from
+    a quantile match (robust even when the first least-squares fit would be pulled by changed
+    pixels; its offset may be off by more than the trim, hence the median).
 
     Returns (gains (B,), offsets (B,), inlier mask (B, N)).
     """
@@ -202,7 +203,7 @@ def _trim_and_fit(x: Any, y: Any, gain: Any, offset: Any, inliers: Any, iteratio
                 sd = np.sqrt(spread / n)
                 scale = sd if sd > 0 else 1e-12
             for i in range(n):
-                new[r, i] = abs(resid[i]) <= trim_sigma * scale
+                new[r, i] = abs(resid[i] - med) <= trim_sigma * scale
         any_enough = False
         for r in range(rows):
             count = 0
