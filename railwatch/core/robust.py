@@ -247,16 +247,6 @@ def _trim_and_fit(x: Any, y: Any, gain: Any, offset: Any, inliers: Any, iteratio
                 offset[r] = my - gain[r] * mx
 
 
-def trimmed_linear_fit(
-    x: npt.NDArray[Any], y: npt.NDArray[Any], iterations: int = 6, trim_sigma: float = 2.5
-) -> tuple[float, float, npt.NDArray[np.bool_]]:
-    """One row of `trimmed_linear_fits`: (gain, offset, inlier mask)."""
-    gains, offsets, keep = trimmed_linear_fits(
-        np.ravel(x)[None], np.ravel(y)[None], iterations, trim_sigma
-    )
-    return float(gains[0]), float(offsets[0]), keep[0]
-
-
 @functools.lru_cache(maxsize=32)
 def _mcd_consistency(keep_quantile: float, bands: int) -> float:
     """Variance of a chi2_B variable truncated at its `keep_quantile`, relative to untruncated.

@@ -117,6 +117,8 @@ def cast_links(
     half = p.corridor_half_width_m + 0.5 * gsd_m
     body = p.car_half_width_m
     blur_m = p.shadow_blur_px * gsd_m
+    # the lowest, a usual and the tallest car: the covers' rows (least, low, high)
+    heights = np.array([p.car_least_height_m, p.car_min_height_m, p.car_max_height_m])
     out: dict[str, list[CastLink]] = {k: [] for k in scores}
     for k, found in wide.items():
         pos_k = scores[k].positions
@@ -129,10 +131,8 @@ def cast_links(
             normal *= sign[:, None]  # pointing the way shadows fall
             across_share = np.abs(across_share)
             dist = np.einsum("ni,ni->n", (pos_k - caster.positions[link.j]) * gsd_m, normal)
-            heights = np.array([p.car_least_height_m, p.car_min_height_m, p.car_max_height_m])
             reaches = body + heights[:, None] * (per_m * across_share)[None, :]
-            least, low, high = _blurred_covers(np.ascontiguousarray(dist), link.near, half,
-                                               body, reaches, blur_m)
+            least, low, high = _blurred_covers(dist, link.near, half, body, reaches, blur_m)
             if not np.any(high > 0.05):
                 continue
             # along-track: the shadow lands `h * per_m * (direction . along)` metres further on
