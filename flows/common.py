@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ from tasks.search import prepare_scenes
 
 Submitted = list[tuple[list[str], PrefectFuture[list[Any]]]]
 AHEAD = -1  # Dask priority of the next window's clips: they fill the gaps this window leaves
+BEHIND = -2  # of work nothing waits for until the run publishes: done when workers have nothing else
 
 
 @dataclass
@@ -54,6 +55,10 @@ class Run:
     grids: dict[str, AOIGrid]
     db: CountsStore
     catalogs: list[Catalog]
+    # quicklook batches submitted before publishing (a backfill's, chunk by chunk), and their
+    # (AOI id, scene id): each scene's is submitted once
+    rendering: Submitted = field(default_factory=list)
+    rendered: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def store_url(self) -> str:
@@ -252,16 +257,35 @@ def measure_list(aoi_id: str, clips: list[ClipRef], reference: str, db: CountsSt
     return clips + [c for c in db.measured_clips(aoi_id) if (c.scene.source, c.scene.scene_id) not in mine]
 
 
+def render_quicklooks(run: Run, priority: int = 0) -> None:
+    """Submit the quicklooks of the AOIs' new alert transitions not rendered or submitted yet
+    (≈ 50 ms each, on the workers) into `run.rendering`."""
+    alerts, store = AlertStore(run.db), open_store(run.store_url)
+    scenes = {a: [(row, tracks) for row, tracks in
+                  quicklooks_to_render(aoi, run.db, alerts, store, DETECTOR_VERSION)
+                  if (a, row.scene_id) not in run.rendered] for a, aoi in run.aois.items()}
+    run.rendered.update((a, row.scene_id) for a, s in scenes.items() for row, _ in s)
+    run.rendering += submit(run, "render-quicklooks", {a: s for a, s in scenes.items() if s},
+                            lambda a, s: (run.aois[a], run.grids[a], s, run.store_url), priority=priority)
+
+
+def render_ahead(run: Run) -> None:
+    """The quicklooks of the transitions a backfill's counts stored so far make, rendered while
+    its next chunks are worked on, whenever a worker has nothing else (`BEHIND`), instead of
+    all at the end (a year of 20 AOIs: ≈ 1,400). Exactly those publishing would render: the
+    chunks are stored in acquisition order, and an episode's transitions depend only on the
+    series up to their scene."""
+    render_quicklooks(run, priority=BEHIND)
+
+
 def publish(run: Run, summary: RunSummary) -> None:
     """Alerts, events, webhooks and the run's artifacts, for every selected AOI (failed webhooks
     are retried even when an AOI had nothing new)."""
     started = time.perf_counter()
-    # the quicklooks of new alert transitions (≈ 50 ms each) on the workers first
-    alerts, store = AlertStore(run.db), open_store(run.store_url)
-    scenes = {a: quicklooks_to_render(aoi, run.db, alerts, store, DETECTOR_VERSION)
-              for a, aoi in run.aois.items()}
-    gather("publish", submit(run, "render-quicklooks", {a: s for a, s in scenes.items() if s},
-                             lambda a, s: (run.aois[a], run.grids[a], s, run.store_url)), run, summary)
+    # the quicklooks of new alert transitions on the workers first (those rendered ahead too)
+    render_quicklooks(run)
+    gather("publish", run.rendering, run, summary)
+    run.rendering = []
     published = run_batch("publish-alerts", [(a, run.db, run.store_url, DETECTOR_VERSION)
                                              for a in run.aois.values()])
     publish_run_artifacts(published, run.settings.webhook_urls)

@@ -155,19 +155,27 @@ def test_lost_background_model_is_rebuilt(first_run: subprocess.CompletedProcess
 def test_quicklooks_are_rendered_by_worker_tasks_before_publishing(
         first_run: subprocess.CompletedProcess[str], home: Path) -> None:
     """The first backfill renders its alerts' quicklooks in batch tasks on the Dask workers,
-    all finished before `publish-alerts` starts (which then finds them in the store); runs
-    with no new transition submit none. Read from the run's own Prefect database."""
+    all finished before `publish-alerts` starts (which then finds them in the store); those of
+    the surge's first days while a later chunk is still detected, not all at the end; one
+    for each scene a transition points at, none for another. Runs with no new transition
+    submit none. Read from the run's own Prefect database."""
     with sqlite3.connect(home / "prefect" / "prefect.db") as con:
         runs = con.execute(
             "SELECT f.id, t.name, t.state_type, t.start_time, t.end_time FROM task_run t "
             "JOIN flow_run f ON t.flow_run_id = f.id WHERE t.name IN "
-            "('render-quicklooks', 'publish-alerts') ORDER BY f.start_time, t.start_time").fetchall()
+            "('render-quicklooks', 'publish-alerts', 'detect-aoi') "
+            "ORDER BY f.start_time, t.start_time").fetchall()
     first = runs[0][0]
     renders = [r for r in runs if r[0] == first and r[1] == "render-quicklooks"]
     (publishing,) = [r for r in runs if r[0] == first and r[1] == "publish-alerts"]
+    detects = [r for r in runs if r[0] == first and r[1] == "detect-aoi"]
     assert renders and all(r[2] == "COMPLETED" for r in renders)
     assert max(r[4] for r in renders) <= publishing[3]
+    assert min(r[3] for r in renders) < max(r[4] for r in detects)  # before the last chunk's
     assert not [r for r in runs if r[0] != first and r[1] == "render-quicklooks"]
+    pictures = list((home / "store" / "tumangang").rglob("quicklook.png"))
+    transitions = stored(home, "alert_transitions", "at")
+    assert len(pictures) == len({t["scene_id"] for t in transitions}) > 1
 
 
 def test_surge_is_delivered_once_with_quicklooks_and_report(
