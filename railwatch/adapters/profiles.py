@@ -18,6 +18,7 @@ import numpy as np
 
 from railwatch.core import Alignment, TrackProfile
 from railwatch.core.background import BackgroundModel, ModelEntry, TrackGeometry
+from railwatch.core.types import no_sides
 from railwatch.models import ClipRef
 
 MODEL_FORMAT = 1  # layout version of the background model object
@@ -58,6 +59,8 @@ def encode_profiles(profiles: dict[str, TrackProfile], alignment: Alignment) -> 
         arrays[f"valid/{tid}"] = prof.valid
         arrays[f"positions/{tid}"] = prof.positions
         arrays[f"covered/{tid}"] = prof.covered
+        if prof.sides.shape[0]:
+            arrays[f"sides/{tid}"] = prof.sides
     meta = {"step_m": {t: p.step_m for t, p in profiles.items()},
             "alignment": {"shift_px": list(alignment.shift_px), "confidence": alignment.confidence,
                           "gains": list(alignment.gains), "offsets": list(alignment.offsets)}}
@@ -69,7 +72,9 @@ def decode_profiles(data: bytes) -> tuple[dict[str, TrackProfile], Alignment]:
         meta = json.loads(npz["meta"].tobytes().decode())
         profiles = {
             tid: TrackProfile(tid, float(step), npz[f"values/{tid}"], npz[f"valid/{tid}"],
-                              npz[f"positions/{tid}"], npz[f"covered/{tid}"])
+                              npz[f"positions/{tid}"], npz[f"covered/{tid}"],
+                              npz[f"sides/{tid}"] if f"sides/{tid}" in npz.files
+                              else no_sides())
             for tid, step in meta["step_m"].items()
         }
     a = meta["alignment"]
@@ -79,13 +84,16 @@ def decode_profiles(data: bytes) -> tuple[dict[str, TrackProfile], Alignment]:
 
 
 def encode_model(model: BackgroundModel) -> bytes:
-    """Per track: values (entries, S, bands), valid (entries, S), positions (S, 2)."""
+    """Per track: values (entries, S, bands), valid (entries, S), positions (S, 2), and
+    sides (entries, S, 2, bands) when every entry has them."""
     arrays: dict[str, Any] = {}
     for tid, geom in model.tracks.items():
         arrays[f"positions/{tid}"] = geom.positions
         if model.entries:
             arrays[f"values/{tid}"] = np.stack([e.values[tid] for e in model.entries])
             arrays[f"valid/{tid}"] = np.stack([e.valid[tid] for e in model.entries])
+            if all(tid in e.sides for e in model.entries):
+                arrays[f"sides/{tid}"] = np.stack([e.sides[tid] for e in model.entries])
     meta = {
         "format": MODEL_FORMAT,
         "detector_version": model.detector_version,
@@ -109,10 +117,12 @@ def decode_model(data: bytes) -> BackgroundModel:
                       for t, step in meta["step_m"].items()}
             stacked = {t: (npz[f"values/{t}"], npz[f"valid/{t}"]) for t in tracks
                        } if meta["entries"] else {}
+            sides = {t: npz[f"sides/{t}"] for t in tracks if f"sides/{t}" in npz.files}
         entries = tuple(
             ModelEntry(key, datetime.fromisoformat(acquired),
                        {t: v[i] for t, (v, _) in stacked.items()},
-                       {t: ok[i] for t, (_, ok) in stacked.items()})
+                       {t: ok[i] for t, (_, ok) in stacked.items()},
+                       {t: s[i] for t, s in sides.items()})
             for i, (key, acquired) in enumerate(meta["entries"])
         )
         evicted = meta["evicted_through"]

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from railwatch.core.profiles import background_from_history
-from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
+from railwatch.core.types import BoolArray, DetectorParams, TrackProfile, no_sides
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,14 @@ class SceneProfiles:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A clear scene kept in the model: per track (S, bands) float32 values and (S,) valid."""
+    """A clear scene kept in the model: per track (S, bands) float32 values and (S,) valid,
+    and (S, 2, bands) `sides` where its profiles have them (`TrackProfile.sides`)."""
 
     key: str
     acquired: datetime
     values: Mapping[str, npt.NDArray[np.float32]]
     valid: Mapping[str, BoolArray]
+    sides: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict)
 
     @property
     def order(self) -> tuple[datetime, str]:
@@ -160,6 +162,8 @@ def merge_scene(model: BackgroundModel, scene: SceneProfiles,
         key=scene.key, acquired=scene.acquired,
         values={t: np.asarray(p.values, dtype=np.float32) for t, p in scene.profiles.items()},
         valid={t: np.asarray(p.valid, dtype=bool) for t, p in scene.profiles.items()},
+        sides={t: np.asarray(p.sides, dtype=np.float32) for t, p in scene.profiles.items()
+               if p.sides.shape[0] == len(p.valid)},
     )
     ordered = sorted((*model.entries, entry), key=lambda e: e.order)
     kept, dropped = ordered[-model.capacity:], ordered[:-model.capacity]
@@ -197,7 +201,8 @@ def background_at(model: BackgroundModel, acquired: datetime, params: Background
     if not covers(model, acquired, params):
         raise ValueError(f"the background model no longer holds the scenes before {acquired}")
     window = [e for e in model.entries if e.acquired < acquired][-params.window:]
-    history = [{t: TrackProfile(t, g.step_m, e.values[t], e.valid[t], g.positions)
+    history = [{t: TrackProfile(t, g.step_m, e.values[t], e.valid[t], g.positions,
+                                sides=e.sides.get(t, no_sides()))
                 for t, g in model.tracks.items()} for e in window]
     profiles = background_from_history(history, min_scenes=params.min_scenes, params=detector)
     return Background(profiles, tuple(e.key for e in window) if profiles is not None else ())

@@ -15,9 +15,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from railwatch.core.resolved import profile_step_m
+from railwatch.core.resolved import is_resolved, profile_step_m
 from railwatch.core.sampling import erode, sample
-from railwatch.core.types import Alignment, BoolArray, DetectorParams, TrackLine, TrackProfile
+from railwatch.core.types import (
+    Alignment,
+    BoolArray,
+    DetectorParams,
+    TrackLine,
+    TrackProfile,
+    no_sides,
+)
 
 Floats = npt.NDArray[np.float64]
 
@@ -146,6 +153,8 @@ def extract_profiles(
     ok_all &= covered_all
     values_all = values_all.astype(np.float32)
     values_all[~ok_all] = np.nan
+    sides = _side_strips(image, grown, geom, gsd_m, p, (dx, dy), alignment) if is_resolved(gsd_m, p) \
+        else None
     out: dict[str, TrackProfile] = {}
     for i, track_id in enumerate(geom.ids):
         sl = slice(geom.bounds[i], geom.bounds[i + 1])
@@ -156,8 +165,26 @@ def extract_profiles(
             valid=ok_all[sl],
             positions=pos[sl],
             covered=covered_all[sl],
+            **({} if sides is None else {"sides": sides[sl]}),
         )
     return out
+
+
+def _side_strips(image: npt.NDArray[Any], valid: BoolArray, geom: TrackSamples, gsd_m: float,
+                 p: DetectorParams, shift: tuple[float, float], alignment: Alignment | None
+                 ) -> npt.NDArray[np.float32]:
+    """(N, 2, bands): the spectra `side_strip_m` either side of the centrelines (NaN where
+    not valid), mapped like the profiles."""
+    n, bands = geom.positions.shape[0], image.shape[0]
+    d = p.side_strip_m / gsd_m
+    pts = (geom.positions[None] + geom.normals[None] * np.array([-d, d])[:, None, None]).reshape(-1, 2)
+    acc, ok = sample(image, valid, pts[:, 1] - 0.5, pts[:, 0] - 0.5, shift)
+    values = acc.reshape(2, n, bands)
+    if alignment is not None:
+        values = values * np.asarray(alignment.gains) + np.asarray(alignment.offsets)
+    values = values.astype(np.float32)
+    values[~ok.reshape(2, n)] = np.nan
+    return np.ascontiguousarray(values.transpose(1, 0, 2))
 
 
 def background_from_history(
@@ -186,17 +213,17 @@ def background_from_history(
         profs = [pr for pr in profs if len(pr.valid) == length]
         valid = np.stack([pr.valid for pr in profs])
         count = valid.sum(axis=0)
-        # exact per-position median of the valid samples: sort down the history (invalid as
-        # NaN sort last), then the middle one or two of the `count` valid ones
+        least = min(p.history_min_valid, len(profs))
         stack = np.where(valid[:, :, None], np.stack([pr.values for pr in profs]), np.nan)
-        ordered = np.sort(stack, axis=0)
-        lo = np.maximum(count - 1, 0) // 2
-        hi = count // 2
-        pick_lo = np.take_along_axis(ordered, lo[None, :, None], axis=0)[0]
-        pick_hi = np.take_along_axis(ordered, np.minimum(hi, len(profs) - 1)[None, :, None], axis=0)[0]
-        median = ((pick_lo + pick_hi) / 2).astype(np.float32)
-        ok = count >= min(p.history_min_valid, len(profs))
+        median = _median_of_valid(stack, count[:, None])
+        ok = count >= least
         median[~ok] = np.nan
+        sides = no_sides()
+        if all(pr.sides.shape[:2] == (length, 2) for pr in profs):  # the strips beside, alike
+            side_stack = np.stack([pr.sides for pr in profs])
+            side_count = np.isfinite(side_stack).sum(axis=0)
+            sides = _median_of_valid(side_stack, side_count)
+            sides[side_count < least] = np.nan
         first = profs[0]
         out[track_id] = TrackProfile(
             track_id=track_id,
@@ -205,5 +232,18 @@ def background_from_history(
             valid=ok,
             positions=first.positions,
             covered=count > 0,
+            sides=sides,
         )
     return out
+
+
+def _median_of_valid(stack: npt.NDArray[Any], count: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+    """The exact median down axis 0 of `stack`'s valid entries (the others NaN), `count` of
+    them (broadcast over the rest): sorted, invalid NaN last, the middle one or two valid."""
+    ordered = np.sort(stack, axis=0)
+    count = np.broadcast_to(count, stack.shape[1:])
+    lo = np.maximum(count - 1, 0) // 2
+    hi = np.minimum(count // 2, stack.shape[0] - 1)
+    pick_lo = np.take_along_axis(ordered, lo[None], axis=0)[0]
+    pick_hi = np.take_along_axis(ordered, hi[None], axis=0)[0]
+    return np.asarray((pick_lo + pick_hi) / 2, dtype=np.float32)

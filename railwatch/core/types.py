@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.28"
+DETECTOR_VERSION = "0.4.29"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -20,6 +20,11 @@ BoolArray = npt.NDArray[np.bool_]
 
 def _empty_positions() -> npt.NDArray[np.float64]:
     return np.zeros((0, 2), dtype=np.float64)
+
+
+def no_sides() -> npt.NDArray[np.float32]:
+    """`TrackProfile.sides` when the strips beside the track were not sampled."""
+    return np.zeros((0, 2, 0), dtype=np.float32)
 
 
 def _empty_flags() -> BoolArray:
@@ -75,6 +80,10 @@ class TrackProfile:
     valid: BoolArray
     positions: npt.NDArray[np.float64] = field(default_factory=_empty_positions)
     covered: BoolArray = field(default_factory=_empty_flags)
+    # (S, 2, bands): the ground beside the track, `side_strip_m` to either side of the
+    # centreline (-normal, +normal), where a car's own shadow falls; empty when not sampled
+    # (sampled where cars are resolved)
+    sides: npt.NDArray[np.float32] = field(default_factory=no_sides)
 
     @property
     def length_m(self) -> float:
@@ -288,3 +297,10 @@ class DetectorParams:
     resolved_faint_chain_gaps: int = 4
     resolved_faint_spacing_tolerance: float = 0.1
     resolved_split_m: float = 4.0  # unchanged ballast this long between visible cars ends a chain
+    # a car's own shadow, on the ground beside its track (resolved cars, the sun known): a roof
+    # that matches the ballast still shades the ground on its anti-sun side
+    side_strip_m: float = 2.0  # where: clear of the car's body (half-width 1.6 m), of the next one's
+    own_shadow_min_dark: float = 0.25  # the strip this much darker than in the background...
+    own_shadow_max_centre_dark: float = 0.15  # ... its centreline not darker than this (a
+    # neighbour's shadow across the whole track darkens both)
+    own_shadow_min_across: float = 0.5  # the shadow's direction this far across the track at least
