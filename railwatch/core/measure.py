@@ -22,7 +22,7 @@ from railwatch.core.occupancy import (
     score_tracks,
     segments,
 )
-from railwatch.core.ownshadow import own_shadow_trains
+from railwatch.core.ownshadow import OwnShadows, own_shadows
 from railwatch.core.profiles import sample_track
 from railwatch.core.resolved import (
     bridge_gaps,
@@ -30,6 +30,7 @@ from railwatch.core.resolved import (
     gap_signal,
     gap_trains,
     is_resolved,
+    minus,
     union,
 )
 from railwatch.core.selfref import background_from_scene, other_beds
@@ -171,10 +172,9 @@ def measure_scene(
             background = {**background, **background_from_scene(missing, p)}
             flags.append("no_reference")
     gaps = None
-    own_shadows: dict[str, list[tuple[float, float]]] = {}
+    beside = OwnShadows({}, {})
     if is_resolved(gsd_m, p):
-        own_shadows = own_shadow_trains(profiles, background, car_pitch_m, p, sun_azimuth_deg,
-                                        sun_elevation_deg)
+        beside = own_shadows(profiles, background, car_pitch_m, p, sun_azimuth_deg, sun_elevation_deg)
         # occupancy is about trains: coupler gaps would read as empty track; cars are
         # counted from the gaps themselves
         bridged = bridge_gaps(profiles, p)
@@ -243,8 +243,10 @@ def measure_scene(
             chained = gap_trains(gaps[k], usable, prof.step_m, car_pitch_m, p,
                                  None if score is None else score.z, usable, suppressed.get(k))
             segs = union(segs, chained, p.coupler_gap_m)
-        if k in own_shadows:
-            segs = union(segs, own_shadows[k], p.coupler_gap_m)
+        if k in beside.cars:
+            segs = union(segs, beside.cars[k], p.coupler_gap_m)
+        if k in beside.none:
+            segs = minus(segs, beside.none[k], 0.5 * car_pitch_m)
         n, var = _count(segs, car_pitch_m, gsd_m, p)
         hidden = _hidden_cars(usable, segs, prof.step_m, car_pitch_m, p.hidden_occupancy)
         hidden += p.shadow_may_hide * shadowed.get(k, 0.0)

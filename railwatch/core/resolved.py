@@ -357,3 +357,15 @@ def union(a: list[tuple[float, float]], b: list[tuple[float, float]], close_m: f
         else:
             merged.append((s, e))
     return merged
+
+
+def minus(segments: list[tuple[float, float]], cut: list[tuple[float, float]], min_m: float
+          ) -> list[tuple[float, float]]:
+    """`segments` without the stretches of `cut`, the pieces shorter than `min_m` dropped."""
+    out = []
+    for s, e in segments:
+        pieces = [(s, e)]
+        for a, b in cut:
+            pieces = [q for ps, pe in pieces for q in ((ps, min(pe, a)), (max(ps, b), pe))]
+        out += [(ps, pe) for ps, pe in pieces if pe - ps >= min_m]
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-DETECTOR_VERSION = "0.4.29"
+DETECTOR_VERSION = "0.4.30"
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -304,3 +304,5 @@ class DetectorParams:
     own_shadow_max_centre_dark: float = 0.15  # ... its centreline not darker than this (a
     # neighbour's shadow across the whole track darkens both)
     own_shadow_min_across: float = 0.5  # the shadow's direction this far across the track at least
+    own_shadow_low_car_m: float = 1.2  # an empty flat car: the lowest a car is
+    own_shadow_lit_max: float = 0.1  # a strip that lost at most this much is lit: no car casts there

@@ -11,7 +11,8 @@ import pytest
 from railwatch.adapters.profiles import decode_model, decode_profiles, encode_model, encode_profiles
 from railwatch.core import Alignment, DetectorParams, TrackLine, TrackProfile, extract_profiles
 from railwatch.core.background import BackgroundParams, SceneProfiles, background_at, build_model
-from railwatch.core.ownshadow import own_shadow_trains
+from railwatch.core.ownshadow import own_shadows
+from railwatch.core.resolved import minus
 
 GSD = 0.5
 P = DetectorParams()
@@ -74,15 +75,49 @@ EMPTY = case(0.0, 0.0, 0.0)
 def test_own_shadow_is_a_car_only_in_the_anti_sun_strip_over_an_unchanged_centreline(
         azimuth: float, elevation: float, darks: tuple[float, float, float],
         found: list[tuple[float, float]]) -> None:
-    got = own_shadow_trains({"t": case(*darks)}, {"t": EMPTY}, 14.0, P, azimuth, elevation)
+    got = own_shadows({"t": case(*darks)}, {"t": EMPTY}, 14.0, P, azimuth, elevation).cars
     assert got.get("t", []) == pytest.approx(found)
 
 
 def test_no_sun_or_no_strips_no_own_shadow() -> None:
     scene = case(0.02, 0.55, 0.0)
-    assert own_shadow_trains({"t": scene}, {"t": EMPTY}, 14.0, P, None, None) == {}
+    for sun in ((None, None), (180.0, -3.0)):
+        found = own_shadows({"t": scene}, {"t": EMPTY}, 14.0, P, *sun)
+        assert found.cars == found.none == {}
     bare = TrackProfile("t", GSD, EMPTY.values, EMPTY.valid, EMPTY.positions, EMPTY.covered)
-    assert own_shadow_trains({"t": scene}, {"t": bare}, 14.0, P, 180.0, 30.0) == {}
+    found = own_shadows({"t": scene}, {"t": bare}, 14.0, P, 180.0, 30.0)
+    assert found.cars == found.none == {}
+
+
+@pytest.mark.parametrize(("elevation", "darks", "none"), [
+    # a low sun: even a flat car's shadow would darken the anti-sun strip; lit there, no car
+    # (a neighbour's shadow over the centreline and the sun-side strip stops short of it)
+    (30.0, (0.55, 0.0, 0.55), [(100.0, 160.0)]),
+    # ... but a shaded strip says nothing against a car
+    (30.0, (0.55, 0.55, 0.55), []),
+    # a high sun: a low car's shadow may end before the strip
+    (70.0, (0.55, 0.0, 0.55), []),
+])
+def test_a_lit_anti_sun_strip_rules_out_a_car_where_its_shadow_must_fall(
+        elevation: float, darks: tuple[float, float, float], none: list[tuple[float, float]]) -> None:
+    found = own_shadows({"t": case(*darks)}, {"t": EMPTY}, 14.0, P, 180.0, elevation)
+    lit = [(a, b) for a, b in found.none.get("t", []) if b > 100 and a < 160]  # the stretch's
+    assert [(max(a, 100.0), min(b, 160.0)) for a, b in lit] == pytest.approx(none)
+
+
+def test_a_strip_shaded_in_the_background_rules_nothing_out() -> None:
+    """A train parked in most of the background's scenes leaves its shadow in the background's
+    strip: a car standing there now darkens it no further, and is not ruled out."""
+    parked = case(0.0, 0.55, 0.0)  # the background: the strip shaded from 100 to 160 m
+    found = own_shadows({"t": case(0.0, 0.55, 0.0)}, {"t": parked}, 14.0, P, 180.0, 30.0)
+    assert all(b <= 100 or a >= 160 for a, b in found.none.get("t", []))
+    assert found.none["t"]  # the open ground around it is lit, as it should be
+
+
+def test_minus_cuts_stretches_out_of_segments_and_drops_the_crumbs() -> None:
+    assert minus([(0.0, 100.0), (120.0, 130.0)], [(40.0, 60.0), (95.0, 125.0)], 7.0) == [
+        (0.0, 40.0), (60.0, 95.0)]
+    assert minus([(0.0, 50.0)], [], 7.0) == [(0.0, 50.0)]
 
 
 def test_strips_go_through_stored_profiles_the_model_and_the_history_median() -> None:
