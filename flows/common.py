@@ -269,15 +269,6 @@ def render_quicklooks(run: Run, priority: int = 0) -> None:
                             lambda a, s: (run.aois[a], run.grids[a], s, run.store_url), priority=priority)
 
 
-def render_ahead(run: Run) -> None:
-    """The quicklooks of the transitions a backfill's counts stored so far make, rendered while
-    its next chunks are worked on, whenever a worker has nothing else (`BEHIND`), instead of
-    all at the end (a year of 20 AOIs: ≈ 1,400). Exactly those publishing would render: the
-    chunks are stored in acquisition order, and an episode's transitions depend only on the
-    series up to their scene."""
-    render_quicklooks(run, priority=BEHIND)
-
-
 def publish(run: Run, summary: RunSummary) -> None:
     """Alerts, events, webhooks and the run's artifacts, for every selected AOI (failed webhooks
     are retried even when an AOI had nothing new)."""

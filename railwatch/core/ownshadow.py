@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from railwatch.core.neighbours import shadow_direction_from_sun
 from railwatch.core.occupancy import runs
+from railwatch.core.shadowgeom import shadow_length_per_m, track_direction
 from railwatch.core.types import DetectorParams, TrackProfile
 
 Floats = npt.NDArray[np.float64]
@@ -62,9 +63,11 @@ def own_shadows(
     ground = float(np.median(strips)) if strips.size else np.inf
     for k, prof in usable.items():
         bg = background[k]
-        across = _normals(prof.positions) @ towards
+        along = track_direction(prof.positions)
+        # the normal as `sample_track` turns it (the strips' -/+ sides)
+        across = np.column_stack([-along[:, 1], along[:, 0]]) @ towards
         # a shadow reaches past the body's edge only across the track, and only so far
-        beyond = np.abs(across) / np.tan(np.deg2rad(sun_elevation_deg))
+        beyond = np.abs(across) * shadow_length_per_m(sun_elevation_deg)
         needed = p.side_strip_m - p.car_half_width_m + 0.5
         side = np.where(across < 0, 0, 1)
         rows = np.arange(len(side))
@@ -93,11 +96,3 @@ def _darkening(values: npt.NDArray[np.float32], background: npt.NDArray[np.float
         before = np.mean(background.astype(np.float64), axis=1)
         lost: Floats = np.where(before > 0, 1.0 - now / before, np.nan)
     return lost
-
-
-def _normals(positions: npt.NDArray[np.float64]) -> Floats:
-    """Unit normals (col, row) of a track from its sample positions, as `sample_track` makes
-    them (the tangent turned by +90° in pixel axes)."""
-    tangent = np.gradient(positions, axis=0)
-    tangent /= np.maximum(np.hypot(tangent[:, 0], tangent[:, 1]), 1e-12)[:, None]
-    return np.column_stack([-tangent[:, 1], tangent[:, 0]])

@@ -137,24 +137,29 @@ def extract_profiles(
         grown = erode(valid, p.mask_buffer_px)
     dx, dy = alignment.shift_px if alignment is not None else (0.0, 0.0)
     offsets = _corridor_offsets(p, gsd_m)
+    # where cars are resolved, also the ground `side_strip_m` either side: one sampling pass
+    strips = np.array([-1.0, 1.0]) * p.side_strip_m / gsd_m if is_resolved(gsd_m, p) else np.zeros(0)
     pos, n = geom.positions, geom.positions.shape[0]
-    pts = (pos[None] + geom.normals[None] * offsets[:, None, None]).reshape(-1, 2)
+    lines = np.concatenate([offsets, strips])
+    pts = (pos[None] + geom.normals[None] * lines[:, None, None]).reshape(-1, 2)
     # (row, col) index space; the image is moved by (dx, dy) under the samples
-    acc, ok_all = sample(image, grown, pts[:, 1] - 0.5, pts[:, 0] - 0.5, (dx, dy))
-    values_all = acc.reshape(len(offsets), n, bands).mean(axis=0)
-    if alignment is not None:
-        values_all = values_all * np.asarray(alignment.gains) + np.asarray(alignment.offsets)
-    ok_all = np.asarray(ok_all.reshape(len(offsets), n).all(axis=0), dtype=bool)
+    acc, ok_pts = sample(image, grown, pts[:, 1] - 0.5, pts[:, 0] - 0.5, (dx, dy))
+    acc, ok_pts = acc.reshape(len(lines), n, bands), ok_pts.reshape(len(lines), n)
+    corridor = len(offsets)
+    values_all = _mapped(acc[:corridor].mean(axis=0), alignment)
+    ok_all = np.asarray(ok_pts[:corridor].all(axis=0), dtype=bool)
     covered_all = (pos[:, 0] >= 0) & (pos[:, 0] <= w) & (pos[:, 1] >= 0) & (pos[:, 1] <= h)
     if coverage is not None:
         rows = np.clip((pos[:, 1] - dy).astype(int), 0, h - 1)
         cols = np.clip((pos[:, 0] - dx).astype(int), 0, w - 1)
         covered_all &= np.asarray(coverage, dtype=bool)[rows, cols]
     ok_all &= covered_all
-    values_all = values_all.astype(np.float32)
     values_all[~ok_all] = np.nan
-    sides = _side_strips(image, grown, geom, gsd_m, p, (dx, dy), alignment) if is_resolved(gsd_m, p) \
-        else None
+    sides = None
+    if strips.size:  # (N, 2, bands), NaN where not valid
+        sides = _mapped(acc[corridor:], alignment)
+        sides[~ok_pts[corridor:]] = np.nan
+        sides = np.ascontiguousarray(sides.transpose(1, 0, 2))
     out: dict[str, TrackProfile] = {}
     for i, track_id in enumerate(geom.ids):
         sl = slice(geom.bounds[i], geom.bounds[i + 1])
@@ -170,21 +175,12 @@ def extract_profiles(
     return out
 
 
-def _side_strips(image: npt.NDArray[Any], valid: BoolArray, geom: TrackSamples, gsd_m: float,
-                 p: DetectorParams, shift: tuple[float, float], alignment: Alignment | None
-                 ) -> npt.NDArray[np.float32]:
-    """(N, 2, bands): the spectra `side_strip_m` either side of the centrelines (NaN where
-    not valid), mapped like the profiles."""
-    n, bands = geom.positions.shape[0], image.shape[0]
-    d = p.side_strip_m / gsd_m
-    pts = (geom.positions[None] + geom.normals[None] * np.array([-d, d])[:, None, None]).reshape(-1, 2)
-    acc, ok = sample(image, valid, pts[:, 1] - 0.5, pts[:, 0] - 0.5, shift)
-    values = acc.reshape(2, n, bands)
+def _mapped(values: npt.NDArray[Any], alignment: Alignment | None) -> npt.NDArray[np.float32]:
+    """Sampled spectra as float32, mapped onto the reference by the alignment's gains and
+    offsets (the last axis is the bands)."""
     if alignment is not None:
         values = values * np.asarray(alignment.gains) + np.asarray(alignment.offsets)
-    values = values.astype(np.float32)
-    values[~ok.reshape(2, n)] = np.nan
-    return np.ascontiguousarray(values.transpose(1, 0, 2))
+    return np.asarray(values, dtype=np.float32)
 
 
 def background_from_history(

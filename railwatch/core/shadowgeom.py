@@ -56,7 +56,7 @@ def shadow_length_per_m(sun_elevation_deg: float) -> float:
     return float(1.0 / np.tan(np.deg2rad(max(sun_elevation_deg, 5.0))))
 
 
-def _track_direction(positions: Floats) -> Floats:
+def track_direction(positions: Floats) -> Floats:
     """Unit vector along the track at every sample (pixel axes)."""
     if positions.shape[0] < 2:
         return np.tile([1.0, 0.0], (positions.shape[0], 1))
@@ -124,7 +124,7 @@ def cast_links(
         pos_k = scores[k].positions
         for link in found:
             caster = scores[link.other]
-            along = _track_direction(caster.positions)[link.j]
+            along = track_direction(caster.positions)[link.j]
             normal = np.column_stack([-along[:, 1], along[:, 0]])
             across_share = normal @ direction
             sign = np.where(across_share >= 0, 1.0, -1.0)
