@@ -65,23 +65,33 @@ def simulate(
     end: Annotated[str, typer.Option(help="Last date, inclusive.")] = str(DEMO_END),
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same pixels).")] = 2023,
     workers: Annotated[int, typer.Option(help="Rendering processes.", min=1)] = 2,
-    scene_km: Annotated[tuple[float, float], typer.Option(help="Scene footprint, km (x, y).")] = (5.0, 4.5),
+    scene_km: Annotated[tuple[float, float] | None, typer.Option(
+        help="Scene footprint, km (x, y). Default: 5 × 4.5 at 3 m; at a finer GSD the AOI's "
+             "extent plus 0.37 km on every side.")] = None,
+    gsd: Annotated[float | None, typer.Option(
+        help="Pixel size, m (3: PlanetScope-like; 0.5: SkySat-like). Default: the AOI's gsd_m, "
+             "else 3.", min=0.1)] = None,
 ) -> None:
-    """Publish simulated PlanetScope-like scenes + STAC items over an AOI (the demo's catalog)."""
+    """Publish simulated PlanetScope-like (or, finer, SkySat-like) scenes + STAC items over an
+    AOI (the demo's catalog)."""
     from railwatch.aoi import load_aoi
     from railwatch.settings import get_settings
-    from railwatch.simulate import publish_season
+    from railwatch.simulate import default_scene_size_m, publish_season
 
     settings = get_settings()
     area = load_aoi(aoi, settings.max_aoi_km2)
     first, last = parse_range(start, end)
+    gsd_m = float(gsd if gsd is not None else area.prop("gsd_m", 3.0))
+    size_m = ((scene_km[0] * 1000, scene_km[1] * 1000) if scene_km is not None
+              else default_scene_size_m(area, gsd_m))
     folder = settings.simulator_dir / area.id
     with _progress() as progress:
-        bar = progress.add_task("simulating scenes", total=(last - first).days + 1)
+        bar = progress.add_task(f"simulating {gsd_m:g} m scenes", total=(last - first).days + 1)
         scenes = publish_season(area, folder, first, last, seed=seed, workers=workers,
-                                scene_size_m=(scene_km[0] * 1000, scene_km[1] * 1000),
+                                scene_size_m=size_m, gsd_m=gsd_m,
                                 on_scene=lambda _s: progress.advance(bar))
-    out.print(f"{len(scenes)} scene(s) over {area.id} in the STAC collection {folder / 'collection.json'}")
+    out.print(f"{len(scenes)} scene(s) of {size_m[0] / 1000:.2f} × {size_m[1] / 1000:.2f} km at "
+              f"{gsd_m:g} m over {area.id} in the STAC collection {folder / 'collection.json'}")
 
 
 @app.command(name="backfill")

@@ -33,7 +33,7 @@ from rio_cogeo.profiles import cog_profiles
 
 from railwatch.aoi import AOI
 from railwatch.simulate.render import render_scene
-from railwatch.simulate.scene import SceneSpec, make_spec, yard_of
+from railwatch.simulate.scene import PLANETSCOPE_GSD_M, PLANETSCOPE_SCENE_M, SceneSpec, make_spec, yard_of
 from railwatch.simulate.season import DayPlan, plan_season
 from railwatch.simulate.sky import UDM2_BANDS
 from railwatch.simulate.stac import ANALYTIC_BANDS, COLLECTION_FILE, build_collection, build_item
@@ -79,8 +79,8 @@ def publish_season(
     start: dt.date,
     end: dt.date,
     seed: int = 2023,
-    scene_size_m: tuple[float, float] = (5000.0, 4500.0),
-    gsd_m: float = 3.0,
+    scene_size_m: tuple[float, float] = PLANETSCOPE_SCENE_M,
+    gsd_m: float = PLANETSCOPE_GSD_M,
     workers: int = 2,
     on_scene: Callable[[SimulatedScene], None] | None = None,
 ) -> list[SimulatedScene]:
