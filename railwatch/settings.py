@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         None, description="Name of a prefect-aws AwsCredentials block holding the S3 keys "
         "(optional extra 'aws'); unset = boto3's standard credential chain.",
     )
+    planet_api_key_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the Planet API key (kept on the "
+        "Prefect server, not in every worker's environment); unset = the PL_API_KEY variable.",
+    )
     stream_max_mb: float = Field(
         20_000.0, gt=0,
         description="Largest scene streamed to a temporary file when its server cannot serve ranges.",

@@ -81,6 +81,7 @@ class PlanetDouble:
         self.generation = 1  # of the download URLs handed out (new ones after they expire)
         self.expired: set[int] = set()  # generations whose URLs are refused
         self.expired_status = 403  # what an expired signed URL answers
+        self.key: str | None = None  # when set, the only API key answered (others: 401)
         self.bodies: list[dict[str, Any]] = []
         self.searches: dict[str, list[dict[str, Any]]] = {}
         base = re.escape(self.api)
@@ -104,6 +105,12 @@ class PlanetDouble:
             return httpx.Response(fault, headers={"Retry-After": "1"}, text=text)
         raise fault("injected by the Planet double", request=request)
 
+    def _unauthorised(self, request: httpx.Request) -> httpx.Response | None:
+        """401 as Planet answers a request whose `api-key` is not the double's `key`."""
+        if self.key is None or request.headers.get("authorization") == f"api-key {self.key}":
+            return None
+        return httpx.Response(401, json={"message": "Invalid API key", "errors": []})
+
     def _page(self, search: str, n: int) -> httpx.Response:
         found = self.searches[search]
         chunk = [self._visible(f) for f in found[n * self.page_size:(n + 1) * self.page_size]]
@@ -118,6 +125,8 @@ class PlanetDouble:
         return feature | {"_permissions": [p for p in feature["_permissions"] if ASSETS[0] not in p]}
 
     def quick_search(self, request: httpx.Request) -> httpx.Response:
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         body = json.loads(request.content)
         self.bodies.append(body)
         if (fault := self._fault(self.search_faults, request)) is not None:
@@ -127,11 +136,15 @@ class PlanetDouble:
         return self._page(search, 0)
 
     def page(self, request: httpx.Request, search: str) -> httpx.Response:
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         if (fault := self._fault(self.search_faults, request)) is not None:
             return fault
         return self._page(search, int(request.url.params["_page"]))
 
     def assets(self, request: httpx.Request, item: str) -> httpx.Response:
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         if (fault := self._fault(self.asset_faults, request)) is not None:
             return fault
         if item in self.activated:
@@ -154,6 +167,8 @@ class PlanetDouble:
         return httpx.Response(200, json=body)
 
     def activate(self, request: httpx.Request, item: str, asset: str) -> httpx.Response:
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
         if (fault := self._fault(self.asset_faults, request)) is not None:
             return fault
         self.activated.setdefault(item, 0)

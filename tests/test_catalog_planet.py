@@ -16,10 +16,11 @@ import pytest
 import respx
 
 from railwatch.adapters.catalogs import open_catalog
-from railwatch.adapters.catalogs.planet import PlanetCatalog, planet_config
+from railwatch.adapters.catalogs.planet import PlanetCatalog, planet_config, secret_block_value
 from railwatch.aoi import AOI, load_aoi
 from railwatch.errors import CatalogError, ConfigError
-from tests.planet_double import API, ASSETS, PlanetDouble
+from railwatch.settings import get_settings
+from tests.planet_double import API, ASSETS, PlanetDouble, planet_router
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "PLAK-test-key-never-logged"
@@ -50,12 +51,16 @@ def aoi() -> AOI:
     return load_aoi(REPO / "aois" / "tumangang.geojson")
 
 
+def features() -> list[dict[str, Any]]:
+    """Seven items to download and one without permission for its image."""
+    return [feature(n) for n in range(1, 8)] + [feature(8, permitted=("ortho_udm2",))]
+
+
 @pytest.fixture
 def planet(monkeypatch: pytest.MonkeyPatch) -> Iterator[PlanetDouble]:
     monkeypatch.setenv("PL_API_KEY", KEY)
-    features = [feature(n) for n in range(1, 8)] + [feature(8, permitted=("ortho_udm2",))]
     with respx.mock(assert_all_called=False) as router:
-        yield PlanetDouble(router, features, page_size=3)
+        yield PlanetDouble(router, features(), page_size=3)
 
 
 def test_search_pages_filters_and_reports_missing_permission(
@@ -133,3 +138,38 @@ def test_transient_api_errors_cost_a_poll_not_the_scene(planet: PlanetDouble, ao
     planet.asset_faults = [403]  # not allowed: no use waiting
     ready, failed = cat.prepare(scenes[:1])
     assert ready == [] and failed[0][1].startswith("activation failed: NoPermission")
+
+
+@pytest.fixture
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+    secret_block_value.cache_clear()
+
+
+def test_the_api_key_comes_from_a_prefect_secret_block_when_one_is_named(
+        aoi: AOI, fresh_settings: pytest.MonkeyPatch) -> None:
+    """RAILWATCH_PLANET_API_KEY_BLOCK names a Secret block on a real Prefect server (the test
+    harness's); the double answers only the block's key, and the environment's PL_API_KEY is
+    wrong, so a search that passes used the block's."""
+    from prefect.blocks.system import Secret
+    from prefect.testing.utilities import prefect_test_harness
+
+    fresh_settings.setenv("PL_API_KEY", "PLAK-an-old-revoked-key")
+    with planet_router() as router:  # the Prefect server on loopback is not mocked
+        planet = PlanetDouble(router, features(), page_size=3)
+        planet.key = KEY
+        with pytest.raises(ConfigError, match="Planet rejected the API key; check PL_API_KEY"):
+            PlanetCatalog(planet_config("planet")).search(aoi, T0, T1)
+        fresh_settings.setenv("RAILWATCH_PLANET_API_KEY_BLOCK", "planet-key")
+        get_settings.cache_clear()
+        with prefect_test_harness(server_startup_timeout=120):
+            with pytest.raises(ConfigError, match="no Secret block named 'planet-key'"):
+                PlanetCatalog(planet_config("planet"))
+            Secret(value="PLAK-a-typo").save("planet-key")
+            with pytest.raises(ConfigError, match="rejected the API key; check the Secret block 'planet-key"):
+                PlanetCatalog(planet_config("planet")).search(aoi, T0, T1)
+            Secret(value=KEY).save("planet-key", overwrite=True)
+            secret_block_value.cache_clear()  # a new process reads the block again
+            assert len(PlanetCatalog(planet_config("planet")).search(aoi, T0, T1).scenes) == 7

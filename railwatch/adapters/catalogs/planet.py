@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from railwatch.adapters.catalogs.sources import convert, options
 from railwatch.aoi import AOI
 from railwatch.errors import CatalogError, CatalogItemError, ConfigError
 from railwatch.models import SceneRef
+from railwatch.settings import get_settings
 
 ITEM_TYPE = "PSScene"
 IMAGE_ASSET, MASK_ASSET = "ortho_analytic_4b_sr", "ortho_udm2"
@@ -73,15 +75,42 @@ _SESSIONS_LOCK = threading.Lock()
 
 
 def planet_client(base_url: str | None) -> Planet:
-    """The process's one SDK client per (API key, base URL); the key comes from PL_API_KEY."""
-    key = os.environ.get("PL_API_KEY", "").strip()
-    if not key:
-        raise ConfigError("the 'planet' catalog needs an API key: set PL_API_KEY "
-                          "(from your Planet account settings)")
+    """The process's one SDK client per (API key, base URL)."""
+    key = planet_api_key()
     with _SESSIONS_LOCK:
         if (key, base_url) not in _SESSIONS:
             _SESSIONS[key, base_url] = Planet(session=Session(auth=Auth.from_key(key)), base_url=base_url)
         return _SESSIONS[key, base_url]
+
+
+def planet_api_key() -> str:
+    """The Planet API key: from the Prefect Secret block RAILWATCH_PLANET_API_KEY_BLOCK names,
+    else from PL_API_KEY."""
+    block = get_settings().planet_api_key_block
+    key = secret_block_value(block) if block else os.environ.get("PL_API_KEY", "")
+    if not key.strip():
+        raise ConfigError(f"the Prefect Secret block {block!r} (RAILWATCH_PLANET_API_KEY_BLOCK) is "
+                          "empty; save the Planet API key in it" if block else
+                          "the 'planet' catalog needs an API key: set PL_API_KEY (from your Planet "
+                          "account settings), or RAILWATCH_PLANET_API_KEY_BLOCK to a Prefect Secret "
+                          "block holding it")
+    return key.strip()
+
+
+@lru_cache(maxsize=8)
+def secret_block_value(name: str) -> str:
+    """The value of the Prefect Secret block `name`, read once per process from the Prefect API
+    (Prefect is imported here: a search that needs no block does not pay for it)."""
+    from prefect.blocks.system import Secret
+
+    try:
+        block = Secret.load(name, _sync=True)  # type: ignore[call-arg]  # (async_dispatch's switch)
+    except ValueError as exc:  # Prefect: "Unable to find block document named ..."
+        raise ConfigError(f"RAILWATCH_PLANET_API_KEY_BLOCK: no Secret block named {name!r} on the "
+                          "Prefect server; create it (README: Catalogs)") from exc
+    if not isinstance(block, Secret):  # `_sync=True`: never a coroutine
+        raise TypeError(f"Secret.load returned {type(block).__name__}")
+    return str(block.get())
 
 
 def _transient(exc: Exception) -> bool:
@@ -97,7 +126,9 @@ def _describe(exc: Exception) -> str:
 def _planet_error(exc: Exception, what: str) -> Exception:
     """Bad keys and queries need a fix; throttling, server and network errors may pass."""
     if isinstance(exc, pl_errors.InvalidAPIKey):
-        return ConfigError(f"{what}: Planet rejected the API key; check PL_API_KEY")
+        block = get_settings().planet_api_key_block
+        where = f"the Secret block {block!r}" if block else "PL_API_KEY"
+        return ConfigError(f"{what}: Planet rejected the API key; check {where}")
     if isinstance(exc, pl_errors.BadQuery | pl_errors.NoPermission | pl_errors.OverQuota):
         return ConfigError(f"{what}: {_describe(exc)}")
     return CatalogError(f"{what}: {_describe(exc)}")
