@@ -7,6 +7,7 @@ saw it, with every occupied segment the detector measured drawn on its track, cl
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,9 @@ TITLE_FONT_PX, LABEL_FONT_PX = 17, 12
 LABEL_GAP_PX, LABEL_WIDTH_PX = 16.0, 40.0  # track labels: boxes this far apart at least
 STRETCH_SAMPLES = 50_000
 PNG_COMPRESS_LEVEL = 1  # zlib's default 6 took a third of a quicklook's time for 8% fewer bytes
+# zlib's run-length strategy: on quicklooks (a picture scaled up by repeating pixels, flat
+# margins) 18 % faster to encode than the default and 11 % smaller (31 vs 38 ms, 439 vs 496 kB)
+PNG_STRATEGY = zlib.Z_RLE
 
 
 def clip_grid(aoi: AOI, clip_buffer_m: float) -> AOIGrid:
@@ -129,7 +133,8 @@ def render_quicklook(aoi: AOI, grid: AOIGrid, row: SceneCountRow, tracks: Sequen
     ink.text((page.width / 2, TITLE_PX / 2), title, fill="black", font=_font(TITLE_FONT_PX),
              anchor="mm")
     buffer = io.BytesIO()
-    page.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)  # no timestamp
+    page.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL,  # no timestamp
+              compress_type=PNG_STRATEGY)
     return buffer.getvalue()
 
 
