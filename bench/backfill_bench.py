@@ -138,7 +138,7 @@ def run_plain(days: int) -> dict[str, Any]:
     done, reference_s = 0, 0.0
     aois = load_registry(settings.aoi_dir, settings.max_aoi_km2)
     for aoi in aois:
-        grid = aoi_grid(aoi, gsd_m=float(aoi.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)
+        grid = aoi_grid(aoi, gsd_m=aoi.gsd_m, buffer_m=settings.clip_buffer_m)
         discover(aoi, catalogs, db, start, start + timedelta(days=days))
         clips = [clip_scene(s, aoi, grid, store) for s in db.pending_scenes(aoi.id)]
         building = time.perf_counter()

@@ -73,7 +73,7 @@ def open_run(aoi_ids: Sequence[str] | None, sources: Sequence[str] | None = None
     aois = select_aois(load_registry(settings.aoi_dir, settings.max_aoi_km2), aoi_ids)
     check_store(settings)
     return Run(settings=settings, aois={a.id: a for a in aois},
-               grids={a.id: aoi_grid(a, gsd_m=float(a.prop("gsd_m", 3.0)), buffer_m=settings.clip_buffer_m)
+               grids={a.id: aoi_grid(a, gsd_m=a.gsd_m, buffer_m=settings.clip_buffer_m)
                       for a in aois},
                db=CountsStore(settings.db_url),
                catalogs=[limited(s, open_catalog(s, settings.simulator_dir, settings.asset_maps))

@@ -23,6 +23,8 @@ from railwatch.errors import AOIError
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
 DEFAULT_CAR_PITCH_M = 15.0
+DEFAULT_GSD_M = 3.0  # the clip grid of a PlanetScope-like AOI
+GSD_RANGE_M = (0.1, 30.0)  # clip grids railwatch can count cars on: a metre a car or more
 DEFAULT_MAX_AREA_KM2 = 100.0
 _GEOD = Geod(ellps="WGS84")
 
@@ -49,6 +51,7 @@ class AOI:
     tracks: tuple[Track, ...]
     name: str | None = None
     car_pitch_m: float = DEFAULT_CAR_PITCH_M
+    gsd_m: float = DEFAULT_GSD_M  # metres per pixel of the AOI's clip grid
     properties: dict[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
 
@@ -124,6 +127,10 @@ def parse_aoi(doc: Any, source: str = "<memory>", max_area_km2: float = DEFAULT_
     pitch = props.get("car_pitch_m", DEFAULT_CAR_PITCH_M)
     if isinstance(pitch, bool) or not isinstance(pitch, int | float) or not pitch > 0:
         raise AOIError(f"{where}: car_pitch_m must be a number > 0 (metres), found {pitch!r}")
+    gsd, (finest, coarsest) = props.get("gsd_m", DEFAULT_GSD_M), GSD_RANGE_M
+    if isinstance(gsd, bool) or not isinstance(gsd, int | float) or not finest <= gsd <= coarsest:
+        raise AOIError(f"{where}: gsd_m must be a number from {finest:g} to {coarsest:g} (metres per "
+                       f"clip pixel, e.g. 3 or 0.5), found {gsd!r}")
     name = props.get("name")
     if name is not None and not isinstance(name, str):
         raise AOIError(f"{where}: name must be a string")
@@ -155,6 +162,7 @@ def parse_aoi(doc: Any, source: str = "<memory>", max_area_km2: float = DEFAULT_
         tracks=tuple(tracks),
         name=name,
         car_pitch_m=float(pitch),
+        gsd_m=float(gsd),
         properties=props,
         source=source,
     )

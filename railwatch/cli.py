@@ -81,7 +81,7 @@ def simulate(
     settings = get_settings()
     area = load_aoi(aoi, settings.max_aoi_km2)
     first, last = parse_range(start, end)
-    gsd_m = float(gsd if gsd is not None else area.prop("gsd_m", 3.0))
+    gsd_m = gsd if gsd is not None else area.gsd_m
     size_m = ((scene_km[0] * 1000, scene_km[1] * 1000) if scene_km is not None
               else default_scene_size_m(area, gsd_m))
     folder = settings.simulator_dir / area.id

@@ -39,7 +39,7 @@ PNG_STRATEGY = zlib.Z_RLE
 
 def clip_grid(aoi: AOI, clip_buffer_m: float) -> AOIGrid:
     """The grid every clip of the AOI is on (as the flows build it)."""
-    return aoi_grid(aoi, gsd_m=float(aoi.prop("gsd_m", 3.0)), buffer_m=clip_buffer_m)
+    return aoi_grid(aoi, gsd_m=aoi.gsd_m, buffer_m=clip_buffer_m)
 
 
 def natural_colour(image: np.ndarray, valid: np.ndarray,

@@ -61,6 +61,8 @@ def test_valid_document_keeps_unknown_keys_and_defaults() -> None:
     d = doc()
     del d["features"][0]["properties"]["car_pitch_m"]
     assert parse_aoi(d).car_pitch_m == 15.0
+    assert parse_aoi(d).gsd_m == 3.0  # PlanetScope-like unless the file says otherwise
+    assert parse_aoi(doc(f0__properties__gsd_m=0.5)).gsd_m == 0.5
 
 
 @pytest.mark.parametrize(
@@ -78,6 +80,9 @@ def test_valid_document_keeps_unknown_keys_and_defaults() -> None:
         (doc(f0__properties__id="Yard One"), "must be a slug"),
         (doc(f0__properties__car_pitch_m=-3), "car_pitch_m must be a number > 0"),
         (doc(f0__properties__car_pitch_m="15"), "car_pitch_m must be a number > 0"),
+        (doc(f0__properties__gsd_m="half"), "gsd_m must be a number from 0.1 to 30"),
+        (doc(f0__properties__gsd_m=0), "gsd_m must be a number from 0.1 to 30"),
+        (doc(f0__properties__gsd_m=300), "gsd_m must be a number from 0.1 to 30"),
         (doc(f0__geometry={"type": "Point", "coordinates": [130.6, 42.4]}),
          "must be a Polygon or MultiPolygon"),
         (doc(f0__geometry={"type": "Polygon", "coordinates": [[[130.590, 42.412], [130.612, 42.428],
