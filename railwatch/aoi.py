@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
+from railwatch.core.surge import SurgeParams
 from railwatch.errors import AOIError
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
@@ -66,6 +67,30 @@ class AOI:
     def prop(self, key: str, default: Any = None) -> Any:
         """An optional railwatch property of the AOI feature (unknown keys are kept)."""
         return self.properties.get(key, default)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_surge_properties(props: dict[str, Any], where: str) -> None:
+    """`history_max_cars` and `surge` are read only when counts are stored: checked here, so a
+    typo stops the run before any work, not after a backfill's clipping and detection."""
+    history_max = props.get("history_max_cars")
+    if history_max is not None and not (_is_number(history_max) and history_max >= 0):
+        raise AOIError(f"{where}: history_max_cars must be a number >= 0 (the largest count known "
+                       f"before railwatch watched the yard) or null, found {history_max!r}")
+    surge = props.get("surge", {})
+    if not isinstance(surge, dict):
+        raise AOIError(f"{where}: surge must be an object of thresholds, e.g. "
+                       f'{{"ratio_threshold": 2.0}}, found {surge!r}')
+    known = [f.name for f in fields(SurgeParams)]
+    unknown = sorted(set(surge) - set(known))
+    if unknown:
+        raise AOIError(f"{where}: surge has unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for key, value in surge.items():
+        if not (_is_number(value) and value >= 0):
+            raise AOIError(f"{where}: surge.{key} must be a number >= 0, found {value!r}")
 
 
 def load_aoi(path: str | Path, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> AOI:
@@ -131,6 +156,7 @@ def parse_aoi(doc: Any, source: str = "<memory>", max_area_km2: float = DEFAULT_
     if isinstance(gsd, bool) or not isinstance(gsd, int | float) or not finest <= gsd <= coarsest:
         raise AOIError(f"{where}: gsd_m must be a number from {finest:g} to {coarsest:g} (metres per "
                        f"clip pixel, e.g. 3 or 0.5), found {gsd!r}")
+    _check_surge_properties(props, where)
     name = props.get("name")
     if name is not None and not isinstance(name, str):
         raise AOIError(f"{where}: name must be a string")
