@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +19,7 @@ from railwatch.adapters.counts import CountsStore, SceneCountRow, TrackPoint
 from railwatch.aoi import AOI
 from railwatch.core.episodes import Episode, ScenePoint, Transition, is_reliable, surge_episodes
 from railwatch.core.surge import SurgeFlag, SurgeParams, flag_surges
+from railwatch.errors import AOIError
 
 EVENT_PREFIX = "railwatch.surge"
 
@@ -25,8 +27,15 @@ Links = Callable[[SceneCountRow], dict[str, str | None]]
 
 
 def surge_params(aoi: AOI) -> SurgeParams:
-    """The AOI's thresholds (its `surge` property overrides the defaults)."""
-    return SurgeParams(**aoi.prop("surge", {}))
+    """The AOI's thresholds (its `surge` property overrides the defaults); AOIError naming the
+    known keys for one that is not a threshold."""
+    surge = aoi.prop("surge", {})
+    known = [f.name for f in fields(SurgeParams)]
+    unknown = sorted(set(surge) - set(known))
+    if unknown:
+        raise AOIError(f"{aoi.source}: feature (aoi {aoi.id}): surge has unknown key(s) "
+                       f"{', '.join(unknown)}; known: {', '.join(known)}")
+    return SurgeParams(**surge)
 
 
 def series_flags(aoi: AOI, rows: Sequence[SceneCountRow]) -> list[SurgeFlag]:

@@ -97,6 +97,7 @@ def preflight(aoi_ids: Sequence[str] | None = None, sources: Sequence[str] | Non
     """Raise the first configuration problem of a run over `aoi_ids` from `sources`."""
     from railwatch.adapters.catalogs import open_catalog
     from railwatch.adapters.counts import CountsStore
+    from railwatch.alerts import surge_params
     from railwatch.aoi import load_registry, select_aois
     from railwatch.search import select_sources
     from railwatch.webhooks import check_config
@@ -109,7 +110,8 @@ def preflight(aoi_ids: Sequence[str] | None = None, sources: Sequence[str] | Non
     if not registry:
         raise ConfigError(f"{settings.aoi_dir}: no AOI files (*.geojson) in the AOI registry; add "
                           "one (README: AOI files) or point RAILWATCH_AOI_DIR at yours")
-    select_aois(registry, aoi_ids)
+    for aoi in select_aois(registry, aoi_ids):
+        surge_params(aoi)  # its thresholds are read only when counts are stored
     check_config(settings.webhook_urls, settings.webhook_secret)
     check_dask(settings)
     CountsStore(settings.db_url)

@@ -83,7 +83,6 @@ def test_valid_document_keeps_unknown_keys_and_defaults() -> None:
         (doc(f0__properties__gsd_m="half"), "gsd_m must be a number from 0.1 to 30"),
         (doc(f0__properties__history_max_cars="twenty"), "history_max_cars must be a number >= 0"),
         (doc(f0__properties__surge=2.0), "surge must be an object of thresholds"),
-        (doc(f0__properties__surge={"ratio_thresh": 2.0}), "unknown key.s. ratio_thresh; known: window_days"),
         (doc(f0__properties__surge={"ratio_threshold": "2"}), "surge.ratio_threshold must be a number"),
         (doc(f0__properties__gsd_m=0), "gsd_m must be a number from 0.1 to 30"),
         (doc(f0__properties__gsd_m=300), "gsd_m must be a number from 0.1 to 30"),
@@ -144,3 +143,12 @@ def test_registry_rejects_duplicate_ids_and_unknown_selection(tmp_path: Path) ->
     assert [a.id for a in select_aois(aois, None)] == ["yard-1"]
     with pytest.raises(AOIError, match="unknown AOI id"):
         select_aois(aois, ["nope"])
+
+
+def test_a_surge_key_that_is_no_threshold_names_the_known_ones() -> None:
+    from railwatch.alerts import surge_params
+
+    aoi = parse_aoi(doc(f0__properties__surge={"ratio_thresh": 2.0}), source="yard.geojson")
+    with pytest.raises(AOIError, match=r"yard.geojson: .*unknown key.s. ratio_thresh; known: window_days"):
+        surge_params(aoi)
+    assert surge_params(parse_aoi(doc(f0__properties__surge={"ratio_threshold": 2}))).ratio_threshold == 2
