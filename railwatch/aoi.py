@@ -146,10 +146,10 @@ def parse_aoi(doc: Any, source: str = "<memory>", max_area_km2: float = DEFAULT_
     where = f"{source}: feature #{index} (aoi {aoi_id})"
     polygon = _geometry(feature, where, ("Polygon", "MultiPolygon"))
     pitch = props.get("car_pitch_m", DEFAULT_CAR_PITCH_M)
-    if isinstance(pitch, bool) or not isinstance(pitch, int | float) or not pitch > 0:
+    if not (_is_number(pitch) and pitch > 0):
         raise AOIError(f"{where}: car_pitch_m must be a number > 0 (metres), found {pitch!r}")
     gsd, (finest, coarsest) = props.get("gsd_m", DEFAULT_GSD_M), GSD_RANGE_M
-    if isinstance(gsd, bool) or not isinstance(gsd, int | float) or not finest <= gsd <= coarsest:
+    if not (_is_number(gsd) and finest <= gsd <= coarsest):
         raise AOIError(f"{where}: gsd_m must be a number from {finest:g} to {coarsest:g} (metres per "
                        f"clip pixel, e.g. 3 or 0.5), found {gsd!r}")
     _check_surge_properties(props, where)

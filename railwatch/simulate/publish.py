@@ -31,9 +31,9 @@ from rasterio.rio.overview import get_maximum_overview_level
 from rasterio.shutil import copy
 from rio_cogeo.profiles import cog_profiles
 
-from railwatch.aoi import AOI
+from railwatch.aoi import AOI, DEFAULT_GSD_M
 from railwatch.simulate.render import render_scene
-from railwatch.simulate.scene import PLANETSCOPE_GSD_M, PLANETSCOPE_SCENE_M, SceneSpec, make_spec, yard_of
+from railwatch.simulate.scene import PLANETSCOPE_SCENE_M, SceneSpec, make_spec, yard_of
 from railwatch.simulate.season import DayPlan, plan_season
 from railwatch.simulate.sky import UDM2_BANDS
 from railwatch.simulate.stac import ANALYTIC_BANDS, COLLECTION_FILE, build_collection, build_item
@@ -80,7 +80,7 @@ def publish_season(
     end: dt.date,
     seed: int = 2023,
     scene_size_m: tuple[float, float] = PLANETSCOPE_SCENE_M,
-    gsd_m: float = PLANETSCOPE_GSD_M,
+    gsd_m: float = DEFAULT_GSD_M,
     workers: int = 2,
     on_scene: Callable[[SimulatedScene], None] | None = None,
 ) -> list[SimulatedScene]:

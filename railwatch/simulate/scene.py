@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from shapely.geometry import Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from railwatch.aoi import AOI
+from railwatch.aoi import AOI, DEFAULT_GSD_M
 from railwatch.errors import InvalidInput
 from railwatch.grid import project, utm_crs_for
 from railwatch.simulate.noise import stable_key
@@ -98,7 +98,6 @@ def yard_of(aoi: AOI) -> Yard:
     return _YARDS[key]
 
 
-PLANETSCOPE_GSD_M = 3.0
 PLANETSCOPE_SCENE_M = (5000.0, 4500.0)  # of a PlanetScope frame's ≈ 25 × 11 km, what a clip needs
 FINE_SCENE_MARGIN_M = 300.0  # around the AOI in a finer scene: room for the frame's tilt
 
@@ -107,7 +106,7 @@ def default_scene_size_m(aoi: AOI, gsd_m: float) -> tuple[float, float]:
     """The footprint `railwatch simulate` renders by default: a PlanetScope-like 5 × 4.5 km at
     3 m and coarser; at a finer GSD the AOI's extent plus `FINE_SCENE_MARGIN_M` on every side
     (5 × 4.5 km at 0.5 m would be 90 megapixels a band, ≈ 0.4 GB per scene to render)."""
-    if gsd_m >= PLANETSCOPE_GSD_M:
+    if gsd_m >= DEFAULT_GSD_M:
         return PLANETSCOPE_SCENE_M
     minx, miny, maxx, maxy = yard_of(aoi).polygon.bounds
     margin = 2 * (GRID_BUFFER_M + FINE_SCENE_MARGIN_M)

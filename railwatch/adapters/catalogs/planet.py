@@ -89,12 +89,18 @@ def planet_api_key() -> str:
     block = get_settings().planet_api_key_block
     key = secret_block_value(block) if block else os.environ.get("PL_API_KEY", "")
     if not key.strip():
-        raise ConfigError(f"the Prefect Secret block {block!r} (RAILWATCH_PLANET_API_KEY_BLOCK) is "
-                          "empty; save the Planet API key in it" if block else
+        raise ConfigError(f"{key_source()} (RAILWATCH_PLANET_API_KEY_BLOCK) is empty; save the "
+                          "Planet API key in it" if block else
                           "the 'planet' catalog needs an API key: set PL_API_KEY (from your Planet "
                           "account settings), or RAILWATCH_PLANET_API_KEY_BLOCK to a Prefect Secret "
                           "block holding it")
     return key.strip()
+
+
+def key_source() -> str:
+    """Where the key comes from, as an error message names it."""
+    block = get_settings().planet_api_key_block
+    return f"the Secret block {block!r}" if block else "PL_API_KEY"
 
 
 @lru_cache(maxsize=8)
@@ -126,9 +132,7 @@ def _describe(exc: Exception) -> str:
 def _planet_error(exc: Exception, what: str) -> Exception:
     """Bad keys and queries need a fix; throttling, server and network errors may pass."""
     if isinstance(exc, pl_errors.InvalidAPIKey):
-        block = get_settings().planet_api_key_block
-        where = f"the Secret block {block!r}" if block else "PL_API_KEY"
-        return ConfigError(f"{what}: Planet rejected the API key; check {where}")
+        return ConfigError(f"{what}: Planet rejected the API key; check {key_source()}")
     if isinstance(exc, pl_errors.BadQuery | pl_errors.NoPermission | pl_errors.OverQuota):
         return ConfigError(f"{what}: {_describe(exc)}")
     return CatalogError(f"{what}: {_describe(exc)}")
