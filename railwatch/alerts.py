@@ -41,7 +41,8 @@ def surge_params(aoi: AOI) -> SurgeParams:
 def series_flags(aoi: AOI, rows: Sequence[SceneCountRow]) -> list[SurgeFlag]:
     """The surge test over an AOI's whole stored series (each scene against earlier ones)."""
     return flag_surges([r.acquired for r in rows], [r.cars for r in rows],
-                       [r.valid_fraction for r in rows], aoi.prop("history_max_cars"), surge_params(aoi))
+                       [r.valid_fraction for r in rows], aoi.prop("history_max_cars"), surge_params(aoi),
+                       lows=[r.cars_low for r in rows])
 
 
 def track_flags(aoi: AOI, rows: Sequence[TrackPoint]) -> dict[tuple[str, str], SurgeFlag]:

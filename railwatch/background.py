@@ -31,6 +31,7 @@ from railwatch.core.background import (
     BackgroundParams,
     SceneProfiles,
     background_at,
+    background_of,
     build_model,
     covers,
     is_clear,
@@ -146,14 +147,33 @@ def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRe
                        rebuilt)
 
 
+def early_clips(history: Iterable[ClipRef], without: ClipRef | None = None,
+                extra: int = 0) -> list[ClipRef]:
+    """The AOI's first `early_scenes` (+ `extra`) clips clear enough for a background (by their
+    valid fraction; the model also asks a trustworthy registration), `without` one, oldest first."""
+    skip = None if without is None else scene_key(without)
+    candidates = [c for c in history
+                  if c.valid_fraction >= PARAMS.min_valid_fraction and scene_key(c) != skip]
+    return sorted(candidates, key=lambda c: (c.scene.acquired, scene_key(c)))[
+        :PARAMS.early_scenes + extra]
+
+
 def affected_clips(new: Sequence[ClipRef], history: Sequence[ClipRef]) -> list[ClipRef]:
     """The clips whose counts `new` (just measured) can change: themselves, and every measured
     clip acquired after the earliest of them (its background is made of earlier scenes), in
-    acquisition order. A late scene's arrival thus gives the counts a clean run would have."""
+    acquisition order. A late scene's arrival thus gives the counts a clean run would have.
+
+    And the AOI's first days, when one of `new` is among the first clear scenes their early
+    background is made of (`Backgrounds.of`): every clip up to the last of those (one more than
+    `early_scenes`, as a scene among them is left out of its own) is measured again."""
     if not new:
         return []
     first = min(c.scene.acquired for c in new)
-    by_key = {scene_key(c): c for c in history if c.scene.acquired > first}
+    window = early_clips(history, extra=1)
+    last = window[-1].scene.acquired if window else None
+    by_key = {scene_key(c): c for c in history
+              if last is not None and first <= last and c.scene.acquired <= last}
+    by_key.update({scene_key(c): c for c in history if c.scene.acquired > first})
     by_key.update({scene_key(c): c for c in new})
     return sorted(by_key.values(), key=lambda c: (c.scene.acquired, scene_key(c)))
 
@@ -171,6 +191,24 @@ class Backgrounds:
         self.cache: dict[str, SceneProfiles] = {}
         model, self.problem = load_model(store, aoi_id)
         self.model = model or rebuild_model(store, history, PARAMS.capacity, cache=self.cache)
+
+    def of(self, clip: ClipRef) -> Background:
+        """The background of `clip`: of the clear scenes before it, else (an AOI's first days)
+        of the AOI's first `early_scenes` clear scenes other than it, else none (the caller
+        uses the reference composite)."""
+        used = self.at(clip.scene.acquired)
+        if used.profiles is not None:
+            return used
+        early = early_clips(self.history, without=clip)
+        if len(early) < PARAMS.early_scenes:
+            return used
+        for c in early:
+            if scene_key(c) not in self.cache:
+                self.cache[scene_key(c)] = read_scene(c, self.store)
+        model = build_model([self.cache[scene_key(c)] for c in early], DETECTOR_VERSION, PARAMS,
+                            capacity=PARAMS.early_scenes)
+        found = background_of(model, PARAMS)
+        return found if found.profiles is not None else used
 
     def at(self, acquired: datetime) -> Background:
         """The background of a scene acquired at `acquired` (earlier clear scenes only)."""

@@ -186,12 +186,13 @@ def measure_pixels(clip: ClipRef, image: np.ndarray, valid: np.ndarray, grid: AO
 def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
                   history: Sequence[ClipRef], store: ObjectStore
                   ) -> tuple[list[SceneCount], str | None]:
-    """Counts for `targets`, each against the background of the clear scenes acquired before it;
-    and why the stored background model could not be used, if it could not.
+    """Counts for `targets`, each against the background of the clear scenes acquired before it
+    (an AOI's first days: of its first clear scenes, `Backgrounds.of`); and why the stored
+    background model could not be used, if it could not.
 
     The background comes from the AOI's stored model (updated before detection), else from the
-    stored profiles of `history` (every measured clip of the AOI); either way only earlier
-    scenes count, so a backfill computes what the live runs computed.
+    stored profiles of `history` (every measured clip of the AOI); either way it is a function
+    of the set of measured scenes, so a backfill computes what the live runs computed.
     """
     backgrounds = Backgrounds(aoi.id, history, store)
     lengths = {t.id: t.length_m for t in aoi.tracks}
@@ -201,7 +202,7 @@ def detect_scenes(aoi: AOI, grid: AOIGrid, targets: Sequence[ClipRef],
     for clip in targets:
         started = time.perf_counter()
         profiles, alignment = decode_profiles(store.get_bytes(profile_key(clip)))
-        used = backgrounds.at(clip.scene.acquired)
+        used = backgrounds.of(clip)
         background = used.profiles
         if background is None:  # little history yet: the reference composite is the background
             if reference_profiles is None:

@@ -106,6 +106,45 @@ def test_backgrounds_behind_the_ring_come_from_the_stored_profiles(
                                       equal_nan=True) for t in expect.profiles)
 
 
+def test_first_days_use_the_first_clear_scenes_without_themselves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too little history before a scene: the AOI's first `early_scenes` clear scenes other
+    than it (none of it from a cloudy scene), once that many exist; the reference before."""
+    params = BackgroundParams(window=4, capacity=6, min_scenes=2, early_scenes=3)
+    monkeypatch.setattr(bgm, "PARAMS", params)
+    store = LocalStore(tmp_path / "store")
+    clips = measured(store, range(8), cloudy=frozenset({1}))
+    key = bgm.scene_key
+    # three clear scenes in all: a first day has only two others, so the reference serves
+    few = bgm.Backgrounds("yard", clips[:4], store)
+    assert few.of(clips[0]).profiles is None and few.of(clips[0]).digest == "reference"
+    backgrounds = bgm.Backgrounds("yard", clips, store)
+    first, second, third = (backgrounds.of(c) for c in clips[:3])
+    assert first.scenes == tuple(key(clips[d]) for d in (2, 3, 4))  # not itself, not day 1
+    assert second.scenes == tuple(key(clips[d]) for d in (0, 2, 3))  # cloudy day 1: its own
+    assert third.scenes == tuple(key(clips[d]) for d in (0, 3, 4))   # background skips it too
+    assert first.profiles is not None
+    median = np.median([bgm.read_scene(clips[d], store).profiles["a"].values for d in (2, 3, 4)],
+                       axis=0)
+    assert np.allclose(first.profiles["a"].values, median)
+    # with enough scenes before it (days 0 and 2), the usual background of earlier scenes
+    assert backgrounds.of(clips[3]).scenes == (key(clips[0]), key(clips[2]))
+
+
+def test_a_scene_among_the_first_clear_ones_revises_the_first_days(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bgm, "PARAMS", BackgroundParams(window=4, capacity=6, min_scenes=2,
+                                                        early_scenes=3))
+    history = [clip(d, 0.4 if d == 1 else 1.0) for d in range(12)]
+    days = lambda got: [int(c.scene.scene_id[1:]) for c in got]  # noqa: E731
+    # the first four clear scenes are days 0, 2, 3, 4: a new one among them revises days 0-4
+    assert days(bgm.affected_clips([history[3]], history)) == list(range(12))
+    assert days(bgm.affected_clips([history[4]], history[:5])) == [0, 1, 2, 3, 4]
+    # after them, only itself and the later ones, as before
+    assert days(bgm.affected_clips([history[8]], history)) == [8, 9, 10, 11]
+    assert days(bgm.affected_clips([clip(13, 0.4)], [*history, clip(13, 0.4)])) == [13]
+
+
 def test_profiles_and_model_are_stored_uncompressed_and_deflated_ones_still_load(tmp_path: Path) -> None:
     """Float spectra barely deflate, and deflating a year's model took 0.5 s of every update:
     both objects are written stored; those an earlier version wrote deflated still load."""

@@ -95,9 +95,30 @@ def test_days_when_the_yard_empties_do_not_hide_a_surge() -> None:
     assert first.spread is not None and abs(first.spread - 1.4826 * 2.5) < 1e-9
 
 
+def test_a_count_above_the_maximum_even_at_its_low_end_needs_no_z() -> None:
+    """A yard that swings between empty and its five-year maximum (simulated Tumangang's true
+    counts, Sept 2023) has a wide spread: its loading day, 34 cars for a maximum of 20, is z 2.4.
+    With its interval wholly above the maximum it is a surge; a count whose low end reaches down
+    to the maximum still needs the z test."""
+    quiet = [15, 20, 20, 20, 20, 0, 12, 15, 13, 5, 7]
+    counts = [*quiet, 34, 34, 42]
+    times, valid = series(counts), [1.0] * len(counts)
+    params = SurgeParams(ratio_threshold=1.3)
+    plain = flag_surges(times, counts, valid, history_max=20, params=params)
+    loading = plain[len(quiet)]
+    assert not loading.surge and loading.robust_z is not None and loading.robust_z < 3.0
+    lows = [c - 4 for c in counts]  # the loading day: 30 to 38
+    flags = flag_surges(times, counts, valid, history_max=20, params=params, lows=lows)
+    assert [f.surge for f in flags] == [False] * len(quiet) + [True] * 3
+    doubtful = [*lows[:-3], 20, 20, 20]  # the same counts, intervals reaching down to 20
+    assert [f.surge for f in flag_surges(times, counts, valid, history_max=20, params=params,
+                                         lows=doubtful)] == [f.surge for f in plain]
+
+
 def flags_by_definition(times: list[datetime], counts: list[float], valid: list[float],
-                        history_max: float | None, p: SurgeParams) -> list[tuple[bool, float | None,
-                                                                                float | None]]:
+                        history_max: float | None, p: SurgeParams,
+                        lows: list[float] | None = None) -> list[tuple[bool, float | None,
+                                                                       float | None]]:
     """The surge test read straight off its definition, every scene against a scan of all
     earlier ones (quadratic; the oracle of the incremental version)."""
     reliable = [v >= p.min_valid_fraction for v in valid]
@@ -117,7 +138,8 @@ def flags_by_definition(times: list[datetime], counts: list[float], valid: list[
             z = (counts[i] - baseline) / spread
         enough = len(recent) >= p.min_history or history_max is not None
         over = reliable[i] and enough and ratio is not None and ratio >= p.ratio_threshold
-        surge = over and (z is None or z >= p.z_threshold)
+        beyond = lows is not None and bool(peaks) and lows[i] > max(peaks)
+        surge = over and (z is None or z >= p.z_threshold or beyond)
         elevated = over or (len(recent) >= p.min_history and z is not None and z >= p.z_threshold)
         if reliable[i] and not elevated:
             material.append(i)
@@ -144,8 +166,9 @@ def test_flags_match_the_definition_on_random_series() -> None:
         params = SurgeParams(window_days=int(rng.choice([7, 20, 60])),
                              lookback_days=int(rng.choice([30, 90, 5 * 365])),
                              min_history=int(rng.choice([1, 5])))
-        flags = flag_surges(times, counts, valid, history_max=history_max, params=params)
-        expected = flags_by_definition(times, counts, valid, history_max, params)
+        lows = None if case % 2 else [c - float(rng.integers(0, 12)) for c in counts]
+        flags = flag_surges(times, counts, valid, history_max=history_max, params=params, lows=lows)
+        expected = flags_by_definition(times, counts, valid, history_max, params, lows)
         assert [(f.surge, f.ratio, f.baseline) for f in flags] == expected, f"case {case}"
         surges += sum(f.surge for f in flags)
         ties += int((steps[1:] == 0).sum())

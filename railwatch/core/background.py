@@ -5,7 +5,9 @@ A scene's background is the per-position median of the AOI's earlier clear scene
 scene, the pipeline keeps the profiles of the most recent clear scenes in one small object per
 AOI. It keeps the scenes themselves, not a running median, because the background of a scene
 acquired at T may only use scenes acquired before T: that is what makes a backfill (in any
-order) compute the counts the live runs computed.
+order) compute the counts the live runs computed. The one exception, an AOI's first days, uses
+the AOI's first clear scenes (`BackgroundParams.early_scenes`, `background_of`): it is a
+function of the set of scenes too, and their counts are revised when those scenes arrive.
 
 The model's content is a function of the SET of scenes merged into it (the newest `capacity`
 by acquisition time, plus the time of the newest one that fell out), never of the order they
@@ -48,11 +50,20 @@ class BackgroundParams:
     # scenes kept: the window plus about a month of slack, so that a scene arriving late (or a
     # short backfill behind the newest scene) still finds its whole window in the model
     capacity: int = 90
-    min_scenes: int = 5  # fewer earlier clear scenes: the reference composite is the background
+    min_scenes: int = 5  # fewer earlier clear scenes: an early background (below)
+    # A scene with fewer than `min_scenes` clear scenes before it (an AOI's first days) is
+    # measured against the AOI's first `early_scenes` clear scenes other than itself, once they
+    # exist; until then against the reference composite. The composite is the median of the
+    # first few dates, so a train standing through them is in it and its stretch reads as cars
+    # or gaps; scenes from after the train left show the ballast (year bench, first days: mean
+    # absolute track error 0.83 -> 0.20 cars, interval 86 -> 100 %).
+    early_scenes: int = 10
 
     def __post_init__(self) -> None:
-        if self.capacity < self.window or self.window < self.min_scenes or self.min_scenes < 1:
-            raise ValueError("BackgroundParams needs capacity >= window >= min_scenes >= 1")
+        if (self.capacity < self.window or self.window < self.min_scenes or self.min_scenes < 1
+                or self.early_scenes < self.min_scenes):
+            raise ValueError("BackgroundParams needs capacity >= window >= min_scenes >= 1 "
+                             "and early_scenes >= min_scenes")
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,18 @@ def background_at(model: BackgroundModel, acquired: datetime, params: Background
     if not covers(model, acquired, params):
         raise ValueError(f"the background model no longer holds the scenes before {acquired}")
     window = [e for e in model.entries if e.acquired < acquired][-params.window:]
+    return _background(model, window, params, detector)
+
+
+def background_of(model: BackgroundModel, params: BackgroundParams,
+                  detector: DetectorParams | None = None) -> Background:
+    """The background from every scene `model` holds (its latest `window`), whenever acquired:
+    an early scene's, from a model of the AOI's first clear scenes without it."""
+    return _background(model, list(model.entries[-params.window:]), params, detector)
+
+
+def _background(model: BackgroundModel, window: list[ModelEntry], params: BackgroundParams,
+                detector: DetectorParams | None) -> Background:
     history = [{t: TrackProfile(t, g.step_m, e.values[t], e.valid[t], g.positions,
                                 sides=e.sides.get(t, no_sides()))
                 for t, g in model.tracks.items()} for e in window]

@@ -1,4 +1,5 @@
-"""Surge flags from a count series: far above the robust baseline AND above the historical max.
+"""Surge flags from a count series: above the historical max by the ratio AND beyond doubt: far
+above the robust baseline, or (given the counts' intervals) above that max even at the low end.
 
 Each scene is judged only against earlier, reliable scenes that were not themselves far above
 their baseline (flagged or merely elevated), so a backfill computes the same flags as the live
@@ -54,8 +55,15 @@ def flag_surges(
     valid_fractions: Sequence[float],
     history_max: float | None = None,
     params: SurgeParams | None = None,
+    lows: Sequence[float] | None = None,
 ) -> list[SurgeFlag]:
-    """One flag per scene; `times` must be sorted ascending.
+    """One flag per scene; `times` must be sorted ascending. `lows`: the low ends of the
+    counts' ≈90 % intervals, where known.
+
+    A yard whose normal days swing widely (empty one day, 20 cars the next) has a wide robust
+    spread: 34 cars against a five-year maximum of 20 is then only z 2.4, though unprecedented.
+    A count above the maximum by the ratio whose interval lies wholly above the maximum is a
+    surge without the z test (simulated Tumangang, true counts: flagged from 09-22, not 09-24).
 
     The scenes that may serve as baseline (reliable, not elevated) are kept in time order as the
     series is walked, so each scene finds its windows by bisection: the series is flagged again
@@ -90,7 +98,8 @@ def flag_surges(
             z = (counts[i] - baseline) / spread
         enough = len(recent) >= p.min_history or history_max is not None
         over_ratio = bool(reliable[i] and enough and ratio is not None and ratio >= p.ratio_threshold)
-        surge = over_ratio and (z is None or z >= p.z_threshold)
+        above_doubt = lows is not None and peak is not None and lows[i] > peak
+        surge = over_ratio and (z is None or z >= p.z_threshold or above_doubt)
         # far above the baseline OR above the historical maximum by the ratio: either way not
         # material for the baseline or the maximum a later scene is compared with
         elevated = over_ratio or (len(recent) >= p.min_history and z is not None and z >= p.z_threshold)

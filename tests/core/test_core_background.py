@@ -14,6 +14,7 @@ from railwatch.core.background import (
     BackgroundParams,
     SceneProfiles,
     background_at,
+    background_of,
     build_model,
     covers,
     merge_scene,
@@ -105,3 +106,13 @@ def test_track_mismatch_is_an_error() -> None:
     odd = SceneProfiles(odd.key, odd.acquired, 1.0, 0.9, {"a": odd.profiles["a"]})
     with pytest.raises(ValueError, match="tracks do not match"):
         merge_scene(model, odd, PARAMS)
+
+
+def test_background_of_takes_every_scene_the_model_holds_whenever_acquired() -> None:
+    model = build_model([scene(d) for d in (3, 4, 6, 9)], "test", PARAMS)
+    bg = background_of(model, PARAMS)
+    assert bg.profiles is not None and bg.scenes == ("sim/s03", "sim/s04", "sim/s06", "sim/s09")
+    assert np.allclose(bg.profiles["a"].values, 5.0)
+    assert background_of(build_model([scene(3), scene(4)], "test", PARAMS), PARAMS).profiles is None
+    with pytest.raises(ValueError, match="early_scenes >= min_scenes"):
+        BackgroundParams(min_scenes=5, early_scenes=4)
