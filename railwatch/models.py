@@ -96,7 +96,8 @@ class SceneCount(BaseModel):
     flags: tuple[str, ...]
     image_key: str
     mask_key: str
-    background_scenes: int = Field(0, description="Earlier clear scenes in the background "
+    background_scenes: int = Field(0, description="Clear scenes in the background: earlier ones, "
+                                   "or for an AOI's first days its first clear scenes but this one "
                                    "(0: the AOI's reference composite was the background).")
     background_id: str = Field("", description="Digest of those scenes' keys, or 'reference'.")
     seconds: float = 0.0
