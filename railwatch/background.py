@@ -48,9 +48,9 @@ def scene_key(clip: ClipRef) -> str:
     return f"{clip.scene.source}/{clip.scene.scene_id}"
 
 
-def newest_first(clips: Iterable[ClipRef]) -> list[ClipRef]:
-    """The model's order (acquisition time, then key), newest first."""
-    return sorted(clips, key=lambda c: (c.scene.acquired, scene_key(c)), reverse=True)
+def oldest_first(clips: Iterable[ClipRef]) -> list[ClipRef]:
+    """The model's order (acquisition time, then key)."""
+    return sorted(clips, key=lambda c: (c.scene.acquired, scene_key(c)))
 
 
 def read_scene(clip: ClipRef, store: ObjectStore) -> SceneProfiles:
@@ -58,6 +58,14 @@ def read_scene(clip: ClipRef, store: ObjectStore) -> SceneProfiles:
     profiles, alignment = decode_profiles(store.get_bytes(profile_key(clip)))
     return SceneProfiles(scene_key(clip), clip.scene.acquired, clip.valid_fraction,
                          alignment.confidence, profiles)
+
+
+def cached_scene(clip: ClipRef, store: ObjectStore, cache: dict[str, SceneProfiles]) -> SceneProfiles:
+    """`read_scene`, once per clip for a given `cache`."""
+    key = scene_key(clip)
+    if key not in cache:
+        cache[key] = read_scene(clip, store)
+    return cache[key]
 
 
 @dataclass(frozen=True)
@@ -96,17 +104,15 @@ def rebuild_model(store: ObjectStore, history: Sequence[ClipRef], capacity: int,
     """
     cache = {} if cache is None else cache
     scenes: list[SceneProfiles] = []
-    for clip in newest_first(history):
+    for clip in oldest_first(history)[::-1]:  # newest first
         if len(scenes) > capacity:
             break
         if clip.valid_fraction < PARAMS.min_valid_fraction or (
                 before is not None and clip.scene.acquired >= before):
             continue  # not clear, or not earlier: no need to read its profiles
-        key = scene_key(clip)
-        if key not in cache:
-            cache[key] = read_scene(clip, store)
-        if is_clear(cache[key], PARAMS):
-            scenes.append(cache[key])
+        scene = cached_scene(clip, store, cache)
+        if is_clear(scene, PARAMS):
+            scenes.append(scene)
     return build_model(reversed(scenes), DETECTOR_VERSION, PARAMS, capacity=capacity)
 
 
@@ -132,7 +138,7 @@ def update_model(aoi_id: str, clips: Sequence[ClipRef], history: Sequence[ClipRe
             rebuilt = None if first else why
         base = stored if stored is not None else rebuild_model(store, history, PARAMS.capacity)
         merged = base
-        for clip in reversed(newest_first(clips)):
+        for clip in oldest_first(clips):
             if scene_key(clip) not in merged.keys and clip.valid_fraction >= PARAMS.min_valid_fraction:
                 merged = merge_scene(merged, read_scene(clip, store), PARAMS)
         encoded = None if merged is previous else encode_model(merged)
@@ -154,8 +160,7 @@ def early_clips(history: Iterable[ClipRef], without: ClipRef | None = None,
     skip = None if without is None else scene_key(without)
     candidates = [c for c in history
                   if c.valid_fraction >= PARAMS.min_valid_fraction and scene_key(c) != skip]
-    return sorted(candidates, key=lambda c: (c.scene.acquired, scene_key(c)))[
-        :PARAMS.early_scenes + extra]
+    return oldest_first(candidates)[:PARAMS.early_scenes + extra]
 
 
 def affected_clips(new: Sequence[ClipRef], history: Sequence[ClipRef]) -> list[ClipRef]:
@@ -170,12 +175,11 @@ def affected_clips(new: Sequence[ClipRef], history: Sequence[ClipRef]) -> list[C
         return []
     first = min(c.scene.acquired for c in new)
     window = early_clips(history, extra=1)
-    last = window[-1].scene.acquired if window else None
-    by_key = {scene_key(c): c for c in history
-              if last is not None and first <= last and c.scene.acquired <= last}
-    by_key.update({scene_key(c): c for c in history if c.scene.acquired > first})
+    revised = window[-1].scene.acquired if window and first <= window[-1].scene.acquired else None
+    by_key = {scene_key(c): c for c in history if c.scene.acquired > first
+              or (revised is not None and c.scene.acquired <= revised)}
     by_key.update({scene_key(c): c for c in new})
-    return sorted(by_key.values(), key=lambda c: (c.scene.acquired, scene_key(c)))
+    return oldest_first(by_key.values())
 
 
 class Backgrounds:
@@ -202,11 +206,8 @@ class Backgrounds:
         early = early_clips(self.history, without=clip)
         if len(early) < PARAMS.early_scenes:
             return used
-        for c in early:
-            if scene_key(c) not in self.cache:
-                self.cache[scene_key(c)] = read_scene(c, self.store)
-        model = build_model([self.cache[scene_key(c)] for c in early], DETECTOR_VERSION, PARAMS,
-                            capacity=PARAMS.early_scenes)
+        model = build_model([cached_scene(c, self.store, self.cache) for c in early],
+                            DETECTOR_VERSION, PARAMS, capacity=PARAMS.early_scenes)
         found = background_of(model, PARAMS)
         return found if found.profiles is not None else used
 
