@@ -21,12 +21,13 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
-from railwatch.core.profiles import background_from_history
-from railwatch.core.types import BoolArray, DetectorParams, TrackProfile, no_sides
+from railwatch.core.history import track_background
+from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,38 @@ class BackgroundModel:
         """A short content id: the same scenes give the same revision, whatever their order."""
         return scenes_digest([e.key for e in self.entries], self.evicted_through)
 
+    @cached_property
+    def stacked(self) -> dict[str, TrackStack]:
+        """Per track, the entries' profiles stacked once: a background's window is a slice."""
+        return {t: TrackStack.of(t, self.entries) for t in self.tracks}
+
+    @cached_property
+    def computed(self) -> dict[tuple[int, int, DetectorParams | None], Background]:
+        """The last background computed (cloudy scenes in a row share their window)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class TrackStack:
+    """One track's values (E, S, bands), valid (E, S) and sides (E, S, 2, bands; NaN for an
+    entry without them, `has_sides` False) over a model's entries."""
+
+    values: npt.NDArray[np.float32]
+    valid: BoolArray
+    sides: npt.NDArray[np.float32] | None
+    has_sides: BoolArray
+
+    @classmethod
+    def of(cls, track_id: str, entries: tuple[ModelEntry, ...]) -> TrackStack:
+        values = np.stack([e.values[track_id] for e in entries])
+        has = np.array([track_id in e.sides for e in entries], dtype=bool)
+        sides = None
+        if has.any():
+            shape = (*values.shape[:2], 2, values.shape[2])
+            sides = np.stack([e.sides[track_id] if track_id in e.sides
+                              else np.full(shape[1:], np.nan, np.float32) for e in entries])
+        return cls(values, np.stack([e.valid[track_id] for e in entries]), sides, has)
+
 
 @dataclass(frozen=True)
 class Background:
@@ -211,21 +244,37 @@ def background_at(model: BackgroundModel, acquired: datetime, params: Background
     acquired strictly before it, never a later one. Raises ValueError if not `covers`."""
     if not covers(model, acquired, params):
         raise ValueError(f"the background model no longer holds the scenes before {acquired}")
-    window = [e for e in model.entries if e.acquired < acquired][-params.window:]
-    return _background(model, window, params, detector)
+    before = sum(1 for e in model.entries if e.acquired < acquired)  # the entries are in order
+    return _background(model, max(before - params.window, 0), before, params, detector)
 
 
 def background_of(model: BackgroundModel, params: BackgroundParams,
                   detector: DetectorParams | None = None) -> Background:
     """The background from every scene `model` holds (its latest `window`), whenever acquired:
     an early scene's, from a model of the AOI's first clear scenes without it."""
-    return _background(model, list(model.entries[-params.window:]), params, detector)
+    count = len(model.entries)
+    return _background(model, max(count - params.window, 0), count, params, detector)
 
 
-def _background(model: BackgroundModel, window: list[ModelEntry], params: BackgroundParams,
+def _background(model: BackgroundModel, first: int, last: int, params: BackgroundParams,
                 detector: DetectorParams | None) -> Background:
-    history = [{t: TrackProfile(t, g.step_m, e.values[t], e.valid[t], g.positions,
-                                sides=e.sides.get(t, no_sides()))
-                for t, g in model.tracks.items()} for e in window]
-    profiles = background_from_history(history, min_scenes=params.min_scenes, params=detector)
-    return Background(profiles, tuple(e.key for e in window) if profiles is not None else ())
+    """The median of entries[first:last] (`background_from_history` of their profiles: every
+    entry is clear, so each counts towards `min_scenes`)."""
+    memo = (first, last, detector)
+    if memo in model.computed:
+        return model.computed[memo]
+    if last - first < params.min_scenes or not model.entries:
+        return Background(None, ())
+    min_valid = (detector or DetectorParams()).history_min_valid
+    profiles: dict[str, TrackProfile] = {}
+    for t, geometry in model.tracks.items():
+        stack = model.stacked[t]
+        every = stack.sides is not None and bool(stack.has_sides[first:last].all())
+        sides = stack.sides[first:last] if every and stack.sides is not None else None
+        profiles[t] = track_background(t, geometry.step_m, geometry.positions,
+                                       stack.values[first:last], stack.valid[first:last], sides,
+                                       min_valid)
+    found = Background(profiles, tuple(e.key for e in model.entries[first:last]))
+    model.computed.clear()
+    model.computed[memo] = found
+    return found

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from railwatch.core.history import track_background
 from railwatch.core.resolved import is_resolved, profile_step_m
 from railwatch.core.sampling import erode, sample
 from railwatch.core.types import (
@@ -23,7 +24,6 @@ from railwatch.core.types import (
     DetectorParams,
     TrackLine,
     TrackProfile,
-    no_sides,
 )
 
 Floats = npt.NDArray[np.float64]
@@ -207,39 +207,11 @@ def background_from_history(
         # all profiles of a track come from the same grid; ignore any odd-length stragglers
         length = Counter(len(pr.valid) for pr in profs).most_common(1)[0][0]
         profs = [pr for pr in profs if len(pr.valid) == length]
-        valid = np.stack([pr.valid for pr in profs])
-        count = valid.sum(axis=0)
-        least = min(p.history_min_valid, len(profs))
-        stack = np.where(valid[:, :, None], np.stack([pr.values for pr in profs]), np.nan)
-        median = _median_of_valid(stack, count[:, None])
-        ok = count >= least
-        median[~ok] = np.nan
-        sides = no_sides()
+        sides = None
         if all(pr.sides.shape[:2] == (length, 2) for pr in profs):  # the strips beside, alike
-            side_stack = np.stack([pr.sides for pr in profs])
-            side_count = np.isfinite(side_stack).sum(axis=0)
-            sides = _median_of_valid(side_stack, side_count)
-            sides[side_count < least] = np.nan
-        first = profs[0]
-        out[track_id] = TrackProfile(
-            track_id=track_id,
-            step_m=first.step_m,
-            values=median,
-            valid=ok,
-            positions=first.positions,
-            covered=count > 0,
-            sides=sides,
-        )
+            sides = np.stack([pr.sides for pr in profs])
+        out[track_id] = track_background(
+            track_id, profs[0].step_m, profs[0].positions, np.stack([pr.values for pr in profs]),
+            np.stack([pr.valid for pr in profs]), sides, p.history_min_valid)
     return out
 
-
-def _median_of_valid(stack: npt.NDArray[Any], count: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
-    """The exact median down axis 0 of `stack`'s valid entries (the others NaN), `count` of
-    them (broadcast over the rest): sorted, invalid NaN last, the middle one or two valid."""
-    ordered = np.sort(stack, axis=0)
-    count = np.broadcast_to(count, stack.shape[1:])
-    lo = np.maximum(count - 1, 0) // 2
-    hi = np.minimum(count // 2, stack.shape[0] - 1)
-    pick_lo = np.take_along_axis(ordered, lo[None], axis=0)[0]
-    pick_hi = np.take_along_axis(ordered, hi[None], axis=0)[0]
-    return np.asarray((pick_lo + pick_hi) / 2, dtype=np.float32)
