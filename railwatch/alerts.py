@@ -47,7 +47,8 @@ def series_flags(aoi: AOI, rows: Sequence[SceneCountRow]) -> list[SurgeFlag]:
 
 def track_flags(aoi: AOI, rows: Sequence[TrackPoint]) -> dict[tuple[str, str], SurgeFlag]:
     """The same surge test per track, each track against its own history (a siding filling up
-    while the others empty moves no total). Keyed by (scene id, track id)."""
+    while the others empty moves no total), its intervals' low ends included as for the scene
+    (`series_flags`). Keyed by (scene id, track id)."""
     by_track: dict[str, list[TrackPoint]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: (r.acquired, r.scene_id)):
         by_track[r.track_id].append(r)
@@ -55,7 +56,8 @@ def track_flags(aoi: AOI, rows: Sequence[TrackPoint]) -> dict[tuple[str, str], S
     return {(r.scene_id, track): flag
             for track, series in by_track.items()
             for r, flag in zip(series, flag_surges([r.acquired for r in series], [r.cars for r in series],
-                                                   [r.valid_fraction for r in series], None, params),
+                                                   [r.valid_fraction for r in series], None, params,
+                                                   lows=[r.cars_low for r in series]),
                                strict=True)}
 
 

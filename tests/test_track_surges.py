@@ -58,3 +58,25 @@ def test_flags_follow_a_scene_detected_again(db_url: str) -> None:
     assert not after[("s11", "t1")][0] and not after[("s11", "t2")][0]
     others = [k for k in before if k[0] != "s11"]
     assert [after[k] for k in others] == [before[k] for k in others]
+
+
+def test_a_swinging_track_surges_when_its_interval_lies_above_its_maximum(db_url: str) -> None:
+    """As for the scene (tests/test_surge.py): a track that swings between empty and full has a
+    wide spread, so a count far above its maximum is only z ≈ 1.7; its interval lying wholly
+    above that maximum flags it. The same count with an interval reaching down to the maximum
+    does not."""
+    swings = [0, 10, 0, 10, 1, 9, 0, 10, 2, 10]
+
+    def stored(low: int) -> list[tuple[str, str]]:
+        aoi, db = demo_aoi(), CountsStore(db_url)
+        days = [(c, c, c) for c in swings] + [(17, low, 19)]
+        db.upsert_counts([scene_count(aoi, day, cars + 10).model_copy(update={"tracks": (
+            TrackCount(track_id="t1", length_m=900, occupied_m=cars * 14.5, cars=cars,
+                       cars_low=lo, cars_high=hi, valid_fraction=1.0), track("t2", 10))})
+            for day, (cars, lo, hi) in enumerate(days)])
+        flag_stored_series(aoi, db, VERSION)
+        return [(t.scene_id, t.track_id) for t in db.track_counts(aoi.id, detector_version=VERSION)
+                if t.surge]
+
+    assert stored(low=15) == [("s10", "t1")]  # 15-19 cars for a maximum of 10
+    assert stored(low=9) == []  # 9-19: it may be no more than the maximum
