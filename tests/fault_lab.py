@@ -21,7 +21,8 @@ class Lab:
     """Worlds under one root folder, sharing the simulated scenes and the servers."""
 
     def __init__(self, root: Path, prefect_api: Callable[[], str] | None = None,
-                 simulated: Path | None = None) -> None:
+                 simulated: Path | None = None,
+                 shared: Callable[[Callable[[], Baseline]], Baseline] | None = None) -> None:
         self.root = root
         # the Prefect API URL for the faults that run the CLI in a subprocess (a running server,
         # asked for on first use); without, the CLI starts its ephemeral API in the world's home
@@ -31,6 +32,9 @@ class Lab:
         self._stops: list[Callable[[], None]] = []
         self._servers: dict[str, Any] = {}
         self._baselines: dict[str, Baseline] = {}
+        # the simulator baseline made once for all the labs of a session (pytest-xdist's
+        # processes): given how to compute it, it returns the first lab's
+        self.shared = shared
 
     def world(self, name: str, **settings: str) -> World:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -44,18 +48,24 @@ class Lab:
     @property
     def baseline(self) -> Baseline:
         """A fault-free run of the world's days from the simulator catalog: the counts every
-        faulted world reading that catalog must reach."""
+        faulted world reading that catalog must reach (its rows hold nothing of the lab's own:
+        store keys, the simulator's scene ids; so one lab's serves every lab of a session)."""
+        if self.shared is not None and "simulator" not in self._baselines:
+            self._baselines["simulator"] = self.shared(lambda: self._clean_run(self.world("clean")))
         return self.baseline_of("simulator", lambda: self.world("clean"))
 
     def baseline_of(self, name: str, make_world: Callable[[], World]) -> Baseline:
         """The baseline of worlds of one kind (e.g. another catalog: its rows name that source),
         from a fault-free run of the world `make_world` gives, made once."""
         if name not in self._baselines:
-            clean = make_world()
-            outcome = clean.backfill()
-            assert outcome.state == "completed" and not outcome.failed, outcome
-            self._baselines[name] = Baseline(clean.counts(), clean.store_audit()[0])
+            self._baselines[name] = self._clean_run(make_world())
         return self._baselines[name]
+
+    @staticmethod
+    def _clean_run(clean: World) -> Baseline:
+        outcome = clean.backfill()
+        assert outcome.state == "completed" and not outcome.failed, outcome
+        return Baseline(clean.counts(), clean.store_audit()[0])
 
     def server(self, name: str, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
         """A server started once by `start` (which returns it and how to stop it)."""
