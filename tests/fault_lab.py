@@ -50,22 +50,23 @@ class Lab:
         """A fault-free run of the world's days from the simulator catalog: the counts every
         faulted world reading that catalog must reach (its rows hold nothing of the lab's own:
         store keys, the simulator's scene ids; so one lab's serves every lab of a session)."""
-        if self.shared is not None and "simulator" not in self._baselines:
-            self._baselines["simulator"] = self.shared(lambda: self._clean_run(self.world("clean")))
-        return self.baseline_of("simulator", lambda: self.world("clean"))
+        return self.baseline_of("simulator", lambda: self.world("clean"), shareable=True)
 
-    def baseline_of(self, name: str, make_world: Callable[[], World]) -> Baseline:
+    def baseline_of(self, name: str, make_world: Callable[[], World],
+                    shareable: bool = False) -> Baseline:
         """The baseline of worlds of one kind (e.g. another catalog: its rows name that source),
-        from a fault-free run of the world `make_world` gives, made once."""
-        if name not in self._baselines:
-            self._baselines[name] = self._clean_run(make_world())
-        return self._baselines[name]
+        from a fault-free run of the world `make_world` gives, made once (once per session
+        when `shareable` and the lab was given a `shared`)."""
+        def clean_run() -> Baseline:
+            clean = make_world()
+            outcome = clean.backfill()
+            assert outcome.state == "completed" and not outcome.failed, outcome
+            return Baseline(clean.counts(), clean.store_audit()[0])
 
-    @staticmethod
-    def _clean_run(clean: World) -> Baseline:
-        outcome = clean.backfill()
-        assert outcome.state == "completed" and not outcome.failed, outcome
-        return Baseline(clean.counts(), clean.store_audit()[0])
+        if name not in self._baselines:
+            self._baselines[name] = (self.shared(clean_run) if shareable and self.shared is not None
+                                     else clean_run())
+        return self._baselines[name]
 
     def server(self, name: str, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
         """A server started once by `start` (which returns it and how to stop it)."""

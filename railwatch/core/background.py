@@ -263,14 +263,14 @@ def _background(model: BackgroundModel, first: int, last: int, params: Backgroun
     memo = (first, last, detector)
     if memo in model.computed:
         return model.computed[memo]
-    if last - first < params.min_scenes or not model.entries:
+    if last - first < params.min_scenes:
         return Background(None, ())
     min_valid = (detector or DetectorParams()).history_min_valid
     profiles: dict[str, TrackProfile] = {}
     for t, geometry in model.tracks.items():
         stack = model.stacked[t]
-        every = stack.sides is not None and bool(stack.has_sides[first:last].all())
-        sides = stack.sides[first:last] if every and stack.sides is not None else None
+        sides = (stack.sides[first:last]
+                 if stack.sides is not None and stack.has_sides[first:last].all() else None)
         profiles[t] = track_background(t, geometry.step_m, geometry.positions,
                                        stack.values[first:last], stack.valid[first:last], sides,
                                        min_valid)
