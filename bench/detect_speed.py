@@ -10,7 +10,9 @@ then times in one process on one thread:
   (c) detect_image without a reference (image only);
   (d) the pipeline's path: estimate_alignment + extract_profiles (railwatch.measure.measure_clip)
       and measure_scene against a history background (railwatch.measure.detect_scenes);
-  (e) background_from_history over the history profiles (once per scene in detect_scenes).
+  (e) background_from_history over the history profiles (a median sorted from scratch);
+  (f) the background model's 60-scene window one scene on (railwatch.core.background, as
+      detect_scenes asks it scene after scene: the window's values kept sorted and moved on).
 
 Run: python bench/detect_speed.py [--scenes 50] [--size 700] [--days 12]
 """
@@ -30,6 +32,7 @@ import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -49,6 +52,12 @@ from railwatch.core import (  # noqa: E402
     estimate_alignment,
     extract_profiles,
     measure_scene,
+)
+from railwatch.core.background import (  # noqa: E402
+    BackgroundParams,
+    SceneProfiles,
+    background_at,
+    build_model,
 )
 from railwatch.core.registration import ReferenceTiles  # noqa: E402
 
@@ -144,12 +153,25 @@ def stages(season: Season, scenes: int) -> list[Stage]:
     def history_background(i: int) -> None:
         background_from_history(history, min_scenes=1)
 
+    # a model of the history's profiles again and again (distinct scenes, a day apart), long
+    # enough that every timed call moves the full window one scene on
+    params = BackgroundParams()
+    day0 = datetime(2023, 7, 1, tzinfo=UTC)
+    span = params.window + scenes + 2
+    model = build_model([SceneProfiles(f"bench/{k}", day0 + timedelta(days=k), 1.0, 1.0,
+                                       history[k % len(history)]) for k in range(span)],
+                        "bench", params, capacity=span)
+
+    def window_on(i: int) -> None:
+        background_at(model, day0 + timedelta(days=params.window + 1 + i % scenes), params)
+
     return [
         run_stage("(a) decode COG (I/O baseline)", decode, scenes),
         run_stage("(b) detect_image + reference", with_reference, scenes),
         run_stage("(c) detect_image, image only", image_only, scenes),
         run_stage("(d) pipeline: align+profile+measure", pipeline, scenes),
         run_stage(f"(e) history median ({len(history)} scenes)", history_background, scenes),
+        run_stage(f"(f) model window one on ({params.window} scenes)", window_on, scenes),
     ]
 
 

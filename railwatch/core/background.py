@@ -26,7 +26,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from railwatch.core.history import track_background
+from railwatch.core.history import WindowMedians, background_profile
 from railwatch.core.types import BoolArray, DetectorParams, TrackProfile
 
 
@@ -158,6 +158,16 @@ class TrackStack:
                               else np.full(shape[1:], np.nan, np.float32) for e in entries])
         return cls(values, np.stack([e.valid[track_id] for e in entries]), sides, has)
 
+    @cached_property
+    def value_medians(self) -> WindowMedians:
+        return WindowMedians(np.where(self.valid[..., None], self.values, np.float32(np.nan)))
+
+    @cached_property
+    def side_medians(self) -> WindowMedians:
+        """(None sides: a stack of no values, never asked for a median.)"""
+        return WindowMedians(self.sides if self.sides is not None
+                             else np.empty((len(self.values), 0), dtype=np.float32))
+
 
 @dataclass(frozen=True)
 class Background:
@@ -269,11 +279,11 @@ def _background(model: BackgroundModel, first: int, last: int, params: Backgroun
     profiles: dict[str, TrackProfile] = {}
     for t, geometry in model.tracks.items():
         stack = model.stacked[t]
-        sides = (stack.sides[first:last]
-                 if stack.sides is not None and stack.has_sides[first:last].all() else None)
-        profiles[t] = track_background(t, geometry.step_m, geometry.positions,
-                                       stack.values[first:last], stack.valid[first:last], sides,
-                                       min_valid)
+        with_sides = stack.sides is not None and bool(stack.has_sides[first:last].all())
+        profiles[t] = background_profile(
+            t, geometry.step_m, geometry.positions, stack.valid[first:last],
+            stack.value_medians.median(first, last)[0],
+            stack.side_medians.median(first, last) if with_sides else None, min_valid)
     found = Background(profiles, tuple(e.key for e in model.entries[first:last]))
     model.computed.clear()
     model.computed[memo] = found

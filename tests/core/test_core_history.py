@@ -8,7 +8,7 @@ import numpy as np
 
 from railwatch.core import TrackProfile, background_from_history
 from railwatch.core.background import BackgroundParams, SceneProfiles, background_at, build_model
-from railwatch.core.history import median_of_valid
+from railwatch.core.history import WindowMedians, median_of_valid
 
 DAY0 = datetime(2023, 9, 1, tzinfo=UTC)
 
@@ -31,6 +31,28 @@ def test_median_of_valid_is_the_median_of_the_valid_entries_only() -> None:
     wild = np.where(ok, stack, np.float32(1e9))
     assert np.array_equal(median_of_valid(wild, ok), got, equal_nan=True)
 
+
+
+def test_window_medians_moved_on_equal_a_fresh_sort_of_each_window() -> None:
+    """Windows one or a few entries on (kept sorted and moved on), the same window again, a jump
+    back, a growing window: every median and count the same bytes as `median_of_valid`, with
+    ties, positions never valid, and positions valid in only a few entries."""
+    rng = np.random.default_rng(11)
+    stack = rng.normal(100.0, 20.0, (40, 30, 3)).astype(np.float32)
+    stack[:, :5] = np.round(stack[:, :5] / 20.0)  # many ties
+    ok = rng.random((40, 30, 3)) < 0.7
+    ok[:, 5] = False
+    ok[:, 6] = rng.random((40, 3)) < 0.1
+    entries = np.where(ok, stack, np.float32(np.nan))
+    medians = WindowMedians(entries)
+    windows = [(0, 3), (0, 8), (1, 9), (2, 10), (2, 10), (5, 13), (6, 14), (9, 17), (0, 8),
+               (20, 28), *[(k, k + 12) for k in range(20, 29)], (27, 39), (28, 40)]
+    for first, last in windows:
+        median, count = medians.median(first, last)
+        expect = median_of_valid(stack[first:last], ok[first:last])
+        assert median.dtype == np.float32 and median.shape == (30, 3)
+        assert np.array_equal(median, expect, equal_nan=True), (first, last)
+        assert np.array_equal(count, ok[first:last].sum(axis=0)), (first, last)
 
 def _scene(day: int, rng: np.random.Generator, sides: bool) -> SceneProfiles:
     profiles = {}
