@@ -25,11 +25,14 @@ Floats = npt.NDArray[np.float64]
 
 
 def fill_invalid(image: npt.NDArray[Any], valid: BoolArray) -> npt.NDArray[np.float32]:
-    """Copy of `image` (bands, H, W) with invalid pixels set to the nearest valid pixel, so that
-    filters and resampling do not smear nodata or NaN into valid areas."""
-    out = np.array(image, dtype=np.float32, copy=True)
+    """`image` (bands, H, W) as float32 with invalid pixels set to the nearest valid pixel, so
+    that filters and resampling do not smear nodata or NaN into valid areas: a copy, or the image
+    itself when nothing needs filling (never changed in place; copying and `nan_to_num`-ing a
+    clear 0.5 m clip took 1.7 s a shift)."""
     if valid.all() or not valid.any():
-        return np.nan_to_num(out)
+        out = np.asarray(image, dtype=np.float32)
+        return out if np.isfinite(out).all() else np.nan_to_num(out)
+    out = np.array(image, dtype=np.float32, copy=True)
     # the nearest valid pixel of a hole borders the holes: the distance transform of the holes'
     # bounding box, a pixel wider, finds it (a clear clip's few holes: 14 ms -> under 1 ms)
     hole_rows, hole_cols = np.nonzero(~valid)

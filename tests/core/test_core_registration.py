@@ -111,3 +111,16 @@ def test_kept_reference_tiles_give_the_same_alignment(yard: Yard, reference) -> 
     image, valid = yard.render((), shift_px=(1.0, 0.5), seed=30)
     assert estimate_alignment(image, valid, other, ref_valid, 6.0, params, tiles) == \
         estimate_alignment(image, valid, other, ref_valid, 6.0, params)
+
+
+def test_a_clear_image_is_not_filled_but_its_nans_become_zero() -> None:
+    """Nothing to fill: the image's own values (no copy needed), except a NaN, which would smear
+    through a resampling, made 0 in a copy; the caller's image is never changed."""
+    image = np.arange(2 * 6 * 5, dtype=np.float32).reshape(2, 6, 5)
+    clear = np.ones((6, 5), dtype=bool)
+    assert np.array_equal(fill_invalid(image, clear), image)
+    image[1, 2, 3] = np.nan
+    filled = fill_invalid(image, clear)
+    assert filled[1, 2, 3] == 0 and np.isnan(image[1, 2, 3])
+    assert np.array_equal(np.delete(filled.ravel(), 2 * 5 + 1 * 30 + 3),
+                          np.delete(image.ravel(), 2 * 5 + 1 * 30 + 3))
