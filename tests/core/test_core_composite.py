@@ -1,6 +1,8 @@
-"""The reference composite: a per-pixel median of dates, computed a strip of rows at a time."""
+"""The reference composite: a per-pixel median of dates, registered to it and normalised."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -9,23 +11,30 @@ from railwatch.core import composite
 from railwatch.core.composite import build_composite
 
 
-def test_the_strip_median_is_numpys_median_of_the_normalised_clear_dates(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(5)
-    images = [rng.uniform(500, 3000, (4, 23, 17)).astype(np.float32) for _ in range(5)]
-    valids = [rng.random((23, 17)) > 0.3 for _ in range(5)]
-    radiometry = [(tuple(rng.uniform(0.9, 1.1, 4)), tuple(rng.uniform(-20, 20, 4))) for _ in range(5)]
-    monkeypatch.setattr(composite, "MEDIAN_STRIP_ROWS", 4)  # 23 rows: five strips and a short one
-    med, ok = composite._median(images, valids, radiometry, min_samples=3)
+@pytest.mark.parametrize("dates", [5, 4, 1])
+def test_the_median_is_numpys_median_of_the_normalised_clear_dates(dates: int) -> None:
+    """The compiled per-pixel median gives numpy's nanmedian of the normalised clear dates to
+    the bit (odd and even counts of clear dates, a NaN in a clear pixel left out), and 0 where
+    too few dates saw a pixel clear."""
+    rng = np.random.default_rng(5 + dates)
+    images = [rng.uniform(500, 3000, (4, 23, 17)).astype(np.float32) for _ in range(dates)]
+    valids = [rng.random((23, 17)) > 0.3 for _ in range(dates)]
+    images[0][2, 5, 6], valids[0][5, 6] = np.nan, True  # clear, yet no value in one band
+    radiometry = [(tuple(rng.uniform(0.9, 1.1, 4)), tuple(rng.uniform(-20, 20, 4)))
+                  for _ in range(dates)]
+    least = min(3, dates)
+    med, ok = composite._median(images, valids, radiometry, min_samples=least)
 
     normalised = np.stack([np.where(v[None], im * np.float32(g)[:, None, None] + np.float32(o)[:, None, None],
                                     np.nan)
                            for im, v, (g, o) in zip(images, valids, radiometry, strict=True)])
-    expected_ok = np.sum(valids, axis=0) >= 3
+    expected_ok = np.sum(valids, axis=0) >= least
     assert np.array_equal(ok, expected_ok) and 0 < ok.sum() < ok.size
-    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):  # all-NaN pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
         expected = np.nanmedian(normalised, axis=0)
-    assert np.array_equal(med[:, ok], expected[:, ok].astype(np.float32))
+    assert med.dtype == np.float32
+    assert np.array_equal(med[:, ok], expected[:, ok].astype(np.float32), equal_nan=True)
     assert np.all(med[:, ~ok] == 0)
 
 
