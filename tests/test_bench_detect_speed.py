@@ -21,6 +21,7 @@ def test_bench_prints_table_and_verdict(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "Detection speed: 200×200 px" in out
-    for stage in ("(a) decode", "(b) detect_image", "(c) detect_image", "(d) pipeline", "(e) history"):
+    for stage in ("(a) decode", "(b) detect_image", "(c) detect_image", "(d) pipeline", "(e) history",
+                  "(f) model window"):
         assert stage in out, out
     assert "AOI-scenes/s/core" in out and ("MET" in out)

