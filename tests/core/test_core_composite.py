@@ -11,15 +11,17 @@ from railwatch.core import composite
 from railwatch.core.composite import build_composite
 
 
-@pytest.mark.parametrize("dates", [5, 4, 1])
+@pytest.mark.parametrize("dates", [1, 2, 3, 4, 5, 8])
 def test_the_median_is_numpys_median_of_the_normalised_clear_dates(dates: int) -> None:
     """The compiled per-pixel median gives numpy's nanmedian of the normalised clear dates to
-    the bit (odd and even counts of clear dates, a NaN in a clear pixel left out), and 0 where
-    too few dates saw a pixel clear."""
+    the bit (odd and even counts of clear dates, a NaN in a clear pixel left out, NaN where no
+    clear date has a value), and 0 where too few dates saw a pixel clear."""
     rng = np.random.default_rng(5 + dates)
     images = [rng.uniform(500, 3000, (4, 23, 17)).astype(np.float32) for _ in range(dates)]
     valids = [rng.random((23, 17)) > 0.3 for _ in range(dates)]
     images[0][2, 5, 6], valids[0][5, 6] = np.nan, True  # clear, yet no value in one band
+    for image, valid in zip(images, valids, strict=True):  # clear on every date, never a value
+        image[1, 7, 8], valid[7, 8] = np.nan, True
     radiometry = [(tuple(rng.uniform(0.9, 1.1, 4)), tuple(rng.uniform(-20, 20, 4)))
                   for _ in range(dates)]
     least = min(3, dates)
@@ -33,7 +35,7 @@ def test_the_median_is_numpys_median_of_the_normalised_clear_dates(dates: int) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
         expected = np.nanmedian(normalised, axis=0)
-    assert med.dtype == np.float32
+    assert med.dtype == np.float32 and np.isnan(med[1, 7, 8])
     assert np.array_equal(med[:, ok], expected[:, ok].astype(np.float32), equal_nan=True)
     assert np.all(med[:, ~ok] == 0)
 

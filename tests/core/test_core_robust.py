@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from railwatch.core.robust import (
     _kept_median,
     median,
-    nanmedian_of_stack,
     quantile,
     robust_covariance,
     trimmed_linear_fits,
 )
-
-
-@pytest.mark.parametrize("dates", [1, 2, 3, 4, 5, 8])
-def test_stack_median_equals_numpys_nanmedian(dates: int) -> None:
-    rng = np.random.default_rng(dates)
-    stack = rng.normal(1000, 100, (dates, 4, 40, 50)).astype(np.float32)
-    stack[rng.random(stack.shape) < 0.3] = np.nan  # clouds on some dates
-    stack[:, :, :3] = np.nan  # never seen
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        expected = np.nanmedian(stack, axis=0)
-    got = nanmedian_of_stack(stack)
-    assert got.dtype == expected.dtype
-    np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(stack).all(axis=0))  # NaN: never seen
 
 
 @pytest.mark.parametrize("seed", range(6))
