@@ -31,13 +31,13 @@ def spline_shift(image: npt.NDArray[Any], dx: float, dy: float) -> npt.NDArray[n
     if data.ndim != 3:
         raise ValueError("spline_shift needs (bands, rows, cols)")
     pad = EDGE_PAD + int(np.ceil(max(abs(dx), abs(dy)))) + 2
-    across = np.empty((1, *data.shape[1:]), dtype=np.float64)  # one band at a time
+    across = np.empty(data.shape[1:], dtype=np.float64)  # one band at a time
     out = np.empty(data.shape, dtype=np.float32)
     rows_whole, rows_weights = _taps(dy)
     cols_whole, cols_weights = _taps(dx)
     for band in range(data.shape[0]):
-        _shift_axis(data[band : band + 1], across, 1, pad, rows_whole, rows_weights)
-        _shift_axis(across, out[band : band + 1], 2, pad, cols_whole, cols_weights)
+        _shift_axis(data[band], across, 0, pad, rows_whole, rows_weights)
+        _shift_axis(across, out[band], 1, pad, cols_whole, cols_weights)
     return out
 
 
@@ -52,45 +52,45 @@ def _taps(shift: float) -> tuple[int, npt.NDArray[np.float64]]:
 
 @compiled
 def _shift_axis(src: Any, dst: Any, axis: int, pad: int, whole: int, weights: Any) -> None:
-    """dst = src moved along `axis` (1: rows, 2: columns) by the taps (`whole`, `weights`).
-    Per band, LINES_AT_ONCE lines at once in a (samples, lines) buffer, edge-padded by `pad`:
-    the recursive passes then run along memory instead of one line after another, in a buffer
-    that stays in cache (all of a 0.5 m clip's lines at once was 120 MB, walked five times)."""
-    bands, rows, cols = src.shape
-    n, lines = (rows, cols) if axis == 1 else (cols, rows)
+    """dst = src (one band, rows × cols) moved along `axis` (0: rows, 1: columns) by the taps
+    (`whole`, `weights`). LINES_AT_ONCE lines at once in a (samples, lines) buffer, edge-padded
+    by `pad`: the recursive passes then run along memory instead of one line after another, in a
+    buffer that stays in cache (all of a 0.5 m clip's lines at once was 120 MB, walked five
+    times)."""
+    rows, cols = src.shape
+    n, lines = (rows, cols) if axis == 0 else (cols, rows)
     size = n + 2 * pad
     block = min(lines, LINES_AT_ONCE)
     buf = np.empty((size, block), dtype=np.float64)
     z = POLE
     gain = (1.0 - z) * (1.0 - 1.0 / z)
-    for b in range(bands):
-        for first_line in range(0, lines, block):
-            m = min(block, lines - first_line)
-            for k in range(size):
-                at = min(max(k - pad, 0), n - 1)
-                for j in range(m):
-                    line = first_line + j
-                    buf[k, j] = (src[b, at, line] if axis == 1 else src[b, line, at]) * gain
-            # causal pass, started from a mirrored sum; anticausal pass, mirror boundary
-            zk = z
-            for k in range(1, min(size, 40)):
-                for j in range(m):
-                    buf[0, j] += zk * buf[k, j]
-                zk *= z
-            for k in range(1, size):
-                for j in range(m):
-                    buf[k, j] += z * buf[k - 1, j]
+    for first_line in range(0, lines, block):
+        m = min(block, lines - first_line)
+        for k in range(size):
+            at = min(max(k - pad, 0), n - 1)
             for j in range(m):
-                buf[size - 1, j] = (z / (z * z - 1.0)) * (buf[size - 1, j] + z * buf[size - 2, j])
-            for k in range(size - 2, -1, -1):
-                for j in range(m):
-                    buf[k, j] = z * (buf[k + 1, j] - buf[k, j])
-            for i in range(n):
-                start = pad + i + whole - 1
-                for j in range(m):
-                    moved = (weights[0] * buf[start, j] + weights[1] * buf[start + 1, j]
-                             + weights[2] * buf[start + 2, j] + weights[3] * buf[start + 3, j])
-                    if axis == 1:
-                        dst[b, i, first_line + j] = moved
-                    else:
-                        dst[b, first_line + j, i] = moved
+                line = first_line + j
+                buf[k, j] = (src[at, line] if axis == 0 else src[line, at]) * gain
+        # causal pass, started from a mirrored sum; anticausal pass, mirror boundary
+        zk = z
+        for k in range(1, min(size, 40)):
+            for j in range(m):
+                buf[0, j] += zk * buf[k, j]
+            zk *= z
+        for k in range(1, size):
+            for j in range(m):
+                buf[k, j] += z * buf[k - 1, j]
+        for j in range(m):
+            buf[size - 1, j] = (z / (z * z - 1.0)) * (buf[size - 1, j] + z * buf[size - 2, j])
+        for k in range(size - 2, -1, -1):
+            for j in range(m):
+                buf[k, j] = z * (buf[k + 1, j] - buf[k, j])
+        for i in range(n):
+            start = pad + i + whole - 1
+            for j in range(m):
+                moved = (weights[0] * buf[start, j] + weights[1] * buf[start + 1, j]
+                         + weights[2] * buf[start + 2, j] + weights[3] * buf[start + 3, j])
+                if axis == 0:
+                    dst[i, first_line + j] = moved
+                else:
+                    dst[first_line + j, i] = moved
