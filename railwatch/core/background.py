@@ -163,10 +163,8 @@ class TrackStack:
         return WindowMedians(np.where(self.valid[..., None], self.values, np.float32(np.nan)))
 
     @cached_property
-    def side_medians(self) -> WindowMedians:
-        """(None sides: a stack of no values, never asked for a median.)"""
-        return WindowMedians(self.sides if self.sides is not None
-                             else np.empty((len(self.values), 0), dtype=np.float32))
+    def side_medians(self) -> WindowMedians | None:
+        return None if self.sides is None else WindowMedians(self.sides)
 
 
 @dataclass(frozen=True)
@@ -279,11 +277,11 @@ def _background(model: BackgroundModel, first: int, last: int, params: Backgroun
     profiles: dict[str, TrackProfile] = {}
     for t, geometry in model.tracks.items():
         stack = model.stacked[t]
-        with_sides = stack.sides is not None and bool(stack.has_sides[first:last].all())
+        sides = stack.side_medians if stack.has_sides[first:last].all() else None
         profiles[t] = background_profile(
             t, geometry.step_m, geometry.positions, stack.valid[first:last],
             stack.value_medians.median(first, last)[0],
-            stack.side_medians.median(first, last) if with_sides else None, min_valid)
+            sides.median(first, last) if sides is not None else None, min_valid)
     found = Background(profiles, tuple(e.key for e in model.entries[first:last]))
     model.computed.clear()
     model.computed[memo] = found
