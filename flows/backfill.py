@@ -16,7 +16,16 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from pydantic import BaseModel, Field, model_validator
 
 from flows.batching import date_chunks
-from flows.common import AHEAD, BEHIND, finish_window, open_run, publish, render_quicklooks, start_window
+from flows.common import (
+    AHEAD,
+    BEHIND,
+    finish_window,
+    open_run,
+    publish,
+    render_quicklooks,
+    settled,
+    start_window,
+)
 from flows.runner import dask_task_runner
 from railwatch.models import RunSummary
 from railwatch.progress import report
@@ -65,27 +74,28 @@ def backfill(request: BackfillRequest) -> RunSummary:
     progress = progress_artifact(len(chunks))
     report("chunks", 0, len(chunks))
     windows = [(day_start(first), day_start(last + timedelta(days=1))) for first, last in chunks]
-    ahead = start_window(run, *windows[0], summary, force=request.force) if windows else []
-    for done, (first, last) in enumerate(chunks, start=1):
-        before, clipping = summary.processed, ahead
-        if done < len(chunks):  # clipped while this chunk is finished; registered after it
-            ahead = start_window(run, *windows[done], summary, force=request.force, priority=AHEAD)
-        finish_window(run, clipping, summary)
-        if done < len(chunks):
-            # the quicklooks of the transitions the counts so far make, rendered while the next
-            # chunks are worked on, when a worker has nothing else, not all at the end (a year
-            # of 20 AOIs: ≈ 1,400); exactly those publishing would render: chunks are stored in
-            # acquisition order, and an episode's transitions depend only on the series up to
-            # their scene (the last chunk's go with publishing)
-            render_quicklooks(run, priority=BEHIND)
-        logger.info("chunk %d/%d (%s … %s): %d scene(s) processed", done, len(chunks), first, last,
-                    summary.processed - before)
-        if progress is not None:
-            update_progress_artifact(progress, 100.0 * done / len(chunks))
-        report("chunks", done, len(chunks))
-    logger.info("found %d scene(s): %d new, %d new version(s), %d already done; %d processed, %d failed",
-                summary.found, summary.discovered, summary.revised, summary.skipped_done,
-                summary.processed, len(summary.failed))
-    publish(run, summary)
+    with settled(run.batches):  # a failing run ends when its batches have
+        ahead = start_window(run, *windows[0], summary, force=request.force) if windows else []
+        for done, (first, last) in enumerate(chunks, start=1):
+            before, clipping = summary.processed, ahead
+            if done < len(chunks):  # clipped while this chunk is finished; registered after it
+                ahead = start_window(run, *windows[done], summary, force=request.force, priority=AHEAD)
+            finish_window(run, clipping, summary)
+            if done < len(chunks):
+                # the quicklooks of the transitions the counts so far make, rendered while the next
+                # chunks are worked on, when a worker has nothing else, not all at the end (a year
+                # of 20 AOIs: ≈ 1,400); exactly those publishing would render: chunks are stored in
+                # acquisition order, and an episode's transitions depend only on the series up to
+                # their scene (the last chunk's go with publishing)
+                render_quicklooks(run, priority=BEHIND)
+            logger.info("chunk %d/%d (%s … %s): %d scene(s) processed", done, len(chunks), first, last,
+                        summary.processed - before)
+            if progress is not None:
+                update_progress_artifact(progress, 100.0 * done / len(chunks))
+            report("chunks", done, len(chunks))
+        logger.info("found %d scene(s): %d new, %d new version(s), %d already done; %d processed, %d failed",
+                    summary.found, summary.discovered, summary.revised, summary.skipped_done,
+                    summary.processed, len(summary.failed))
+        publish(run, summary)
     report("done", 1, 1)
     return summary

@@ -9,14 +9,16 @@ runs follows the work, not AOIs × date chunks. Bookkeeping and the registry sta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from dask.base import annotate
 from prefect import get_run_logger
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture, as_completed, wait
 
 from flows.batching import pack
 from railwatch.adapters.alerts import AlertStore
@@ -59,6 +61,8 @@ class Run:
     # (AOI id, scene id): each scene's is submitted once
     rendering: Submitted = field(default_factory=list)
     rendered: set[tuple[str, str]] = field(default_factory=set)
+    # every batch submitted that the flow still holds (gathered or not): what `settled` waits for
+    batches: weakref.WeakSet[PrefectFuture[list[Any]]] = field(default_factory=weakref.WeakSet)
 
     @property
     def store_url(self) -> str:
@@ -93,8 +97,22 @@ def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],
             ids = [a for a, _ in p]
             needs = [f for done, f in after or [] if set(done) & set(ids)]
             calls = PackedCalls([args(a, items) for a, items in p])
-            out.append((ids, run_batch.submit(step, calls, wait_for=needs, return_state=False)))
+            future = run_batch.submit(step, calls, wait_for=needs, return_state=False)
+            run.batches.add(future)
+            out.append((ids, future))
     return out
+
+
+@contextmanager
+def settled(batches: Iterable[PrefectFuture[Any]]) -> Iterator[None]:
+    """A run that fails ends once its batches have: none is left running behind it (retrying,
+    writing clips) to meet the rerun that follows, or, where flows share a process, the next
+    run's settings. Ctrl-C is not an Exception: it still stops the run at once."""
+    try:
+        yield
+    except Exception:
+        wait(list(batches))
+        raise
 
 
 def gather(stage: str, submitted: Submitted, run: Run, summary: RunSummary) -> list[tuple[str, Any]]:
@@ -288,10 +306,11 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     """One window, then publish: what a watch run does."""
     run = open_run(aoi_ids)
     summary = RunSummary(aois=list(run.aois))
-    process_window(run, start, end, summary, force=force, watch=watch)
-    get_run_logger().info("found %d scene(s): %d new, %d new version(s), %d already done; %d processed",
-                          summary.found, summary.discovered, summary.revised, summary.skipped_done,
-                          summary.processed)
-    publish(run, summary)
+    with settled(run.batches):
+        process_window(run, start, end, summary, force=force, watch=watch)
+        get_run_logger().info("found %d scene(s): %d new, %d new version(s), %d already done; "
+                              "%d processed", summary.found, summary.discovered, summary.revised,
+                              summary.skipped_done, summary.processed)
+        publish(run, summary)
     report("done", 1, 1)
     return summary
