@@ -7,17 +7,31 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect import flow, task
+from prefect.events.worker import EventsWorker
 from prefect.futures import PrefectFuture
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import settled
 from tests.cli_runs import PrefectServer
+
+
+@pytest.fixture
+def on_test_server(prefect_server: PrefectServer) -> Iterator[None]:
+    """The runs report to the test process's Prefect server; what they still hold is sent there
+    before the settings change back, so the process's log and event workers are not left bound
+    to it (a later test's in-process runs would send their events there instead)."""
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        yield
+        APILogWorker.drain_all()
+        EventsWorker.drain_all()
 
 
 @task
@@ -55,10 +69,9 @@ def run_failing(marker: Path, settle: bool) -> tuple[bool, str]:
 
 
 @pytest.mark.parametrize("settle", [True, False], ids=["settled", "as-before"])
-def test_a_failing_run_ends_after_its_batches(prefect_server: PrefectServer, tmp_path: Path,
-                                              settle: bool) -> None:
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        finished, failure = run_failing(tmp_path / "marker", settle)
+@pytest.mark.usefixtures("on_test_server")
+def test_a_failing_run_ends_after_its_batches(tmp_path: Path, settle: bool) -> None:
+    finished, failure = run_failing(tmp_path / "marker", settle)
     assert failure == "a batch failed"  # the batch's own error is what the run fails with
     # without settling, the failure overtakes the slow batch: what the fix is for
     assert finished is settle

@@ -27,6 +27,9 @@ pytestmark = pytest.mark.xdist_group("test_prefect_publish")  # its costly modul
 
 @pytest.fixture(scope="module")
 def prefect_api() -> Iterator[None]:
+    # the process's event worker is shared by every API URL: one left running by an earlier
+    # test's in-process runs would send this module's events to that test's server
+    EventsWorker.drain_all()
     with prefect_test_harness(server_startup_timeout=120):
         yield
 
