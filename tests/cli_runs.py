@@ -84,6 +84,23 @@ class PrefectServer:
 
 
 @contextmanager
+def reporting_to(server: PrefectServer) -> Iterator[None]:
+    """In-process runs report to `server`; what they still hold goes there before the settings
+    change back. Prefect keeps one log and one events worker per process for every server URL:
+    left bound to this one, they would take a later test's events (test_prefect_publish)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        try:
+            yield
+        finally:
+            APILogWorker.drain_all()
+            EventsWorker.drain_all()
+
+
+@contextmanager
 def prefect_server(folder: Path) -> Iterator[PrefectServer]:
     """`prefect server start` on a free loopback port, its home and log in `folder`: up (its
     health check answers) on entry, stopped on exit — a stop lets its services write what they

@@ -8,11 +8,8 @@ import pickle
 from collections.abc import Callable, Iterator
 
 import pytest
-from prefect.events.worker import EventsWorker
-from prefect.logging.handlers import APILogWorker
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.cli_runs import PrefectServer, built_once
+from tests.cli_runs import PrefectServer, built_once, reporting_to
 from tests.fault_cases import CASES
 from tests.fault_lab import Case, Lab
 from tests.faultkit import Baseline, render_world
@@ -36,14 +33,11 @@ def lab(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory)
         made: Baseline = pickle.loads((folder / "baseline.pickle").read_bytes())  # our own file
         return made
 
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+    with reporting_to(prefect_server):
         made = Lab(tmp_path_factory.mktemp("faults"), prefect_api=lambda: prefect_server.api_url,
                    simulated=simulated, shared=shared)
         yield made
         made.close()
-        # what the runs still hold goes to this server, while these settings point at it
-        APILogWorker.drain_all()
-        EventsWorker.drain_all()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.layer}: {c.fault}" for c in CASES])

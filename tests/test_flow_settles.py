@@ -13,25 +13,18 @@ from typing import Any
 
 import pytest
 from prefect import flow, task
-from prefect.events.worker import EventsWorker
 from prefect.futures import PrefectFuture
-from prefect.logging.handlers import APILogWorker
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import settled
-from tests.cli_runs import PrefectServer
+from tests.cli_runs import PrefectServer, reporting_to
 
 
 @pytest.fixture
 def on_test_server(prefect_server: PrefectServer) -> Iterator[None]:
-    """The runs report to the test process's Prefect server; what they still hold is sent there
-    before the settings change back, so the process's log and event workers are not left bound
-    to it (a later test's in-process runs would send their events there instead)."""
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+    """The runs report to the test process's Prefect server (`reporting_to`)."""
+    with reporting_to(prefect_server):
         yield
-        APILogWorker.drain_all()
-        EventsWorker.drain_all()
 
 
 @task
