@@ -30,6 +30,7 @@ from railwatch.aoi import AOI, load_registry, select_aois
 from railwatch.background import affected_clips, scene_key
 from railwatch.core import DETECTOR_VERSION
 from railwatch.grid import AOIGrid, aoi_grid
+from railwatch.interrupts import interrupted
 from railwatch.measure import reference_digest, reference_is_final
 from railwatch.models import ClipRef, MeasuredScene, RunSummary, SceneCount, SceneRef
 from railwatch.preflight import check_store
@@ -107,11 +108,14 @@ def submit(run: Run, step: str, work: Mapping[str, Sequence[Any]],
 def settled(batches: Iterable[PrefectFuture[Any]]) -> Iterator[None]:
     """A run that fails ends once its batches have: none is left running behind it (retrying,
     writing clips) to meet the rerun that follows, or, where flows share a process, the next
-    run's settings. Ctrl-C is not an Exception: it still stops the run at once."""
+    run's settings. Ctrl-C stops the run at once: it is no Exception, and where a library turned
+    it into one (`railwatch.interrupts`) the batches are not waited for either, since the same
+    Ctrl-C stopped their Dask workers (they would never finish)."""
     try:
         yield
     except Exception:
-        wait(list(batches))
+        if not interrupted():
+            wait(list(batches))
         raise
 
 

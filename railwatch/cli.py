@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from railwatch.cli_db import db_app
 from railwatch.cli_search import aoi_and_db, out, parse_range, search_cmd
 from railwatch.cli_views import show_alerts, show_counts, write_report_files, writing
 from railwatch.errors import RailwatchError
+from railwatch.interrupts import interrupted, noting_ctrl_c
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch rail yards in satellite imagery: count rail cars, flag surges.")
@@ -303,23 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turn railwatch errors into a one-line message and exit 2, and
     Ctrl-C into exit 130. Libraries may turn the KeyboardInterrupt into another exception where
     it lands (pydantic's serializer does), so a pressed Ctrl-C is noted as well as raised."""
-    pressed = threading.Event()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        def on_ctrl_c(signum: int, frame: Any) -> None:
-            pressed.set()
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        code = _main(argv)
-    except BaseException:
-        if not pressed.is_set():
-            raise
-        code = 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    with noting_ctrl_c():
+        try:
+            code = _main(argv)
+        except BaseException:
+            if not interrupted():
+                raise
+            code = 130
     if code == 130:
         sys.stderr.write("railwatch: interrupted; a rerun resumes where this one stopped\n")
     return code

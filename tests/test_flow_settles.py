@@ -5,6 +5,7 @@ suite's S3 cases saw it retry against the next world's endpoint with its credent
 
 from __future__ import annotations
 
+import signal
 import time
 import weakref
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import settled
+from railwatch.interrupts import noting_ctrl_c
 from tests.cli_runs import PrefectServer, reporting_to
 
 
@@ -78,3 +80,41 @@ def test_ctrl_c_is_not_held_up() -> None:
 
     with pytest.raises(KeyboardInterrupt), settled([NeverDone()]):  # type: ignore[list-item]
         raise KeyboardInterrupt
+
+
+@task
+def held(release: Path, marker: Path) -> None:
+    """A batch that runs until the test releases it (20 s at most)."""
+    deadline = time.monotonic() + 20.0
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    marker.write_text("finished")
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
+def interrupted_in_a_library(release: Path, marker: Path) -> tuple[bool, str]:
+    batches: weakref.WeakSet[PrefectFuture[Any]] = weakref.WeakSet()
+    batches.add(held.submit(release, marker))
+    try:
+        with settled(batches):
+            try:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C, delivered to this process
+            except KeyboardInterrupt as exc:  # as pydantic's serializer wraps it (seen in CI)
+                raise RuntimeError(f"Error calling function `_ser_model`: {exc!r}") from None
+    except RuntimeError as exc:
+        return marker.exists(), str(exc)
+    return False, "no failure"
+
+
+@pytest.mark.usefixtures("on_test_server")
+def test_ctrl_c_turned_into_an_error_by_a_library_is_not_held_up(tmp_path: Path) -> None:
+    """The same Ctrl-C stopped the Dask workers of the run's batches, which would then never
+    finish: the run leaves at once (a CI run hung here until the test's 90 s ran out)."""
+    release, marker = tmp_path / "release", tmp_path / "marker"
+    try:
+        with noting_ctrl_c():  # as `railwatch` runs every command
+            finished, failure = interrupted_in_a_library(release, marker)
+    finally:
+        release.touch()
+    assert failure == "Error calling function `_ser_model`: KeyboardInterrupt()"
+    assert not finished  # left while the batch still ran
