@@ -20,6 +20,7 @@ from flows.common import (
     AHEAD,
     BEHIND,
     finish_window,
+    log_totals,
     open_run,
     publish,
     render_quicklooks,
@@ -93,9 +94,7 @@ def backfill(request: BackfillRequest) -> RunSummary:
             if progress is not None:
                 update_progress_artifact(progress, 100.0 * done / len(chunks))
             report("chunks", done, len(chunks))
-        logger.info("found %d scene(s): %d new, %d new version(s), %d already done; %d processed, %d failed",
-                    summary.found, summary.discovered, summary.revised, summary.skipped_done,
-                    summary.processed, len(summary.failed))
+        log_totals(summary)
         publish(run, summary)
     report("done", 1, 1)
     return summary

@@ -119,6 +119,14 @@ def settled(batches: Iterable[PrefectFuture[Any]]) -> Iterator[None]:
         raise
 
 
+def log_totals(summary: RunSummary) -> None:
+    """The run's one line of totals (the backfill's and the watch's alike)."""
+    get_run_logger().info(
+        "found %d scene(s): %d new, %d new version(s), %d already done; %d processed, %d failed",
+        summary.found, summary.discovered, summary.revised, summary.skipped_done,
+        summary.processed, len(summary.failed))
+
+
 def gather(stage: str, submitted: Submitted, run: Run, summary: RunSummary) -> list[tuple[str, Any]]:
     """(AOI id, result) pairs as batches complete (list results flattened), with progress;
     failed scenes are recorded in the registry and the summary."""
@@ -312,9 +320,7 @@ def process_range(aoi_ids: Sequence[str] | None, start: datetime, end: datetime,
     summary = RunSummary(aois=list(run.aois))
     with settled(run.batches):
         process_window(run, start, end, summary, force=force, watch=watch)
-        get_run_logger().info("found %d scene(s): %d new, %d new version(s), %d already done; "
-                              "%d processed", summary.found, summary.discovered, summary.revised,
-                              summary.skipped_done, summary.processed)
+        log_totals(summary)
         publish(run, summary)
     report("done", 1, 1)
     return summary

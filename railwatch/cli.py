@@ -300,8 +300,7 @@ def _print_summary(summary: Any, simulated: float | None = None, wall: float | N
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turn railwatch errors into a one-line message and exit 2, and
-    Ctrl-C into exit 130. Libraries may turn the KeyboardInterrupt into another exception where
-    it lands (pydantic's serializer does), so a pressed Ctrl-C is noted as well as raised."""
+    Ctrl-C into exit 130, whatever exception it became on the way (`railwatch.interrupts`)."""
     with noting_ctrl_c():
         try:
             code = _main(argv)
